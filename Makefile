@@ -1,0 +1,41 @@
+# Entry points for people and CI. Tools come from PATH, else are installed into .tools/.
+SHELL := /bin/bash
+STACK := scripts/stack.sh
+DENO = $(shell $(STACK) deno)
+SCENARIO ?= steady
+SIZE ?= 1m
+
+.PHONY: help tools up down reset psql migrate test ok demo generate ingest report load-test bench soak
+
+help: ## list the commands
+	@grep -E '^[a-z-]+:.*## ' Makefile | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
+
+tools: ## install pinned deno and dbmate into .tools/ when not on PATH
+	@$(STACK) tools
+
+up: ## start PostgreSQL 18 (Docker if available, else embedded), migrate, apply views
+	@$(STACK) up
+
+down: ## stop PostgreSQL (data kept)
+	@$(STACK) down
+
+reset: ## stop PostgreSQL and wipe its data
+	@$(STACK) reset
+
+psql: ## open a SQL shell (or print DATABASE_URL when psql is not installed)
+	@url="$$($(STACK) url)"; if command -v psql >/dev/null; then psql "$$url"; else echo "$$url"; fi
+
+test: up ## start the database if needed, then fmt check, lint, type check and tests
+	@$(DENO) task ok
+
+demo: up ## seeded files with anomalies -> ingest -> counts and report
+	@$(DENO) run --allow-all scripts/demo.ts
+
+load-test: up ## k6 load test against deno task serve (SCENARIO=steady|mixed|spike|soak|smoke)
+	@bash load/run.sh $(SCENARIO)
+
+bench: up ## performance report: raw COPY vs ingest vs pgloader (SIZE=100k|1m|5m)
+	@$(DENO) run --allow-all bench/bench.ts --size $(SIZE)
+
+soak: up ## long fault-injection runs
+	@SOAK=1 $(DENO) test --allow-all scripts/faults_test.ts

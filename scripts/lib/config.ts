@@ -1,0 +1,125 @@
+// Configuration: read once from the environment (plus an optional .env), validated with zod.
+import { z } from "zod";
+
+const positiveInt = (name: string) =>
+  z.coerce.number({ error: `${name} must be a whole number` }).int(`${name} must be a whole number`)
+    .positive(`${name} must be greater than 0`);
+
+/** Every variable, its default and its form; the README configuration table mirrors this. */
+export const variables = {
+  DATABASE_URL: {
+    default: "postgres://postgres:postgres@127.0.0.1:5433/ecommerce",
+    schema: z.string().regex(
+      /^postgres(ql)?:\/\/[^/]+\/[^/?]+(\?.*)?$/,
+      "DATABASE_URL must look like postgres://user:password@host:port/database",
+    ),
+  },
+  LOG_LEVEL: {
+    default: "info",
+    schema: z.enum(["debug", "info", "warn", "error"], {
+      error: "LOG_LEVEL must be one of debug, info, warn, error",
+    }),
+  },
+  LOG_DIR: { default: "data/logs", schema: z.string().min(1) },
+  DATA_DIR: { default: "data", schema: z.string().min(1) },
+  MAX_PRICE: {
+    default: "10000",
+    schema: z.coerce.number({ error: "MAX_PRICE must be a number" }).positive(
+      "MAX_PRICE must be greater than 0",
+    ),
+  },
+  FUTURE_TOLERANCE_SECONDS: { default: "300", schema: positiveInt("FUTURE_TOLERANCE_SECONDS") },
+  TOO_OLD_DAYS: { default: "400", schema: positiveInt("TOO_OLD_DAYS") },
+  LATE_AFTER_SECONDS: { default: "600", schema: positiveInt("LATE_AFTER_SECONDS") },
+  MIN_VALIDITY_RATE: {
+    default: "0.95",
+    schema: z.coerce.number({ error: "MIN_VALIDITY_RATE must be a number between 0 and 1" })
+      .min(0, "MIN_VALIDITY_RATE must be between 0 and 1").max(
+        1,
+        "MIN_VALIDITY_RATE must be between 0 and 1",
+      ),
+  },
+  EMAIL_HASH_KEY: { default: "change-me-in-production", schema: z.string().min(8) },
+  INGEST_ROLE: { default: "pipeline_ingest", schema: z.string().regex(/^[a-z_][a-z0-9_]*$/) },
+  ANALYST_ROLE: { default: "pipeline_analyst", schema: z.string().regex(/^[a-z_][a-z0-9_]*$/) },
+  DB_RETRY_MAX_SECONDS: { default: "30", schema: positiveInt("DB_RETRY_MAX_SECONDS") },
+  BREAKER_THRESHOLD: { default: "5", schema: positiveInt("BREAKER_THRESHOLD") },
+  SCAN_INTERVAL_SECONDS: { default: "2", schema: positiveInt("SCAN_INTERVAL_SECONDS") },
+  SERVE_PORT: { default: "8080", schema: positiveInt("SERVE_PORT") },
+  API_KEYS: { default: "dev-key", schema: z.string().min(1, "API_KEYS must list at least one key") },
+  MAX_BODY_BYTES: { default: "10485760", schema: positiveInt("MAX_BODY_BYTES") },
+  MAX_CONCURRENT_BATCHES: { default: "4", schema: positiveInt("MAX_CONCURRENT_BATCHES") },
+} as const;
+
+type Vars = typeof variables;
+export type Config = { [K in keyof Vars]: z.output<Vars[K]["schema"]> };
+
+export class ConfigError extends Error {
+  override name = "ConfigError";
+}
+
+/** Parses `KEY=value` lines; `#` comments and blank lines are skipped, quotes stripped. */
+export function parseDotenv(text: string): Record<string, string> {
+  const out: Record<string, string> = {};
+  for (const raw of text.split(/\r?\n/)) {
+    const line = raw.trim();
+    if (line === "" || line.startsWith("#")) continue;
+    const eq = line.indexOf("=");
+    if (eq <= 0) continue;
+    const key = line.slice(0, eq).trim();
+    let value = line.slice(eq + 1).trim();
+    const hash = value.search(/\s#/);
+    if (hash >= 0 && !/^["']/.test(value)) value = value.slice(0, hash).trim();
+    value = value.replace(/^(['"])(.*)\1$/, "$2");
+    out[key] = value;
+  }
+  return out;
+}
+
+function readDotenv(path: string): Record<string, string> {
+  try {
+    return parseDotenv(Deno.readTextFileSync(path));
+  } catch (error) {
+    if (error instanceof Deno.errors.NotFound) return {};
+    throw new ConfigError(`Cannot read "${path}"`, { cause: error });
+  }
+}
+
+/** Builds the config from `env` (default: .env overlaid by the process environment). */
+export function loadConfig(env?: Record<string, string | undefined>): Config {
+  const source = env ?? { ...readDotenv(".env"), ...Deno.env.toObject() };
+  const out: Record<string, unknown> = {};
+  for (const [name, spec] of Object.entries(variables)) {
+    let raw = source[name];
+    if (raw === undefined || raw === "") {
+      raw = name === "DATABASE_URL" && source.PGPORT
+        ? spec.default.replace(":5433/", `:${source.PGPORT}/`)
+        : spec.default;
+    }
+    const parsed = (spec.schema as z.ZodType).safeParse(raw);
+    if (!parsed.success) {
+      const issue = parsed.error.issues[0]?.message ?? "invalid value";
+      const hint = issue.includes(name) ? issue : `${name} is invalid: ${issue}`;
+      throw new ConfigError(`${hint} (got "${raw}")`);
+    }
+    out[name] = parsed.data;
+  }
+  return out as Config;
+}
+
+let cached: Config | undefined;
+
+/** The process config; on a bad value prints one line naming the variable and exits 2. */
+export function config(): Config {
+  if (cached) return cached;
+  try {
+    cached = loadConfig();
+    return cached;
+  } catch (error) {
+    if (error instanceof ConfigError) {
+      console.error(`error: ${error.message}`);
+      Deno.exit(2);
+    }
+    throw error;
+  }
+}
