@@ -48,8 +48,7 @@ create table core.events (
     is_late boolean not null,
     batch_id bigint not null,
     line_no bigint not null,
-    ingested_at timestamptz not null,
-    payload_hash uuid not null
+    ingested_at timestamptz not null
 ) partition by range (event_time);
 
 -- The dedupe guard: core.events is partitioned by time, so it cannot hold a unique index on
@@ -57,7 +56,9 @@ create table core.events (
 -- order (insert ... on conflict do nothing returning) that decides what goes into core.events.
 create table core.event_ids (
     event_id uuid primary key,
-    payload_hash uuid not null
+    payload_hash uuid not null,
+    batch_id bigint not null,
+    line_no bigint not null
 );
 
 create table quality.dead_letter (
@@ -83,6 +84,7 @@ create table quality.dead_letter (
     search_query text,
     user_email text,
     schema_version int not null default 2,
+    raw_bytes bytea,
     created_at timestamptz not null default now(),
     replayed_at timestamptz,
     replay_count int not null default 0
@@ -110,6 +112,18 @@ create table quality.batch_metrics (
 );
 create index batch_metrics_finished_at_idx on quality.batch_metrics (finished_at);
 
+create table quality.replays (
+    replay_id bigint primary key,
+    reasons text[],
+    source text,
+    rows bigint not null,
+    moved bigint not null,
+    duplicates bigint not null,
+    still_invalid bigint not null,
+    started_at timestamptz not null,
+    finished_at timestamptz not null
+);
+
 create table quality.alerts (
     alert_id bigint generated always as identity primary key,
     batch_id bigint not null,
@@ -126,6 +140,7 @@ reset role;
 -- migrate:down
 set local role pipeline_owner;
 drop table if exists quality.alerts;
+drop table if exists quality.replays;
 drop table if exists quality.batch_metrics;
 drop table if exists quality.dead_letter;
 drop table if exists core.event_ids;

@@ -1,0 +1,248 @@
+// Loads one CSV file (or one in-memory batch) in ONE transaction: open batch -> COPY through
+// the structure scanner -> claim the content hash -> process_batch (all rules in SQL) -> commit.
+import { createHash } from "node:crypto";
+import { Readable } from "node:stream";
+import { pipeline } from "node:stream/promises";
+import type { Config } from "./config.ts";
+import { CsvScanner, HeaderError, type MalformedRow, rawText } from "./csv.ts";
+import type { Sql } from "./db.ts";
+
+const CHUNK = 1 << 20;
+
+export type Outcome = "loaded" | "empty" | "rejected" | "duplicate_file" | "busy";
+
+export interface BatchResult {
+  batch_id: number;
+  rows: number;
+  valid: number;
+  invalid: number;
+  duplicates: number;
+  late: number;
+  validity_rate: number | null;
+  reasons: Record<string, number>;
+  alert: boolean;
+  process_ms: number;
+}
+
+export interface LoadResult {
+  outcome: Outcome;
+  name: string;
+  sha256?: string;
+  bytes: number;
+  /** why a file was rejected, or which file held the same content first */
+  reason?: string;
+  /** ledger status of the first copy, for duplicate_file */
+  originalStatus?: string;
+  unknownColumns?: string[];
+  result?: BatchResult;
+  copyMs?: number;
+  totalMs: number;
+}
+
+/** The thresholds and key process_batch needs, from config. */
+export function settings(cfg: Config) {
+  return {
+    max_price: cfg.MAX_PRICE,
+    future_seconds: cfg.FUTURE_TOLERANCE_SECONDS,
+    too_old_days: cfg.TOO_OLD_DAYS,
+    late_seconds: cfg.LATE_AFTER_SECONDS,
+    min_validity_rate: cfg.MIN_VALIDITY_RATE,
+    email_key: cfg.EMAIL_HASH_KEY,
+  };
+}
+export type Settings = ReturnType<typeof settings>;
+
+/** Test-only crash points (PIPELINE_CRASH_AT=stage): the process dies on the spot. */
+export function crashPoint(stage: string) {
+  if (Deno.env.get("PIPELINE_CRASH_AT") === stage) {
+    console.error(`crash point "${stage}" reached: exiting abruptly`);
+    Deno.exit(137);
+  }
+}
+
+async function* chunks(path: string): AsyncGenerator<Uint8Array> {
+  using file = await Deno.open(path);
+  while (true) {
+    const buf = new Uint8Array(CHUNK);
+    const n = await file.read(buf);
+    if (n === null) return;
+    yield buf.subarray(0, n);
+  }
+}
+
+async function* ofBytes(bytes: Uint8Array): AsyncGenerator<Uint8Array> {
+  for (let i = 0; i < bytes.length; i += CHUNK) yield bytes.subarray(i, i + CHUNK);
+}
+
+/** Reads just enough of a source to know its header; undefined for an empty source. */
+async function readHeader(source: AsyncIterable<Uint8Array>): Promise<string[] | undefined> {
+  const scanner = new CsvScanner();
+  for await (const chunk of source) {
+    scanner.push(chunk);
+    if (scanner.header) return scanner.header;
+  }
+  scanner.end();
+  return scanner.header;
+}
+
+function sha256Hex(): { update(b: Uint8Array): void; hex(): string } {
+  const h = createHash("sha256");
+  return { update: (b) => h.update(b), hex: () => h.digest("hex") };
+}
+
+async function hashOf(source: AsyncIterable<Uint8Array>): Promise<string> {
+  const h = sha256Hex();
+  for await (const chunk of source) h.update(chunk);
+  return h.hex();
+}
+
+function malformedJson(rows: MalformedRow[]) {
+  return rows.map((m) => ({
+    line_no: m.lineNo,
+    raw: rawText(m.raw),
+    raw_base64: btoa(Array.from(m.raw, (b) => String.fromCharCode(b)).join("")),
+    why: m.why,
+  }));
+}
+
+export interface LoadOptions {
+  /** file name recorded as the source (default: basename of path) */
+  name?: string;
+  kind?: "file" | "http";
+  /** role to act as inside the transaction (SET LOCAL ROLE) */
+  role?: string;
+}
+
+/** A source that can be read more than once (header pre-read, COPY, hash of a rejected file). */
+export interface Source {
+  bytes: number;
+  open(): AsyncIterable<Uint8Array>;
+}
+
+export async function fileSource(path: string): Promise<Source> {
+  const info = await Deno.stat(path);
+  return { bytes: info.size, open: () => chunks(path) };
+}
+
+export function bytesSource(bytes: Uint8Array): Source {
+  return { bytes: bytes.length, open: () => ofBytes(bytes) };
+}
+
+/**
+ * Loads one source in one transaction. A file whose content hash is already in the ledger is
+ * rolled back and reported as duplicate_file; another session holding the same name makes it
+ * "busy" (skipped, left for that session).
+ */
+export async function loadSource(
+  sql: Sql,
+  source: Source,
+  name: string,
+  cfg: Settings,
+  opts: LoadOptions = {},
+): Promise<LoadResult> {
+  const started = performance.now();
+  const kind = opts.kind ?? "file";
+  let header: string[] | undefined;
+  let headerError: string | undefined;
+  try {
+    header = await readHeader(source.open());
+  } catch (error) {
+    if (!(error instanceof HeaderError)) throw error;
+    headerError = error.message;
+  }
+
+  const out: LoadResult = { outcome: "loaded", name, bytes: source.bytes, totalMs: 0 };
+  const rollback = new Error("rollback");
+  try {
+    await sql.begin(async (tx) => {
+      if (opts.role) await tx.unsafe(`set local role ${opts.role}`);
+      if (kind === "file") {
+        const [lock] = await tx`
+          select pg_try_advisory_xact_lock(hashtextextended('ingest file:' || ${name}, 0)) as ok`;
+        if (!lock.ok) {
+          out.outcome = "busy";
+          throw rollback;
+        }
+      }
+      const [{ opened }] = await tx`
+        select ingest.open_batch(${kind}, ${name}, ${source.bytes}, ${
+        headerError ? null : header ?? null
+      }::text[]) as opened`;
+      const status: string = headerError ? "rejected" : opened.status;
+      const reason: string | undefined = headerError
+        ? `${headerError}: fix the file and drop it in the inbox again`
+        : opened.reason;
+      out.unknownColumns = opened.unknown_columns ?? [];
+
+      if (status !== "new") {
+        if (kind === "file") {
+          out.sha256 = await hashOf(source.open());
+          const [{ prior }] = await tx`
+            select ingest.claim_file(${out.sha256}, ${status}, ${reason ?? null}) as prior`;
+          if (prior) return duplicate(out, prior);
+        }
+        out.outcome = status === "empty" ? "empty" : "rejected";
+        out.reason = reason;
+        return;
+      }
+
+      const scanner = new CsvScanner();
+      const hash = sha256Hex();
+      const copyStarted = performance.now();
+      async function* scanned() {
+        for await (const chunk of source.open()) {
+          hash.update(chunk);
+          const outBytes = scanner.push(chunk);
+          if (outBytes.length) yield outBytes;
+        }
+        const tail = scanner.end();
+        if (tail.length) yield tail;
+      }
+      const writable = await tx.unsafe(
+        `copy pg_temp.stage (${opened.copy_columns}) from stdin (format csv)`,
+      ).writable();
+      crashPoint("mid-copy-start");
+      await pipeline(Readable.from(scanned()), writable);
+      out.copyMs = performance.now() - copyStarted;
+      crashPoint("after-copy");
+      out.sha256 = hash.hex();
+
+      if (kind === "file") {
+        const [{ prior }] = await tx`select ingest.claim_file(${out.sha256}) as prior`;
+        if (prior) return duplicate(out, prior);
+      }
+      const expected = scanner.rows + scanner.malformed.length;
+      const [{ result }] = await tx`
+        select ingest.process_batch(
+          ${opened.batch_id}::bigint, ${expected}::bigint,
+          ${tx.json(malformedJson(scanner.malformed))}::jsonb, ${tx.json(cfg)}::jsonb,
+          ${Math.round(out.copyMs * 10) / 10}::numeric
+        ) as result`;
+      out.result = result as BatchResult;
+      out.outcome = result.rows === 0 ? "empty" : "loaded";
+      crashPoint("after-procedure");
+    });
+  } catch (error) {
+    if (error !== rollback) throw error;
+  }
+  out.totalMs = performance.now() - started;
+  return out;
+
+  function duplicate(o: LoadResult, prior: { original_name: string; original_status: string }) {
+    o.outcome = "duplicate_file";
+    o.reason = prior.original_name;
+    o.originalStatus = prior.original_status;
+    throw rollback;
+  }
+}
+
+/** Loads a file from disk; see loadSource. */
+export async function loadFile(
+  sql: Sql,
+  path: string,
+  cfg: Settings,
+  opts: LoadOptions = {},
+): Promise<LoadResult> {
+  const name = opts.name ?? path.slice(path.lastIndexOf("/") + 1);
+  return loadSource(sql, await fileSource(path), name, cfg, opts);
+}

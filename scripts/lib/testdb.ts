@@ -1,0 +1,58 @@
+// Test support: each test file gets its own freshly migrated database on the dev server.
+import { config } from "./config.ts";
+import { connect, type Sql, withDatabase } from "./db.ts";
+import { applyViews, createDatabase, dbmate } from "../migrate.ts";
+
+const root = new URL("../..", import.meta.url).pathname;
+
+let dbmateBin: string | undefined;
+
+/** The dbmate binary the Makefile uses (PATH or .tools/). */
+export async function dbmatePath(): Promise<string> {
+  if (dbmateBin) return dbmateBin;
+  const out = await new Deno.Command("bash", {
+    args: [`${root}scripts/stack.sh`, "dbmate"],
+    stdout: "piped",
+    stderr: "inherit",
+  }).output();
+  if (!out.success) throw new Error("Cannot find dbmate: run 'make tools' first");
+  dbmateBin = new TextDecoder().decode(out.stdout).trim();
+  return dbmateBin;
+}
+
+export interface TestDb {
+  url: string;
+  sql: Sql;
+  name: string;
+  drop(): Promise<void>;
+}
+
+/** Creates, migrates and connects to a database named after the test (dropped by drop()). */
+export async function testDb(label: string, opts: { views?: boolean } = {}): Promise<TestDb> {
+  const base = config().DATABASE_URL;
+  const name = `test_${label.replace(/\W+/g, "_").toLowerCase()}_${Deno.pid}`;
+  const url = withDatabase(base, name);
+  await dropDatabase(base, name);
+  await createDatabase(url);
+  await dbmate(await dbmatePath(), url, "up");
+  const sql = connect({ url, max: 4 });
+  if (opts.views !== false) await applyViews(sql);
+  return {
+    url,
+    sql,
+    name,
+    async drop() {
+      await sql.end({ timeout: 5 });
+      await dropDatabase(base, name);
+    },
+  };
+}
+
+async function dropDatabase(base: string, name: string) {
+  const admin = connect({ url: withDatabase(base, "postgres"), max: 1 });
+  try {
+    await admin.unsafe(`drop database if exists "${name}" with (force)`);
+  } finally {
+    await admin.end({ timeout: 5 });
+  }
+}
