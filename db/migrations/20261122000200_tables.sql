@@ -56,7 +56,7 @@ create table core.events (
 -- order (insert ... on conflict do nothing returning) that decides what goes into core.events.
 create table core.event_ids (
     event_id uuid primary key,
-    payload_hash uuid not null,
+    payload_hash bigint not null,
     batch_id bigint not null,
     line_no bigint not null
 );

@@ -6,8 +6,14 @@ import { pipeline } from "node:stream/promises";
 import type { Config } from "./config.ts";
 import { CsvScanner, HeaderError, type MalformedRow, rawText } from "./csv.ts";
 import type { Sql } from "./db.ts";
+import type postgres from "postgres";
 
 const CHUNK = 1 << 20;
+
+/** The file grew or shrank while it was read: a producer is still writing it. */
+export class FileChangedError extends Error {
+  override name = "FileChangedError";
+}
 
 export type Outcome = "loaded" | "empty" | "rejected" | "duplicate_file" | "busy";
 
@@ -105,6 +111,51 @@ function malformedJson(rows: MalformedRow[]) {
   }));
 }
 
+export class CopyError extends Error {
+  override name = "CopyError";
+}
+
+/**
+ * COPY FROM STDIN with backpressure. postgres.js 3.4.9 swallows COPY errors (porsager/postgres
+ * #1173): the pipeline never settles. So once the source is exhausted, a probe query is queued
+ * on the same connection: it completes after a healthy COPY, and fails at once when the server
+ * rejected it, which turns the hang into an error.
+ */
+export async function copyStream(
+  tx: Sql | postgres.TransactionSql,
+  statement: string,
+  source: AsyncIterable<Uint8Array>,
+  graceMs = 1000,
+): Promise<void> {
+  let ended!: () => void;
+  const sourceEnded = new Promise<void>((r) => ended = r);
+  let settled = false;
+  async function* tracked() {
+    for await (const chunk of source) yield chunk;
+    ended();
+  }
+  const writable = await tx.unsafe(statement).writable();
+  const copying = pipeline(Readable.from(tracked()), writable).finally(() => settled = true);
+  const watchdog = (async () => {
+    await sourceEnded;
+    for (let waited = 0; !settled; waited += graceMs) {
+      await new Promise((r) => setTimeout(r, graceMs));
+      if (settled) return;
+      try {
+        await tx.unsafe("select 1");
+      } catch (error) {
+        if (settled) return;
+        throw new CopyError(
+          "COPY was rejected by the server (the driver does not say why: see the PostgreSQL log); the batch was rolled back and nothing was loaded",
+          { cause: error },
+        );
+      }
+    }
+  })();
+  await Promise.race([copying, watchdog]);
+  await copying;
+}
+
 export interface LoadOptions {
   /** file name recorded as the source (default: basename of path) */
   name?: string;
@@ -188,24 +239,32 @@ export async function loadSource(
 
       const scanner = new CsvScanner();
       const hash = sha256Hex();
+      let streamed = 0;
       const copyStarted = performance.now();
       async function* scanned() {
         for await (const chunk of source.open()) {
           hash.update(chunk);
+          streamed += chunk.length;
           const outBytes = scanner.push(chunk);
           if (outBytes.length) yield outBytes;
         }
         const tail = scanner.end();
         if (tail.length) yield tail;
       }
-      const writable = await tx.unsafe(
-        `copy pg_temp.stage (${opened.copy_columns}) from stdin (format csv)`,
-      ).writable();
       crashPoint("mid-copy-start");
-      await pipeline(Readable.from(scanned()), writable);
+      await copyStream(
+        tx,
+        `copy pg_temp.stage (${opened.copy_columns}) from stdin (format csv)`,
+        scanned(),
+      );
       out.copyMs = performance.now() - copyStarted;
       crashPoint("after-copy");
       out.sha256 = hash.hex();
+      if (streamed !== source.bytes) {
+        throw new FileChangedError(
+          `File "${name}" changed while it was read (${source.bytes} bytes at start, ${streamed} read): producers must write name.tmp and rename it when complete`,
+        );
+      }
 
       if (kind === "file") {
         const [{ prior }] = await tx`select ingest.claim_file(${out.sha256}) as prior`;

@@ -1,6 +1,6 @@
-import { assert, assertEquals } from "./assert.ts";
+import { assert, assertEquals, assertRejects } from "./assert.ts";
 import { loadConfig } from "./config.ts";
-import { bytesSource, loadFile, loadSource, settings } from "./loader.ts";
+import { bytesSource, CopyError, copyStream, loadFile, loadSource, settings } from "./loader.ts";
 import { testDb } from "./testdb.ts";
 
 const cfg = settings(loadConfig({}));
@@ -137,3 +137,39 @@ Deno.test("loadSource maps v1 headers in any order and ignores unknown columns",
     await db.drop();
   }
 });
+
+Deno.test("copyStream surfaces a COPY the server rejects instead of hanging", async () => {
+  const db = await testDb("loader_copyfail", { views: false });
+  try {
+    const err = await assertRejects(() =>
+      db.sql.begin(async (tx) => {
+        await tx`create temp table t (a text, b text) on commit drop`;
+        await copyStream(tx, "copy t from stdin (format csv)", ofText("1,2\n3,4,5\n"), 200);
+      }), CopyError);
+    assert(err.message.includes("COPY was rejected"));
+    // the connection is usable again after the rollback
+    const [{ ok }] = await db.sql`select 1 as ok`;
+    assertEquals(ok, 1);
+  } finally {
+    await db.drop();
+  }
+});
+
+Deno.test("copyStream completes a healthy COPY", async () => {
+  const db = await testDb("loader_copyok", { views: false });
+  try {
+    const n = await db.sql.begin(async (tx) => {
+      await tx`create temp table t (a text, b text) on commit drop`;
+      await copyStream(tx, "copy t from stdin (format csv)", ofText("1,2\n3,4\n"), 50);
+      const [{ n }] = await tx`select count(*)::int as n from t`;
+      return n;
+    });
+    assertEquals(n, 2);
+  } finally {
+    await db.drop();
+  }
+});
+
+async function* ofText(text: string) {
+  yield new TextEncoder().encode(text);
+}

@@ -1,0 +1,288 @@
+// deno task ingest: loads every CSV dropped into the inbox exactly once, one transaction per
+// file, then moves it to processed/ (or rejected/). Watch mode by default; --once drains.
+import { parseArgs } from "node:util";
+import { type Config, config } from "./lib/config.ts";
+import { connect, type Sql } from "./lib/db.ts";
+import { dirsFor, type Dirs, ensureDirs, type Entry, listReady, moveInto } from "./lib/inbox.ts";
+import { FileChangedError, loadFile, type LoadResult, settings } from "./lib/loader.ts";
+import { type Logger, logger } from "./lib/log.ts";
+import { backoffMs, CircuitBreaker, isTransient, sleep } from "./lib/retry.ts";
+
+const HELP = `Usage: deno task ingest [--once] [--dir DIR] [--give-up-after S]
+
+Loads CSV files from the inbox into PostgreSQL, exactly once per content (SHA-256).
+Each file is one transaction: COPY, validation, dedupe, events, dead letter, metrics, ledger.
+After commit the file moves to processed/ (or rejected/ when its header is unusable).
+
+Options:
+  --once               drain the inbox and exit (default: keep watching)
+  --dir DIR            the inbox (default: $DATA_DIR/incoming); processed/ and rejected/ sit beside it
+  --give-up-after S    with --once: exit 1 when the database stays unreachable this long (default 60)
+  -h, --help           show this help
+
+Exit code: 0 when every file was handled (bad rows are not failures), 1 when a file could not
+be processed or the database stayed unreachable, 2 for bad flags or configuration.`;
+
+export interface IngesterOptions {
+  dirs: Dirs;
+  sql: Sql;
+  cfg: Config;
+  log: Logger;
+  signal?: AbortSignal;
+}
+
+export interface DrainSummary {
+  handled: number;
+  failed: number;
+  rows: number;
+}
+
+/** Works through the inbox; survives database outages with backoff and a circuit breaker. */
+export class Ingester {
+  readonly breaker: CircuitBreaker;
+  /** files that failed for a non-transient reason, by name -> mtime (retried when changed) */
+  readonly failed = new Map<string, number>();
+  #settings;
+
+  constructor(readonly o: IngesterOptions) {
+    this.breaker = new CircuitBreaker(o.cfg.BREAKER_THRESHOLD);
+    this.#settings = settings(o.cfg);
+  }
+
+  get stopping(): boolean {
+    return this.o.signal?.aborted ?? false;
+  }
+
+  /** Processes every ready file once. */
+  async drain(giveUpAfterMs = Infinity): Promise<DrainSummary> {
+    const summary: DrainSummary = { handled: 0, failed: 0, rows: 0 };
+    for (const entry of await listReady(this.o.dirs.inbox)) {
+      if (this.stopping) break;
+      if (this.failed.get(entry.name) === entry.mtime) continue;
+      const r = await this.#one(entry, giveUpAfterMs);
+      if (r === "failed") summary.failed++;
+      else if (r !== "skipped") {
+        summary.handled++;
+        summary.rows += r.result?.rows ?? 0;
+      }
+    }
+    return summary;
+  }
+
+  async #one(entry: Entry, giveUpAfterMs: number): Promise<LoadResult | "failed" | "skipped"> {
+    const { log, dirs } = this.o;
+    if (entry.refused) {
+      await moveInto(entry.path, dirs.rejected);
+      log.warn("refused file", { file: entry.name, reason: entry.refused });
+      return "skipped";
+    }
+    const started = Date.now();
+    for (let attempt = 0;; attempt++) {
+      if (this.stopping) return "skipped";
+      if (this.breaker.state === "open" && !(await this.#probe(started, giveUpAfterMs))) {
+        return "failed";
+      }
+      try {
+        const r = await loadFile(this.o.sql, entry.path, this.#settings, {
+          role: this.o.cfg.INGEST_ROLE,
+        });
+        if (this.breaker.success()) log.info("database reachable again: circuit closed");
+        await this.#finish(entry, r);
+        return r;
+      } catch (error) {
+        if (error instanceof Deno.errors.NotFound) return "skipped"; // another ingester moved it
+        if (error instanceof FileChangedError) {
+          log.warn("file changed while loading: left in the inbox for the next scan", {
+            file: entry.name,
+          });
+          return "skipped";
+        }
+        if (!isTransient(error)) {
+          this.failed.set(entry.name, entry.mtime);
+          log.error("file failed: left in the inbox; fix the cause, then touch or re-drop it", {
+            file: entry.name,
+            error: (error as Error).message,
+          });
+          return "failed";
+        }
+        const opened = this.breaker.failure();
+        if (opened) {
+          log.error("database unreachable: circuit open, probing until it answers", {
+            failures: this.breaker.failures,
+            error: (error as Error).message,
+          });
+        } else if (this.breaker.state === "closed") {
+          const wait = backoffMs(attempt, 250, this.o.cfg.DB_RETRY_MAX_SECONDS * 1000);
+          log.warn("database error: retrying", {
+            file: entry.name,
+            attempt: attempt + 1,
+            retry_in_ms: wait,
+            error: (error as Error).message,
+          });
+          await sleep(wait, this.o.signal);
+        }
+        if (Date.now() - started > giveUpAfterMs) return "failed";
+      }
+    }
+  }
+
+  /** While the circuit is open: one cheap query per interval until the database answers. */
+  async #probe(started: number, giveUpAfterMs: number): Promise<boolean> {
+    const interval = this.o.cfg.DB_RETRY_MAX_SECONDS * 1000;
+    for (let n = 0; !this.stopping; n++) {
+      if (Date.now() - started > giveUpAfterMs) return false;
+      await sleep(Math.min(interval, backoffMs(n, 500, interval)), this.o.signal);
+      try {
+        await this.o.sql`select 1`;
+        const downFor = ((Date.now() - this.breaker.openedAt) / 1000).toFixed(1);
+        this.breaker.success();
+        this.o.log.info("database recovered: circuit closed", { down_seconds: downFor });
+        return true;
+      } catch {
+        this.o.log.debug("probe failed: database still unreachable");
+      }
+    }
+    return false;
+  }
+
+  async #finish(entry: Entry, r: LoadResult) {
+    const { log, dirs } = this.o;
+    switch (r.outcome) {
+      case "busy":
+        log.debug("file held by another ingester", { file: entry.name });
+        return;
+      case "rejected":
+        await moveInto(entry.path, dirs.rejected);
+        log.warn("rejected file", { file: entry.name, reason: r.reason });
+        return;
+      case "duplicate_file": {
+        const to = r.originalStatus === "rejected" ? dirs.rejected : dirs.processed;
+        await moveInto(entry.path, to);
+        log.info("duplicate_file: content already ingested, skipped", {
+          file: entry.name,
+          first_seen_as: r.reason,
+        });
+        return;
+      }
+      default: {
+        await moveInto(entry.path, dirs.processed);
+        const res = r.result;
+        const seconds = r.totalMs / 1000;
+        log.info(r.outcome === "empty" ? "empty file" : "loaded", {
+          file: entry.name,
+          rows: res?.rows ?? 0,
+          valid: res?.valid ?? 0,
+          invalid: res?.invalid ?? 0,
+          duplicates: res?.duplicates ?? 0,
+          late: res?.late ?? 0,
+          rows_per_s: res ? Math.round(res.rows / seconds) : 0,
+          ms: Math.round(r.totalMs),
+        });
+        if (r.unknownColumns?.length) {
+          log.info("unknown columns ignored", { file: entry.name, columns: r.unknownColumns });
+        }
+        if (res?.alert) {
+          log.warn("validity below threshold: alert recorded in quality.alerts", {
+            file: entry.name,
+            validity_rate: res.validity_rate,
+            threshold: this.o.cfg.MIN_VALIDITY_RATE,
+          });
+        }
+      }
+    }
+  }
+
+  /** Drains, then waits for file-system events (and rescans every few seconds as a net). */
+  async watch(): Promise<void> {
+    const { log, dirs, cfg } = this.o;
+    let wake: (() => void) | undefined;
+    let pending = true;
+    const watcher = Deno.watchFs(dirs.inbox, { recursive: false });
+    this.o.signal?.addEventListener("abort", () => {
+      watcher.close();
+      wake?.();
+    });
+    (async () => {
+      try {
+        for await (const _ of watcher) {
+          pending = true;
+          wake?.();
+        }
+      } catch {
+        // closed
+      }
+    })();
+    log.info("watching inbox", { dir: dirs.inbox });
+    while (!this.stopping) {
+      if (pending) {
+        pending = false;
+        await this.drain();
+        continue;
+      }
+      await new Promise<void>((resolve) => {
+        wake = resolve;
+        setTimeout(resolve, cfg.SCAN_INTERVAL_SECONDS * 1000);
+      });
+      wake = undefined;
+      pending = true;
+    }
+  }
+}
+
+async function main() {
+  let values;
+  try {
+    ({ values } = parseArgs({
+      args: Deno.args,
+      options: {
+        once: { type: "boolean", default: false },
+        dir: { type: "string" },
+        "give-up-after": { type: "string", default: "60" },
+        help: { type: "boolean", short: "h", default: false },
+      },
+      strict: true,
+      allowPositionals: false,
+    }));
+  } catch (error) {
+    console.error(`error: ${(error as Error).message} (see --help)`);
+    Deno.exit(2);
+  }
+  if (values.help) {
+    console.log(HELP);
+    return;
+  }
+  const giveUp = Number(values["give-up-after"]);
+  if (!Number.isFinite(giveUp) || giveUp <= 0) {
+    console.error(`error: --give-up-after must be a number of seconds > 0 (got "${values["give-up-after"]}")`);
+    Deno.exit(2);
+  }
+  const cfg = config();
+  const log = logger("ingest");
+  const dirs = dirsFor(values.dir ?? `${cfg.DATA_DIR}/incoming`);
+  await ensureDirs(dirs);
+  const stop = new AbortController();
+  for (const sig of ["SIGINT", "SIGTERM"] as const) {
+    Deno.addSignalListener(sig, () => {
+      if (stop.signal.aborted) Deno.exit(130);
+      log.info(`${sig}: finishing the file in hand, then exiting`);
+      stop.abort();
+    });
+  }
+  const sql = connect({ max: 2 });
+  const ingester = new Ingester({ dirs, sql, cfg, log, signal: stop.signal });
+  let code = 0;
+  try {
+    if (values.once) {
+      const s = await ingester.drain(giveUp * 1000);
+      log.info("inbox drained", { files: s.handled, failed: s.failed, rows: s.rows });
+      if (s.failed > 0) code = 1;
+    } else {
+      await ingester.watch();
+    }
+  } finally {
+    await sql.end({ timeout: 5 });
+  }
+  Deno.exit(code);
+}
+
+if (import.meta.main) await main();
