@@ -570,6 +570,7 @@ declare
     v_min_rate numeric := coalesce((p_settings ->> 'min_validity_rate')::numeric, 0.95);
     v_reasons jsonb;
     v_alert boolean := false;
+    v_invalid_rows jsonb;
 begin
     if v_ctx is null or (v_ctx ->> 'batch_id')::bigint is distinct from p_batch_id then
         raise exception 'batch % was not opened in this transaction', p_batch_id
@@ -610,6 +611,14 @@ begin
     from jsonb_array_elements(coalesce(p_malformed, '[]')) as m;
 
     select count(*) filter (where not is_conflict) into v_dups from pg_temp.rejected;
+    -- the first 1000 invalid rows, for callers (the HTTP collector) that may not read the dead letter
+    select coalesce(jsonb_agg(jsonb_build_object('line_no', d.line_no, 'reasons', d.reasons)
+        order by d.line_no), '[]')
+    into v_invalid_rows
+    from (
+        select line_no, reasons from quality.dead_letter
+        where batch_id = p_batch_id order by line_no limit 1000
+    ) as d;
     v_rows := v_staged + v_malformed;
     v_invalid := v_rows - v_accepted - v_dups;
     v_rate := case when v_accepted + v_invalid > 0
@@ -651,7 +660,7 @@ begin
     return jsonb_build_object(
         'batch_id', p_batch_id, 'rows', v_rows, 'valid', v_accepted, 'invalid', v_invalid,
         'duplicates', v_dups, 'late', v_late, 'validity_rate', v_rate, 'reasons', v_reasons,
-        'alert', v_alert,
+        'alert', v_alert, 'invalid_rows', v_invalid_rows,
         'process_ms', round(extract(epoch from clock_timestamp() - v_started)::numeric * 1000, 1)
     );
 end
@@ -674,7 +683,16 @@ declare
     v_rows bigint;
     v_moved bigint;
     v_dups bigint;
+    v_unknown text[];
 begin
+    v_unknown := array(
+        select r from unnest(p_reasons) as r
+        where r <> all (ingest.reason_codes() || array['conflicting_duplicate'])
+    );
+    if cardinality(v_unknown) > 0 then
+        raise exception 'unknown reason code(s): %', array_to_string(v_unknown, ', ')
+            using errcode = '22023', hint = 'use the codes of docs/contract.md section 2';
+    end if;
     drop table if exists pg_temp.stage;
     create temp table stage (
         line_no bigint, event_id text, event_time text, event_type text, user_id text,

@@ -1,0 +1,65 @@
+// deno task replay: re-validates dead-lettered rows after a rule or data fix. Rows that now
+// pass move to core.events (dedupe still applies); the rest stay with refreshed reasons.
+import { parseArgs } from "node:util";
+import { config } from "./lib/config.ts";
+import { connect } from "./lib/db.ts";
+import { settings } from "./lib/loader.ts";
+import { logger } from "./lib/log.ts";
+
+const HELP = `Usage: deno task replay [--reason CODE]... [--file NAME] [--json]
+
+Re-validates rows in quality.dead_letter with the current rules and configuration (e.g. after
+raising MAX_PRICE). Rows that now pass move to core.events, duplicates are counted, the rest
+keep their refreshed reasons. Malformed rows (malformed_row) cannot be re-read and stay.
+
+Options:
+  --reason CODE   only rows having this reason code (repeatable)
+  --file NAME     only rows from this source file (or HTTP batch name)
+  --json          print the result as JSON
+  -h, --help      show this help`;
+
+
+let values;
+try {
+  ({ values } = parseArgs({
+    args: Deno.args,
+    options: {
+      reason: { type: "string", multiple: true },
+      file: { type: "string" },
+      json: { type: "boolean", default: false },
+      help: { type: "boolean", short: "h", default: false },
+    },
+    strict: true,
+    allowPositionals: false,
+  }));
+} catch (error) {
+  console.error(`error: ${(error as Error).message} (see --help)`);
+  Deno.exit(2);
+}
+if (values.help) {
+  console.log(HELP);
+  Deno.exit(0);
+}
+
+const cfg = config();
+const log = logger("replay");
+const sql = connect({ max: 1 });
+try {
+  const [{ result }] = await sql`
+    select quality.replay(${values.reason ?? null}::text[], ${values.file ?? null},
+      ${sql.json(settings(cfg))}::jsonb) as result`;
+  if (values.json) console.log(JSON.stringify(result));
+  else {
+    log.info("replay done", {
+      rows: result.rows,
+      moved_to_events: result.moved,
+      duplicates: result.duplicates,
+      still_invalid: result.still_invalid,
+    });
+  }
+} catch (error) {
+  console.error(`error: replay failed: ${(error as Error).message}`);
+  Deno.exit(1);
+} finally {
+  await sql.end({ timeout: 5 });
+}
