@@ -6,8 +6,20 @@ import { bytesSource, loadSource, settings } from "../scripts/lib/loader.ts";
 import { testDb } from "../scripts/lib/testdb.ts";
 
 const COLUMNS = [
-  "event_id", "event_time", "event_type", "user_id", "session_id", "product_id", "category",
-  "price", "quantity", "currency", "device", "traffic_source", "payment_method", "search_query",
+  "event_id",
+  "event_time",
+  "event_type",
+  "user_id",
+  "session_id",
+  "product_id",
+  "category",
+  "price",
+  "quantity",
+  "currency",
+  "device",
+  "traffic_source",
+  "payment_method",
+  "search_query",
   "user_email",
 ] as const;
 type Row = Partial<Record<(typeof COLUMNS)[number], string>>;
@@ -20,10 +32,22 @@ const nextId = () => `0190a000-0000-7000-8000-${String(++n).padStart(12, "0")}`;
 
 function purchase(over: Row = {}): Row {
   return {
-    event_id: nextId(), event_time: iso(-MIN), event_type: "purchase", user_id: "7",
-    session_id: "s-1", product_id: "42", category: "books", price: "12.50", quantity: "2",
-    currency: "EUR", device: "mobile", traffic_source: "email", payment_method: "card",
-    search_query: "", user_email: "a@example.com", ...over,
+    event_id: nextId(),
+    event_time: iso(-MIN),
+    event_type: "purchase",
+    user_id: "7",
+    session_id: "s-1",
+    product_id: "42",
+    category: "books",
+    price: "12.50",
+    quantity: "2",
+    currency: "EUR",
+    device: "mobile",
+    traffic_source: "email",
+    payment_method: "card",
+    search_query: "",
+    user_email: "a@example.com",
+    ...over,
   };
 }
 const view = (over: Row = {}) =>
@@ -34,22 +58,42 @@ const search = (over: Row = {}) =>
 // [case, row, expected reasons ([] = valid)]
 const CASES: [string, Row, string[]][] = [
   ["valid purchase", purchase(), []],
-  ["valid guest view, price and quantity ignored", view({ user_id: "", price: "abc", quantity: "x" }), []],
+  [
+    "valid guest view, price and quantity ignored",
+    view({ user_id: "", price: "abc", quantity: "x" }),
+    [],
+  ],
   ["valid search without product", search(), []],
-  ["trimmed, case-insensitive enums", purchase({ event_type: " PURCHASE ", category: "Books", currency: "eur", device: "Mobile" }), []],
-  ["offset +02:00 and +0200 and +02", purchase({ event_time: iso(-MIN).replace("Z", "+00:00") }), []],
+  [
+    "trimmed, case-insensitive enums",
+    purchase({ event_type: " PURCHASE ", category: "Books", currency: "eur", device: "Mobile" }),
+    [],
+  ],
+  [
+    "offset +02:00 and +0200 and +02",
+    purchase({ event_time: iso(-MIN).replace("Z", "+00:00") }),
+    [],
+  ],
   ["missing_event_id", purchase({ event_id: "" }), ["missing_event_id"]],
   ["invalid_event_id", purchase({ event_id: "not-a-uuid" }), ["invalid_event_id"]],
   ["missing_event_time", purchase({ event_time: "" }), ["missing_event_time"]],
-  ["invalid_event_time: no offset", purchase({ event_time: iso(-MIN).replace("Z", "") }), ["invalid_event_time"]],
-  ["invalid_event_time: not a date", purchase({ event_time: "2026-13-45T99:00:00Z" }), ["invalid_event_time"]],
-  ["invalid_event_time: not ISO", purchase({ event_time: "Nov 21 2026 10:00 +00" }), ["invalid_event_time"]],
+  ["invalid_event_time: no offset", purchase({ event_time: iso(-MIN).replace("Z", "") }), [
+    "invalid_event_time",
+  ]],
+  ["invalid_event_time: not a date", purchase({ event_time: "2026-13-45T99:00:00Z" }), [
+    "invalid_event_time",
+  ]],
+  ["invalid_event_time: not ISO", purchase({ event_time: "Nov 21 2026 10:00 +00" }), [
+    "invalid_event_time",
+  ]],
   ["future_event_time", purchase({ event_time: iso(10 * MIN) }), ["future_event_time"]],
   ["too_old_event_time", purchase({ event_time: iso(-401 * DAY) }), ["too_old_event_time"]],
   ["missing_event_type", purchase({ event_type: "" }), ["missing_event_type"]],
   ["invalid_event_type", purchase({ event_type: "click" }), ["invalid_event_type"]],
   ["missing_user_id on purchase", purchase({ user_id: "" }), ["missing_user_id"]],
-  ["missing_user_id on wishlist", view({ event_type: "wishlist", user_id: "" }), ["missing_user_id"]],
+  ["missing_user_id on wishlist", view({ event_type: "wishlist", user_id: "" }), [
+    "missing_user_id",
+  ]],
   ["invalid_user_id", purchase({ user_id: "-3" }), ["invalid_user_id"]],
   ["invalid_user_id zero", purchase({ user_id: "0" }), ["invalid_user_id"]],
   ["missing_session_id", purchase({ session_id: "" }), ["missing_session_id"]],
@@ -65,28 +109,60 @@ const CASES: [string, Row, string[]][] = [
   ["invalid_price: overflow", purchase({ price: "1".repeat(20) }), ["invalid_price"]],
   ["negative_price", purchase({ price: "-1.00" }), ["negative_price"]],
   ["zero_price", purchase({ price: "0" }), ["zero_price"]],
-  ["zero price allowed on add_to_cart", purchase({ event_type: "add_to_cart", price: "0.00", payment_method: "" }), []],
+  [
+    "zero price allowed on add_to_cart",
+    purchase({ event_type: "add_to_cart", price: "0.00", payment_method: "" }),
+    [],
+  ],
   ["extreme_price", purchase({ price: "10000.01" }), ["extreme_price"]],
   ["invalid_quantity: zero", purchase({ quantity: "0" }), ["invalid_quantity"]],
   ["invalid_quantity: 1001", purchase({ quantity: "1001" }), ["invalid_quantity"]],
-  ["invalid_quantity: empty on cart", purchase({ event_type: "add_to_cart", quantity: "" }), ["invalid_quantity"]],
+  ["invalid_quantity: empty on cart", purchase({ event_type: "add_to_cart", quantity: "" }), [
+    "invalid_quantity",
+  ]],
   ["invalid_quantity: not an integer", purchase({ quantity: "2.5" }), ["invalid_quantity"]],
   ["invalid_currency", purchase({ currency: "JPY" }), ["invalid_currency"]],
   ["invalid_device", purchase({ device: "fridge" }), ["invalid_device"]],
   ["invalid_traffic_source", purchase({ traffic_source: "tv" }), ["invalid_traffic_source"]],
   ["invalid_payment_method", purchase({ payment_method: "cash" }), ["invalid_payment_method"]],
   ["invalid_search_query", search({ search_query: "q".repeat(201) }), ["invalid_search_query"]],
-  ["several faults, all reasons in contract order", purchase({
-    event_id: "x", event_time: "", event_type: "purchase", user_id: "", session_id: "",
-    product_id: "-1", category: "cars", price: "-5", quantity: "0", currency: "JPY",
-    device: "tv", traffic_source: "tv", payment_method: "cash",
-  }), [
-    "invalid_event_id", "missing_event_time", "missing_user_id", "missing_session_id",
-    "invalid_product_id", "invalid_category", "negative_price", "invalid_quantity",
-    "invalid_currency", "invalid_device", "invalid_traffic_source", "invalid_payment_method",
-  ]],
-  ["zero and extreme are independent of negative", purchase({ price: "0", quantity: "5000", event_time: iso(20 * MIN) }),
-    ["future_event_time", "zero_price", "invalid_quantity"]],
+  [
+    "several faults, all reasons in contract order",
+    purchase({
+      event_id: "x",
+      event_time: "",
+      event_type: "purchase",
+      user_id: "",
+      session_id: "",
+      product_id: "-1",
+      category: "cars",
+      price: "-5",
+      quantity: "0",
+      currency: "JPY",
+      device: "tv",
+      traffic_source: "tv",
+      payment_method: "cash",
+    }),
+    [
+      "invalid_event_id",
+      "missing_event_time",
+      "missing_user_id",
+      "missing_session_id",
+      "invalid_product_id",
+      "invalid_category",
+      "negative_price",
+      "invalid_quantity",
+      "invalid_currency",
+      "invalid_device",
+      "invalid_traffic_source",
+      "invalid_payment_method",
+    ],
+  ],
+  [
+    "zero and extreme are independent of negative",
+    purchase({ price: "0", quantity: "5000", event_time: iso(20 * MIN) }),
+    ["future_event_time", "zero_price", "invalid_quantity"],
+  ],
 ];
 
 function csv(rows: Row[]): Uint8Array {
@@ -100,8 +176,12 @@ function csv(rows: Row[]): Uint8Array {
 Deno.test("validation gives every reason code of the contract, in order", async () => {
   const db = await testDb("validation_codes", { views: false });
   try {
-    const r = await loadSource(db.sql, bytesSource(csv(CASES.map((c) => c[1]))), "cases.csv",
-      settings(loadConfig({})));
+    const r = await loadSource(
+      db.sql,
+      bytesSource(csv(CASES.map((c) => c[1]))),
+      "cases.csv",
+      settings(loadConfig({})),
+    );
     const dead = await db.sql`select line_no, reasons from quality.dead_letter`;
     const byLine = new Map(dead.map((d) => [Number(d.line_no), d.reasons as string[]]));
     CASES.forEach(([name, , expected], i) => {
@@ -126,10 +206,13 @@ Deno.test("validation stores normalised values: NULL price on views, USD default
       select event_type, price::text, quantity, total_amount::text, currency,
              email_hash is not null as hashed, encode(email_hash, 'hex') as h
       from core.events order by line_no`;
-    assertEquals(ev.map((e) => [e.event_type, e.price, e.quantity, e.total_amount, e.currency, e.hashed]), [
-      ["view", null, 1, null, "USD", true],
-      ["purchase", "10.25", 3, "30.75", "EUR", false],
-    ]);
+    assertEquals(
+      ev.map((e) => [e.event_type, e.price, e.quantity, e.total_amount, e.currency, e.hashed]),
+      [
+        ["view", null, 1, null, "USD", true],
+        ["purchase", "10.25", 3, "30.75", "EUR", false],
+      ],
+    );
     const [{ expected }] = await db.sql`
       select encode(public.hmac('a@example.com', 'change-me-in-production', 'sha256'), 'hex') as expected`;
     assertEquals(ev[0].h, expected);

@@ -3,7 +3,7 @@
 import { parseArgs } from "node:util";
 import { type Config, config } from "./lib/config.ts";
 import { connect, type Sql } from "./lib/db.ts";
-import { dirsFor, type Dirs, ensureDirs, type Entry, listReady, moveInto } from "./lib/inbox.ts";
+import { type Dirs, dirsFor, ensureDirs, type Entry, listReady, moveInto } from "./lib/inbox.ts";
 import { FileChangedError, loadFile, type LoadResult, settings } from "./lib/loader.ts";
 import { type Logger, logger } from "./lib/log.ts";
 import { backoffMs, CircuitBreaker, isTransient, sleep } from "./lib/retry.ts";
@@ -253,7 +253,9 @@ async function main() {
   }
   const giveUp = Number(values["give-up-after"]);
   if (!Number.isFinite(giveUp) || giveUp <= 0) {
-    console.error(`error: --give-up-after must be a number of seconds > 0 (got "${values["give-up-after"]}")`);
+    console.error(
+      `error: --give-up-after must be a number of seconds > 0 (got "${values["give-up-after"]}")`,
+    );
     Deno.exit(2);
   }
   const cfg = config();

@@ -102,7 +102,9 @@ if (import.meta.main) {
     options: { dbmate: { type: "string", default: "dbmate" }, help: { type: "boolean" } },
   });
   if (values.help) {
-    console.log("usage: deno task migrate [--dbmate PATH]\n\nCreates the database, runs dbmate up, re-applies db/views.");
+    console.log(
+      "usage: deno task migrate [--dbmate PATH]\n\nCreates the database, runs dbmate up, re-applies db/views.",
+    );
     Deno.exit(0);
   }
   const url = config().DATABASE_URL;

@@ -5,7 +5,8 @@ import { dbmatePath, testDb } from "./lib/testdb.ts";
 Deno.test("migrations apply on PostgreSQL 18 with the four schemas and three roles", async () => {
   const db = await testDb("migrate_basic");
   try {
-    const [{ version }] = await db.sql`select current_setting('server_version_num')::int as version`;
+    const [{ version }] = await db
+      .sql`select current_setting('server_version_num')::int as version`;
     assert(version >= 180000, `PostgreSQL 18 expected, got ${version}`);
     const schemas = await db.sql`
       select nspname from pg_namespace

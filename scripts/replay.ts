@@ -18,7 +18,6 @@ Options:
   --json          print the result as JSON
   -h, --help      show this help`;
 
-
 let values;
 try {
   ({ values } = parseArgs({

@@ -46,7 +46,10 @@ export const variables = {
   BREAKER_THRESHOLD: { default: "5", schema: positiveInt("BREAKER_THRESHOLD") },
   SCAN_INTERVAL_SECONDS: { default: "2", schema: positiveInt("SCAN_INTERVAL_SECONDS") },
   SERVE_PORT: { default: "8080", schema: positiveInt("SERVE_PORT") },
-  API_KEYS: { default: "dev-key", schema: z.string().min(1, "API_KEYS must list at least one key") },
+  API_KEYS: {
+    default: "dev-key",
+    schema: z.string().min(1, "API_KEYS must list at least one key"),
+  },
   MAX_BODY_BYTES: { default: "10485760", schema: positiveInt("MAX_BODY_BYTES") },
   MAX_CONCURRENT_BATCHES: { default: "4", schema: positiveInt("MAX_CONCURRENT_BATCHES") },
 } as const;

@@ -26,7 +26,12 @@ export function connect(opts: ConnectOptions = {}): Sql {
     connection: { TimeZone: "UTC", ...connection },
     // counts and ids fit in a double; strings for int8 would leak into every caller
     types: {
-      bigint: { to: 20, from: [20], serialize: (x: number) => String(x), parse: (x: string) => Number(x) },
+      bigint: {
+        to: 20,
+        from: [20],
+        serialize: (x: number) => String(x),
+        parse: (x: string) => Number(x),
+      },
     },
   });
 }

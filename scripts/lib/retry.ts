@@ -6,8 +6,19 @@ export function isTransient(error: unknown): boolean {
   const e = error as { code?: string; errno?: string; message?: string };
   const code = e?.code ?? "";
   if (/^(08|57P0|53)/.test(code)) return true; // connection, shutdown, insufficient resources
-  if (["ECONNREFUSED", "ECONNRESET", "EPIPE", "ETIMEDOUT", "CONNECT_TIMEOUT", "CONNECTION_CLOSED",
-    "CONNECTION_ENDED", "CONNECTION_DESTROYED", "ENOTCONN"].includes(code)) return true;
+  if (
+    [
+      "ECONNREFUSED",
+      "ECONNRESET",
+      "EPIPE",
+      "ETIMEDOUT",
+      "CONNECT_TIMEOUT",
+      "CONNECTION_CLOSED",
+      "CONNECTION_ENDED",
+      "CONNECTION_DESTROYED",
+      "ENOTCONN",
+    ].includes(code)
+  ) return true;
   const msg = e?.message ?? "";
   return /connection|ECONNREFUSED|terminat|Connection reset|broken pipe/i.test(msg) &&
     !/violates/.test(msg);

@@ -31,12 +31,21 @@ Deno.test("pipeline_analyst is refused on core, quality and ingest", async () =>
   const db = await testDb("roles_analyst", { views: false });
   const analyst = connect({ url: db.url, role: "pipeline_analyst", max: 1 });
   try {
-    for (const table of ["core.events", "core.event_ids", "quality.dead_letter",
-      "quality.batch_metrics", "ingest.files"]) {
+    for (
+      const table of [
+        "core.events",
+        "core.event_ids",
+        "quality.dead_letter",
+        "quality.batch_metrics",
+        "ingest.files",
+      ]
+    ) {
       assertEquals(await sqlstate(() => analyst.unsafe(`select * from ${table}`)), "42501", table);
     }
-    assertEquals(await sqlstate(() => analyst`select ingest.open_batch('http', 'b', 0, null)`),
-      "42501");
+    assertEquals(
+      await sqlstate(() => analyst`select ingest.open_batch('http', 'b', 0, null)`),
+      "42501",
+    );
     assertEquals(await sqlstate(() => analyst`select quality.replay(null, null, '{}')`), "42501");
   } finally {
     await analyst.end();

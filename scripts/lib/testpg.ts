@@ -1,0 +1,99 @@
+// Test support: a throwaway PostgreSQL 18 cluster on its own port, for tests that stop,
+// kill or restart the server (never the shared development server).
+import { join } from "node:path";
+import { dbmate } from "../migrate.ts";
+import { createDatabase } from "../migrate.ts";
+import { dbmatePath } from "./testdb.ts";
+
+const root = new URL("../..", import.meta.url).pathname;
+
+async function run(cmd: string, args: string[], opts: { asPg?: boolean; check?: boolean } = {}) {
+  const asRoot = Deno.uid() === 0 && opts.asPg;
+  const out = await new Deno.Command(asRoot ? "runuser" : cmd, {
+    args: asRoot ? ["-u", Deno.env.get("PG_OS_USER") ?? "postgres", "--", cmd, ...args] : args,
+    stdout: "piped",
+    stderr: "piped",
+  }).output();
+  const text = new TextDecoder().decode(out.stdout) + new TextDecoder().decode(out.stderr);
+  if (opts.check !== false && !out.success) {
+    throw new Error(`${cmd} ${args.join(" ")} failed: ${text.trim()}`);
+  }
+  return { ok: out.success, text };
+}
+
+async function freePort(): Promise<number> {
+  const l = Deno.listen({ hostname: "127.0.0.1", port: 0 });
+  const port = (l.addr as Deno.NetAddr).port;
+  l.close();
+  return port;
+}
+
+export interface Cluster {
+  url: string;
+  port: number;
+  dir: string;
+  start(): Promise<void>;
+  /** pg_ctl stop with the given mode ("immediate" = crash) */
+  stop(mode?: "fast" | "immediate"): Promise<void>;
+  destroy(): Promise<void>;
+}
+
+/** initdb + start + migrate a private cluster; destroy() stops it and removes its files. */
+export async function startCluster(label: string): Promise<Cluster> {
+  const bin = (await run("bash", [`${root}scripts/stack.sh`, "pgbin"])).text.trim().split("\n")
+    .pop()!;
+  const dir = await Deno.makeTempDir({ prefix: `pg-${label}-` });
+  const data = join(dir, "data");
+  const port = await freePort();
+  if (Deno.uid() === 0) {
+    await run("chmod", ["755", dir]);
+    await run("chown", [Deno.env.get("PG_OS_USER") ?? "postgres", dir]);
+  }
+  await Deno.writeTextFile(join(dir, "pw"), "postgres\n");
+  if (Deno.uid() === 0) {
+    await run("chown", [Deno.env.get("PG_OS_USER") ?? "postgres", join(dir, "pw")]);
+  }
+  await run(`${bin}/initdb`, [
+    "-D",
+    data,
+    "-U",
+    "postgres",
+    `--pwfile=${join(dir, "pw")}`,
+    "-A",
+    "scram-sha-256",
+    "-E",
+    "UTF8",
+    "--locale=C",
+  ], { asPg: true });
+  await Deno.writeTextFile(
+    join(data, "postgresql.conf"),
+    `\nport = ${port}\nlisten_addresses = '127.0.0.1'\nunix_socket_directories = '${dir}'\n` +
+      "shared_buffers = 128MB\nfsync = on\ntimezone = 'UTC'\n",
+    { append: true },
+  );
+  const url = `postgres://postgres:postgres@127.0.0.1:${port}/ecommerce`;
+  const cluster: Cluster = {
+    url,
+    port,
+    dir,
+    async start() {
+      await run(`${bin}/pg_ctl`, ["-D", data, "-l", join(dir, "log"), "-w", "-t", "60", "start"], {
+        asPg: true,
+      });
+    },
+    async stop(mode = "fast") {
+      await run(`${bin}/pg_ctl`, ["-D", data, "-m", mode, "-w", "stop"], {
+        asPg: true,
+        check: false,
+      });
+    },
+    async destroy() {
+      await cluster.stop("immediate");
+      await Deno.remove(dir, { recursive: true });
+    },
+  };
+  await cluster.start();
+  await createDatabase(url);
+  await dbmate(await dbmatePath(), url, "up");
+  return cluster;
+}
