@@ -254,7 +254,7 @@ export async function loadSource(
       crashPoint("mid-copy-start");
       await copyStream(
         tx,
-        `copy pg_temp.stage (${opened.copy_columns}) from stdin (format csv)`,
+        `copy ${opened.copy_table} (${opened.copy_columns}) from stdin (format csv)`,
         scanned(),
       );
       out.copyMs = performance.now() - copyStarted;
