@@ -4,7 +4,7 @@ import { parseArgs } from "node:util";
 import { type Config, config } from "./lib/config.ts";
 import { connect, type Sql } from "./lib/db.ts";
 import { type Dirs, dirsFor, ensureDirs, type Entry, listReady, moveInto } from "./lib/inbox.ts";
-import { FileChangedError, loadFile, type LoadResult, settings } from "./lib/loader.ts";
+import { crashPoint, FileChangedError, loadFile, type LoadResult, settings } from "./lib/loader.ts";
 import { type Logger, logger } from "./lib/log.ts";
 import { backoffMs, CircuitBreaker, isTransient, sleep } from "./lib/retry.ts";
 
@@ -147,6 +147,7 @@ export class Ingester {
 
   async #finish(entry: Entry, r: LoadResult) {
     const { log, dirs } = this.o;
+    if (r.outcome !== "busy") crashPoint("after-commit");
     switch (r.outcome) {
       case "busy":
         log.debug("file held by another ingester", { file: entry.name });

@@ -17,3 +17,46 @@ export function eventsCsv(rows: number, opts: { ids?: string[]; tag?: number } =
   }
   return lines.join("\n") + "\n";
 }
+
+export interface MixedFile {
+  text: string;
+  rows: number;
+  valid: number;
+  invalid: number;
+  duplicates: number;
+}
+
+/**
+ * A file with `rows` data rows: mostly valid purchases, every 10th an exact re-send of the
+ * previous row (duplicate), every 25th a negative price (invalid), every 100th a malformed
+ * line (wrong field count). Counts are known by construction.
+ */
+export function mixedCsv(rows: number, tag: number): MixedFile {
+  const t = new Date(Date.now() - 60_000).toISOString();
+  const lines = [HEADER];
+  const out: MixedFile = { text: "", rows, valid: 0, invalid: 0, duplicates: 0 };
+  let prev = "";
+  for (let i = 1; i <= rows; i++) {
+    if (i % 100 === 0) {
+      lines.push(`broken,line,${i}`);
+      out.invalid++;
+    } else if (i % 10 === 0 && prev) {
+      lines.push(prev);
+      out.duplicates++;
+    } else {
+      const id = `0190b000-${tag.toString(16).padStart(4, "0")}-7000-8000-${
+        (++counter).toString(16).padStart(12, "0")
+      }`;
+      const price = i % 25 === 0 ? "-1.00" : "19.99";
+      const line = `${id},${t},purchase,${1 + (i % 40)},s-${i % 9},${1 + (i % 20)},toys,${price},2`;
+      lines.push(line);
+      if (price === "-1.00") out.invalid++;
+      else {
+        out.valid++;
+        prev = line;
+      }
+    }
+  }
+  out.text = lines.join("\n") + "\n";
+  return out;
+}

@@ -58,11 +58,22 @@ export function settings(cfg: Config) {
 }
 export type Settings = ReturnType<typeof settings>;
 
-/** Test-only crash points (PIPELINE_CRASH_AT=stage): the process dies on the spot. */
+/**
+ * Test-only crash points: with PIPELINE_CRASH_AT=<stage> the process dies on the spot, as a
+ * kill -9 would (stages: mid-copy, after-copy, after-procedure, after-commit).
+ */
 export function crashPoint(stage: string) {
   if (Deno.env.get("PIPELINE_CRASH_AT") === stage) {
     console.error(`crash point "${stage}" reached: exiting abruptly`);
     Deno.exit(137);
+  }
+}
+
+/** Test-only pause (PIPELINE_PAUSE_AT=<stage>, PIPELINE_PAUSE_MS) to cut a connection there. */
+export async function pausePoint(stage: string) {
+  if (Deno.env.get("PIPELINE_PAUSE_AT") === stage) {
+    console.error(`pause point "${stage}" reached`);
+    await new Promise((r) => setTimeout(r, Number(Deno.env.get("PIPELINE_PAUSE_MS") ?? 2000)));
   }
 }
 
@@ -245,13 +256,13 @@ export async function loadSource(
         for await (const chunk of source.open()) {
           hash.update(chunk);
           streamed += chunk.length;
+          if (streamed > CHUNK) crashPoint("mid-copy");
           const outBytes = scanner.push(chunk);
           if (outBytes.length) yield outBytes;
         }
         const tail = scanner.end();
         if (tail.length) yield tail;
       }
-      crashPoint("mid-copy-start");
       await copyStream(
         tx,
         `copy ${opened.copy_table} (${opened.copy_columns}) from stdin (format csv)`,
@@ -280,6 +291,7 @@ export async function loadSource(
       out.result = result as BatchResult;
       out.outcome = result.rows === 0 ? "empty" : "loaded";
       crashPoint("after-procedure");
+      await pausePoint("before-commit");
     });
   } catch (error) {
     if (error !== rollback) throw error;

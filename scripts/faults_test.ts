@@ -1,0 +1,243 @@
+// Fault injection: the ingester dies at named stages, is SIGKILLed at random, loses its
+// database mid-load or at commit. After recovery every row of every file is in exactly one
+// place. Short forms run in `make test`; SOAK=1 (`make soak`) runs the long ones.
+import { join } from "node:path";
+import { assert, assertEquals } from "./lib/assert.ts";
+import { connect, type Sql } from "./lib/db.ts";
+import { mixedCsv, type MixedFile } from "./lib/fixtures.ts";
+import { type Dirs, dirsFor, ensureDirs } from "./lib/inbox.ts";
+import { testDb } from "./lib/testdb.ts";
+import { startCluster } from "./lib/testpg.ts";
+
+const SOAK = Deno.env.get("SOAK") === "1";
+const ingestScript = new URL("./ingest.ts", import.meta.url).pathname;
+
+interface Run {
+  dirs: Dirs;
+  base: string;
+  files: Map<string, MixedFile>;
+}
+
+async function newRun(): Promise<Run> {
+  const base = await Deno.makeTempDir({ prefix: "faults-" });
+  const dirs = dirsFor(join(base, "incoming"));
+  await ensureDirs(dirs);
+  return { dirs, base, files: new Map() };
+}
+
+/** Writes a file the way producers must: .tmp, then rename. */
+async function drop(run: Run, name: string, file: MixedFile) {
+  await Deno.writeTextFile(join(run.dirs.inbox, `${name}.tmp`), file.text);
+  await Deno.rename(join(run.dirs.inbox, `${name}.tmp`), join(run.dirs.inbox, name));
+  run.files.set(name, file);
+}
+
+function ingest(url: string, run: Run, args: string[], env: Record<string, string> = {}) {
+  return new Deno.Command(Deno.execPath(), {
+    args: ["run", "--allow-all", ingestScript, "--dir", run.dirs.inbox, ...args],
+    env: {
+      DATABASE_URL: url,
+      LOG_DIR: join(run.base, "logs"),
+      LOG_LEVEL: "warn",
+      DB_RETRY_MAX_SECONDS: "1",
+      BREAKER_THRESHOLD: "3",
+      SCAN_INTERVAL_SECONDS: "1",
+      ...env,
+    },
+    stdout: "null",
+    stderr: "piped",
+  });
+}
+
+async function once(url: string, run: Run, env: Record<string, string> = {}) {
+  const out = await ingest(url, run, ["--once"], env).output();
+  return { code: out.code, stderr: new TextDecoder().decode(out.stderr) };
+}
+
+/** The promise of the product, checked after any fault. */
+async function assertInvariants(sql: Sql, run: Run) {
+  const expected = { rows: 0, valid: 0, invalid: 0, duplicates: 0 };
+  for (const f of run.files.values()) {
+    expected.rows += f.rows;
+    expected.valid += f.valid;
+    expected.invalid += f.invalid;
+    expected.duplicates += f.duplicates;
+  }
+  const names = (dir: string) => [...Deno.readDirSync(dir)].map((e) => e.name).sort();
+  assertEquals(names(run.dirs.inbox).filter((n) => !n.endsWith(".tmp")), [], "inbox drained");
+  assertEquals(
+    [...names(run.dirs.processed), ...names(run.dirs.rejected)].sort(),
+    [...run.files.keys()].sort(),
+    "every file ended in processed/ or rejected/",
+  );
+  const [m] = await sql`
+    select coalesce(sum(rows), 0)::int as rows, coalesce(sum(valid), 0)::int as valid,
+           coalesce(sum(invalid), 0)::int as invalid,
+           coalesce(sum(duplicates), 0)::int as duplicates
+    from quality.batch_metrics`;
+  assertEquals(m, expected, "metrics: rows = valid + invalid + duplicates, as built");
+  const [c] = await sql`
+    select (select count(*)::int from core.events) as events,
+           (select count(distinct event_id)::int from core.events) as distinct_ids,
+           (select count(*)::int from core.event_ids) as ids,
+           (select count(*)::int from quality.dead_letter) as dead,
+           (select count(*)::int from ingest.files) as ledger,
+           (select count(*)::int from ingest.files where status <> 'done') as not_done,
+           (select count(*)::int from pg_tables
+             where schemaname = 'ingest' and tablename like 'stage\\_%') as stages`;
+  assertEquals(c, {
+    events: expected.valid,
+    distinct_ids: expected.valid,
+    ids: expected.valid,
+    dead: expected.invalid,
+    ledger: run.files.size,
+    not_done: 0,
+    stages: 0,
+  });
+}
+
+for (const stage of ["mid-copy", "after-copy", "after-procedure", "after-commit"]) {
+  Deno.test(`ingest killed at ${stage}, restarted: every row in exactly one place`, async () => {
+    const db = await testDb(`crash_${stage}`, { views: true });
+    const run = await newRun();
+    try {
+      await drop(run, "a.csv", mixedCsv(12_000, 1)); // > 1 MiB, so mid-copy is reached
+      await drop(run, "b.csv", mixedCsv(500, 2));
+      const crashed = await once(db.url, run, { PIPELINE_CRASH_AT: stage });
+      assertEquals(crashed.code, 137, crashed.stderr);
+      assert(crashed.stderr.includes(`crash point "${stage}"`));
+      const again = await once(db.url, run);
+      assertEquals(again.code, 0, again.stderr);
+      await assertInvariants(db.sql, run);
+    } finally {
+      await Deno.remove(run.base, { recursive: true });
+      await db.drop();
+    }
+  });
+}
+
+Deno.test(`ingest SIGKILLed ${SOAK ? 100 : 20} times during a multi-file run loses and duplicates nothing`, async () => {
+  const db = await testDb("crash_sigkill_loop", { views: true });
+  const run = await newRun();
+  try {
+    const kills = SOAK ? 100 : 20;
+    let dropped = 0;
+    for (let k = 0; k < kills; k++) {
+      const child = ingest(db.url, run, []).spawn();
+      // keep files arriving while the ingester lives
+      await drop(
+        run,
+        `f-${String(dropped++).padStart(4, "0")}.csv`,
+        mixedCsv(1_500 + (k % 5) * 700, 100 + k),
+      );
+      await new Promise((r) => setTimeout(r, 150 + Math.floor(Math.random() * 900)));
+      child.kill("SIGKILL");
+      await child.status;
+    }
+    const last = await once(db.url, run);
+    assertEquals(last.code, 0, last.stderr);
+    await assertInvariants(db.sql, run);
+  } finally {
+    await Deno.remove(run.base, { recursive: true });
+    await db.drop();
+  }
+});
+
+Deno.test("PostgreSQL stopped immediately during a load: the ingester recovers by itself", async () => {
+  const cluster = await startCluster("immediate");
+  const run = await newRun();
+  const sql = connect({ url: cluster.url, max: 1 });
+  try {
+    for (let i = 0; i < 3; i++) await drop(run, `big-${i}.csv`, mixedCsv(40_000, 200 + i));
+    const child = ingest(cluster.url, run, []).spawn();
+    // stop the server while the first file is in flight
+    await waitFor(async () => {
+      try {
+        const [{ n }] = await sql`
+          select count(*)::int as n from pg_stat_activity where query ilike 'copy ingest.stage%'`;
+        return n > 0;
+      } catch {
+        return false;
+      }
+    });
+    await cluster.stop("immediate");
+    await new Promise((r) => setTimeout(r, 2000));
+    await cluster.start();
+    await waitFor(
+      () => Promise.resolve([...Deno.readDirSync(run.dirs.inbox)].length === 0),
+      90_000,
+    );
+    child.kill("SIGTERM");
+    await child.status;
+    await assertInvariants(sql, run);
+  } finally {
+    await sql.end({ timeout: 1 });
+    await Deno.remove(run.base, { recursive: true });
+    await cluster.destroy();
+  }
+});
+
+Deno.test("a connection dropped at commit time: the file is loaded again, once", async () => {
+  const db = await testDb("crash_commit_drop", { views: true });
+  const run = await newRun();
+  try {
+    await drop(run, "a.csv", mixedCsv(3_000, 300));
+    const child = ingest(db.url, run, ["--once"], {
+      PIPELINE_PAUSE_AT: "before-commit",
+      PIPELINE_PAUSE_MS: "1500",
+    }).spawn();
+    // the batch's transaction is idle, waiting to commit: cut it
+    await waitFor(async () => {
+      const rows = await db.sql`
+        select pid from pg_stat_activity
+        where datname = current_database() and state = 'idle in transaction'
+          and application_name = 'ecommerce-pipeline'`;
+      for (const r of rows) await db.sql`select pg_terminate_backend(${r.pid})`;
+      return rows.length > 0;
+    });
+    const status = await child.status;
+    assert(status.code === 0 || status.code === 1, `exit ${status.code}`);
+    const again = await once(db.url, run);
+    assertEquals(again.code, 0, again.stderr);
+    await assertInvariants(db.sql, run);
+  } finally {
+    await Deno.remove(run.base, { recursive: true });
+    await db.drop();
+  }
+});
+
+Deno.test("a file growing without being renamed is never loaded half", async () => {
+  const db = await testDb("slow_writer", { views: false });
+  const run = await newRun();
+  const child = ingest(db.url, run, []).spawn();
+  try {
+    const file = mixedCsv(20_000, 400);
+    const tmp = join(run.dirs.inbox, "slow.csv.tmp");
+    using f = await Deno.open(tmp, { write: true, create: true });
+    const bytes = new TextEncoder().encode(file.text);
+    for (let i = 0; i < bytes.length; i += 64 * 1024) {
+      await f.write(bytes.subarray(i, i + 64 * 1024));
+      await new Promise((r) => setTimeout(r, 20));
+    }
+    const [{ n }] = await db.sql`select count(*)::int as n from quality.batch_metrics`;
+    assertEquals(n, 0, "nothing loaded while the producer writes");
+    await Deno.rename(tmp, join(run.dirs.inbox, "slow.csv"));
+    run.files.set("slow.csv", file);
+    await waitFor(() => Promise.resolve([...Deno.readDirSync(run.dirs.processed)].length === 1));
+    await assertInvariants(db.sql, run);
+  } finally {
+    child.kill("SIGTERM");
+    await child.status;
+    await Deno.remove(run.base, { recursive: true });
+    await db.drop();
+  }
+});
+
+async function waitFor(check: () => Promise<boolean>, ms = 30_000) {
+  const deadline = Date.now() + ms;
+  while (Date.now() < deadline) {
+    if (await check()) return;
+    await new Promise((r) => setTimeout(r, 50));
+  }
+  assert(false, `condition not met within ${ms} ms`);
+}
