@@ -66,6 +66,12 @@ Deno.test("loadFile loads, dedupes and dead-letters one file in one transaction"
       const [ev] = await db.sql`
         select count(*)::int as n, sum(total_amount)::text as revenue from core.events`;
       assertEquals([ev.n, ev.revenue], [2, "50.00"]);
+      // validity 2 / (2 + 3) is below MIN_VALIDITY_RATE: the batch raised an alert
+      assertEquals(r.result!.alert, true);
+      const alerts = await db.sql`select kind, validity_rate::text, threshold::text from quality.alerts`;
+      assertEquals(alerts.map((a) => [a.kind, a.validity_rate, a.threshold]), [
+        ["low_validity", "0.400000", "0.95"],
+      ]);
 
       // the same content again, under its name and under another: nothing changes
       const again = await loadFile(db.sql, path, cfg);
