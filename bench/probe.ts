@@ -10,19 +10,29 @@ await admin.unsafe("drop database if exists bench_probe with (force)");
 await createDatabase(url);
 await dbmate(await dbmatePath(), url, "up");
 if (Deno.env.get("PROBE_EXPLAIN")) {
-  for (const stmt of [
-    "alter database bench_probe set session_preload_libraries = 'auto_explain'",
-    "alter database bench_probe set auto_explain.log_min_duration = 500",
-    "alter database bench_probe set auto_explain.log_nested_statements = on",
-    "alter database bench_probe set auto_explain.log_analyze = on",
-    "alter database bench_probe set auto_explain.log_timing = off",
-  ]) await admin.unsafe(stmt);
+  for (
+    const stmt of [
+      "alter database bench_probe set session_preload_libraries = 'auto_explain'",
+      "alter database bench_probe set auto_explain.log_min_duration = 500",
+      "alter database bench_probe set auto_explain.log_nested_statements = on",
+      "alter database bench_probe set auto_explain.log_analyze = on",
+      "alter database bench_probe set auto_explain.log_timing = off",
+    ]
+  ) await admin.unsafe(stmt);
 }
 const sql = connect({ url, max: 2 });
 const t = performance.now();
 const r = await loadFile(sql, Deno.args[0], settings(loadConfig()), {});
 const ms = performance.now() - t;
-console.log(JSON.stringify({ ms: Math.round(ms), copy_ms: Math.round(r.copyMs!), process_ms: r.result?.process_ms, rows: r.result?.rows, rows_per_s: Math.round(r.result!.rows / ms * 1000) }));
+console.log(
+  JSON.stringify({
+    ms: Math.round(ms),
+    copy_ms: Math.round(r.copyMs!),
+    process_ms: r.result?.process_ms,
+    rows: r.result?.rows,
+    rows_per_s: Math.round(r.result!.rows / ms * 1000),
+  }),
+);
 await sql.end();
 await admin.unsafe("drop database if exists bench_probe with (force)");
 await admin.end();

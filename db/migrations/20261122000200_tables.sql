@@ -51,6 +51,10 @@ create table core.events (
     ingested_at timestamptz not null
 ) partition by range (event_time);
 
+-- Time-range reads (dashboards, the last hour) without a btree to maintain on every insert:
+-- events arrive roughly in time order, so block ranges summarise well.
+create index events_event_time_brin on core.events using brin (event_time);
+
 -- The dedupe guard: core.events is partitioned by time, so it cannot hold a unique index on
 -- event_id alone. Every stored event has exactly one row here, inserted in the same statement
 -- order (insert ... on conflict do nothing returning) that decides what goes into core.events.

@@ -191,12 +191,12 @@ export function bytesSource(bytes: Uint8Array): Source {
 }
 
 /**
- * Loads one source in one transaction. A file whose content hash is already in the ledger is
+ * Loads one source in one transaction (or a savepoint of the caller's). A file whose content hash is already in the ledger is
  * rolled back and reported as duplicate_file; another session holding the same name makes it
  * "busy" (skipped, left for that session).
  */
 export async function loadSource(
-  sql: Sql,
+  sql: Sql | postgres.TransactionSql,
   source: Source,
   name: string,
   cfg: Settings,
@@ -216,7 +216,11 @@ export async function loadSource(
   const out: LoadResult = { outcome: "loaded", name, bytes: source.bytes, totalMs: 0 };
   const rollback = new Error("rollback");
   try {
-    await sql.begin(async (tx) => {
+    // inside a caller's transaction (the HTTP collector's idempotency record) use a savepoint
+    const transaction = "savepoint" in sql
+      ? (fn: (tx: postgres.TransactionSql) => Promise<void>) => sql.savepoint(fn)
+      : (fn: (tx: postgres.TransactionSql) => Promise<void>) => (sql as Sql).begin(fn);
+    await transaction(async (tx) => {
       if (opts.role) await tx.unsafe(`set local role ${opts.role}`);
       if (kind === "file") {
         const [lock] = await tx`

@@ -1,0 +1,61 @@
+// Pipeline figures read at request time: database totals (via analytics.collector_status(),
+// a definer function the analyst may call) and the inbox backlog on disk.
+import type { Sql } from "../db.ts";
+import { isCandidate } from "../inbox.ts";
+
+export interface LastBatch {
+  batch_id: number;
+  source_kind: string;
+  finished_at: string;
+  rows: number;
+  validity_rate: number | null;
+  age_seconds: number;
+}
+
+export interface PipelineStatus {
+  batches: number;
+  rows: number;
+  valid: number;
+  invalid: number;
+  duplicates: number;
+  late: number;
+  last_batch: LastBatch | null;
+  files: Record<string, number>;
+}
+
+export class TimeoutError extends Error {
+  override name = "TimeoutError";
+}
+
+/** Rejects with TimeoutError when `p` has not settled within `ms`. */
+export function within<T>(p: Promise<T>, ms: number, what: string): Promise<T> {
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  const late = new Promise<never>((_, reject) => {
+    timer = setTimeout(
+      () => reject(new TimeoutError(`${what} did not answer within ${ms} ms`)),
+      ms,
+    );
+  });
+  return Promise.race([p, late]).finally(() => clearTimeout(timer));
+}
+
+export async function pipelineStatus(analyst: Sql, timeoutMs = 3_000): Promise<PipelineStatus> {
+  const [{ status }] = await within(
+    analyst`select analytics.collector_status() as status`,
+    timeoutMs,
+    "The database",
+  );
+  return status as PipelineStatus;
+}
+
+/** Files ready in the inbox (not *.tmp nor dotfiles); 0 when the directory does not exist. */
+export async function inboxBacklog(dir: string): Promise<number> {
+  let n = 0;
+  try {
+    for await (const e of Deno.readDir(dir)) if (!e.isDirectory && isCandidate(e.name)) n++;
+  } catch (error) {
+    if (error instanceof Deno.errors.NotFound) return 0;
+    throw error;
+  }
+  return n;
+}

@@ -1,0 +1,83 @@
+// The collector's metrics: what this process did, plus pipeline figures read at scrape time.
+import { Registry } from "./metrics.ts";
+
+const SECONDS = [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60];
+
+export const OUTCOMES = ["valid", "invalid", "duplicate"] as const;
+export type Outcome = typeof OUTCOMES[number];
+
+export function createTelemetry() {
+  const registry = new Registry();
+  const t = {
+    registry,
+    httpRows: registry.counter(
+      "pipeline_http_rows_total",
+      "Rows received by this collector process, by outcome",
+      ["outcome"],
+    ),
+    httpBatches: registry.counter(
+      "pipeline_http_batches_total",
+      "Batches this collector process committed",
+    ),
+    batchDuration: registry.histogram(
+      "pipeline_http_batch_duration_seconds",
+      "Time to load one HTTP batch (one database transaction), in seconds",
+      [],
+      SECONDS,
+    ),
+    lastValidity: registry.gauge(
+      "pipeline_http_last_validity_ratio",
+      "Validity rate (valid / (valid + invalid)) of this process's last batch with such rows",
+    ),
+    inFlight: registry.gauge(
+      "pipeline_http_batches_in_flight",
+      "Batches being received or loaded now",
+    ),
+    maxInFlight: registry.gauge(
+      "pipeline_http_batches_in_flight_max",
+      "MAX_CONCURRENT_BATCHES: beyond it POST /v1/events answers 503",
+    ),
+    requests: registry.counter(
+      "pipeline_http_requests_total",
+      "HTTP requests answered, by route and status code",
+      ["route", "status"],
+    ),
+    requestDuration: registry.histogram(
+      "pipeline_http_request_duration_seconds",
+      "HTTP request duration, in seconds, by route",
+      ["route"],
+      SECONDS,
+    ),
+    databaseUp: registry.gauge(
+      "pipeline_database_up",
+      "1 when the database answered this scrape, else 0",
+    ),
+    dbRows: registry.gauge(
+      "pipeline_database_rows",
+      "Rows of every batch in the database (files, HTTP, replays), by outcome",
+      ["outcome"],
+    ),
+    dbBatches: registry.gauge("pipeline_database_batches", "Batches recorded in the database"),
+    files: registry.gauge(
+      "pipeline_files",
+      "Files in the ingest ledger, by status",
+      ["status"],
+    ),
+    lastBatchAge: registry.gauge(
+      "pipeline_last_batch_age_seconds",
+      "Seconds since the last batch (any source) finished",
+    ),
+    lastBatchValidity: registry.gauge(
+      "pipeline_last_batch_validity_ratio",
+      "Validity rate of the last batch (any source); absent when that batch had no valid or invalid rows",
+    ),
+    inbox: registry.gauge(
+      "pipeline_inbox_files",
+      "Files waiting in the inbox (DATA_DIR/incoming, not *.tmp nor dotfiles)",
+    ),
+  };
+  for (const outcome of OUTCOMES) t.httpRows.inc({ outcome }, 0);
+  return t;
+}
+
+export type Telemetry = ReturnType<typeof createTelemetry>;
