@@ -13,6 +13,11 @@ SCRIPT="$ROOT/load/$SCENARIO.js"
 k6bin="$(command -v k6 || true)"
 if [[ -z "$k6bin" ]]; then
   k6bin="$ROOT/.tools/bin/k6"
+  # a build is minutes: keep one per machine, shared by every clone
+  cached="${XDG_CACHE_HOME:-$HOME/.cache}/ecommerce-pipeline/k6-$K6_VERSION"
+  if [[ ! -x "$k6bin" && -x "$cached" ]]; then
+    mkdir -p "$ROOT/.tools/bin" && cp "$cached" "$k6bin"
+  fi
   if [[ ! -x "$k6bin" ]]; then
     command -v go >/dev/null 2>&1 || {
       echo "error: k6 is not installed and Go is missing to build it: install k6, or Go 1.24+, or run the scenario with Docker: docker run --rm -i --network host -e BASE_URL grafana/k6 run - <load/$SCENARIO.js" >&2
@@ -21,6 +26,7 @@ if [[ -z "$k6bin" ]]; then
     echo "load: building k6 $K6_VERSION into .tools/bin (one time, a few minutes)" >&2
     mkdir -p "$ROOT/.tools/bin"
     GOBIN="$ROOT/.tools/bin" go install "go.k6.io/k6@$K6_VERSION"
+    mkdir -p "$(dirname "$cached")" && cp "$k6bin" "$cached" || true
   fi
 fi
 

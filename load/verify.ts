@@ -26,7 +26,9 @@ const acknowledged = count("events_acknowledged");
 const indeterminate = count("events_indeterminate");
 const shed = count("events_shed");
 const dur = m["http_req_duration{route:/v1/events}"] ?? m.http_req_duration ?? {};
-const seconds = Number(summary.state?.testRunDurationMs ?? 0) / 1000;
+const reqs = m.http_reqs ?? {};
+const seconds = Number(summary.state?.testRunDurationMs ?? 0) / 1000 ||
+  (reqs.rate ? Number(reqs.count) / Number(reqs.rate) : 0);
 
 const sql = connect({ max: 1 });
 const [{ stored }] = await sql`

@@ -32,25 +32,32 @@ async function drop(run: Run, name: string, file: MixedFile) {
   run.files.set(name, file);
 }
 
-function ingest(url: string, run: Run, args: string[], env: Record<string, string> = {}) {
+/** An ingester process. Spawned ones must not pipe stderr unread: a full pipe blocks them. */
+function ingest(
+  url: string,
+  run: Run,
+  args: string[],
+  env: Record<string, string> = {},
+  stderr: "piped" | "null" = "null",
+) {
   return new Deno.Command(Deno.execPath(), {
     args: ["run", "--allow-all", ingestScript, "--dir", run.dirs.inbox, ...args],
     env: {
       DATABASE_URL: url,
       LOG_DIR: join(run.base, "logs"),
-      LOG_LEVEL: "warn",
+      LOG_LEVEL: Deno.env.get("TEST_LOG_LEVEL") ?? "warn",
       DB_RETRY_MAX_SECONDS: "1",
       BREAKER_THRESHOLD: "3",
       SCAN_INTERVAL_SECONDS: "1",
       ...env,
     },
     stdout: "null",
-    stderr: "piped",
+    stderr: Deno.env.get("TEST_LOG_LEVEL") ? "inherit" : stderr,
   });
 }
 
 async function once(url: string, run: Run, env: Record<string, string> = {}) {
-  const out = await ingest(url, run, ["--once"], env).output();
+  const out = await ingest(url, run, ["--once"], env, "piped").output();
   return { code: out.code, stderr: new TextDecoder().decode(out.stderr) };
 }
 

@@ -2,7 +2,7 @@
 // file, then moves it to processed/ (or rejected/). Watch mode by default; --once drains.
 import { parseArgs } from "node:util";
 import { type Config, config } from "./lib/config.ts";
-import { connect, type Sql } from "./lib/db.ts";
+import { absorbDriverCrashes, connect, type Sql } from "./lib/db.ts";
 import { type Dirs, dirsFor, ensureDirs, type Entry, listReady, moveInto } from "./lib/inbox.ts";
 import { crashPoint, FileChangedError, loadFile, type LoadResult, settings } from "./lib/loader.ts";
 import { type Logger, logger } from "./lib/log.ts";
@@ -261,6 +261,11 @@ async function main() {
   }
   const cfg = config();
   const log = logger("ingest");
+  absorbDriverCrashes((e) =>
+    log.warn("database driver failed on a lost connection: the batch will be retried", {
+      error: e.message,
+    })
+  );
   const dirs = dirsFor(values.dir ?? `${cfg.DATA_DIR}/incoming`);
   await ensureDirs(dirs);
   const stop = new AbortController();

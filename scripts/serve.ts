@@ -3,7 +3,7 @@
 // itself is scripts/lib/http/app.ts.
 import { parseArgs } from "node:util";
 import { config } from "./lib/config.ts";
-import { connect } from "./lib/db.ts";
+import { absorbDriverCrashes, connect } from "./lib/db.ts";
 import { createApp } from "./lib/http/app.ts";
 import { loadAssets } from "./lib/http/dashboard.ts";
 import { purge, TTL_HOURS } from "./lib/http/idempotency.ts";
@@ -63,6 +63,11 @@ async function main() {
     Deno.exit(2);
   }
   const log = logger("serve");
+  absorbDriverCrashes((e) =>
+    log.warn("database driver failed on a lost connection: that request failed", {
+      error: e.message,
+    })
+  );
   // one connection per batch slot: a batch never waits for a connection
   const ingest = connect({
     role: cfg.INGEST_ROLE,

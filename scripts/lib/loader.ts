@@ -137,16 +137,32 @@ export async function copyStream(
   statement: string,
   source: AsyncIterable<Uint8Array>,
   graceMs = 1000,
+  stallMs = 10_000,
 ): Promise<void> {
   let ended!: () => void;
   const sourceEnded = new Promise<void>((r) => ended = r);
   let settled = false;
+  let progress = Date.now();
   async function* tracked() {
-    for await (const chunk of source) yield chunk;
+    for await (const chunk of source) {
+      progress = Date.now();
+      yield chunk;
+    }
     ended();
   }
   const writable = await tx.unsafe(statement).writable();
   const copying = pipeline(Readable.from(tracked()), writable).finally(() => settled = true);
+  // A connection lost mid-COPY leaves the writable waiting forever: with backpressure, no
+  // progress for stallMs means the server is gone. Destroying the stream fails the batch.
+  const stall = setInterval(() => {
+    if (!settled && Date.now() - progress > stallMs) {
+      writable.destroy(
+        new CopyError(
+          `COPY made no progress for ${stallMs / 1000} s: the connection to PostgreSQL is lost; the batch will be retried`,
+        ),
+      );
+    }
+  }, Math.min(1000, stallMs));
   const watchdog = (async () => {
     await sourceEnded;
     for (let waited = 0; !settled; waited += graceMs) {
@@ -163,8 +179,12 @@ export async function copyStream(
       }
     }
   })();
-  await Promise.race([copying, watchdog]);
-  await copying;
+  try {
+    await Promise.race([copying, watchdog]);
+    await copying;
+  } finally {
+    clearInterval(stall);
+  }
 }
 
 export interface LoadOptions {
