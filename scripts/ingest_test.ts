@@ -19,7 +19,7 @@ async function setup(url: string) {
   return { base, dirs, cfg, log: quietLog(join(base, "logs")) };
 }
 
-const names = async (dir: string) => [...Deno.readDirSync(dir)].map((e) => e.name).sort();
+const names = (dir: string) => [...Deno.readDirSync(dir)].map((e) => e.name).sort();
 
 Deno.test("ingest drains the inbox once: processed, rejected, .tmp/dotfiles untouched, symlink refused", async () => {
   const db = await testDb("ingest_drain", { views: false });
@@ -40,9 +40,9 @@ Deno.test("ingest drains the inbox once: processed, rejected, .tmp/dotfiles unto
     const ing = new Ingester({ dirs, sql: db.sql, cfg, log });
     const s = await ing.drain();
     assertEquals([s.handled, s.failed], [3, 0]);
-    assertEquals(await names(dirs.inbox), [".c.csv", "b.csv.tmp"]);
-    assertEquals(await names(dirs.processed), ["a copy.csv", "a.csv"]);
-    assertEquals(await names(dirs.rejected), ["link.csv", "noheader.csv"]);
+    assertEquals(names(dirs.inbox), [".c.csv", "b.csv.tmp"]);
+    assertEquals(names(dirs.processed), ["a copy.csv", "a.csv"]);
+    assertEquals(names(dirs.rejected), ["link.csv", "noheader.csv"]);
     const [c] = await db.sql`
       select (select count(*)::int from core.events) as events,
              (select count(*)::int from ingest.files) as files,
@@ -81,8 +81,8 @@ Deno.test("two concurrent ingesters load each file exactly once", async () => {
     const b = new Ingester({ dirs, sql: sqlB, cfg, log });
     // two passes each, as watch mode would, so files one skipped as busy get picked up
     await Promise.all([a.drain().then(() => a.drain()), b.drain().then(() => b.drain())]);
-    assertEquals(await names(dirs.inbox), []);
-    assertEquals((await names(dirs.processed)).length, 14);
+    assertEquals(names(dirs.inbox), []);
+    assertEquals(names(dirs.processed).length, 14);
     const [c] = await db.sql`
       select (select count(*)::int from core.events) as events,
              (select count(distinct event_id)::int from core.events) as ids,
@@ -108,7 +108,7 @@ Deno.test("ingest survives PostgreSQL stopped mid-run: every file ends loaded on
     for (let i = 0; i < 4; i++) {
       await Deno.writeTextFile(join(dirs.inbox, `before-${i}.csv`), eventsCsv(500, { tag: i }));
     }
-    await waitFor(async () => (await names(dirs.processed)).length === 4);
+    await waitFor(() => Promise.resolve(names(dirs.processed).length === 4));
     await cluster.stop("immediate");
     for (let i = 0; i < 4; i++) {
       await Deno.writeTextFile(
@@ -118,10 +118,10 @@ Deno.test("ingest survives PostgreSQL stopped mid-run: every file ends loaded on
     }
     await new Promise((r) => setTimeout(r, 3000));
     // nothing is lost while the database is down: the files wait in the inbox
-    assertEquals((await names(dirs.inbox)).length, 4);
+    assertEquals(names(dirs.inbox).length, 4);
     assertEquals(ing.breaker.state, "open");
     await cluster.start();
-    await waitFor(async () => (await names(dirs.processed)).length === 8, 30_000);
+    await waitFor(() => Promise.resolve(names(dirs.processed).length === 8), 30_000);
     stop.abort();
     await watching;
     const [c] = await sql`

@@ -68,7 +68,8 @@ Deno.test("loadFile loads, dedupes and dead-letters one file in one transaction"
       assertEquals([ev.n, ev.revenue], [2, "50.00"]);
       // validity 2 / (2 + 3) is below MIN_VALIDITY_RATE: the batch raised an alert
       assertEquals(r.result!.alert, true);
-      const alerts = await db.sql`select kind, validity_rate::text, threshold::text from quality.alerts`;
+      const alerts = await db
+        .sql`select kind, validity_rate::text, threshold::text from quality.alerts`;
       assertEquals(alerts.map((a) => [a.kind, a.validity_rate, a.threshold]), [
         ["low_validity", "0.400000", "0.95"],
       ]);

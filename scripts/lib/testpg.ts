@@ -21,7 +21,7 @@ async function run(cmd: string, args: string[], opts: { asPg?: boolean; check?: 
   return { ok: out.success, text };
 }
 
-async function freePort(): Promise<number> {
+function freePort(): number {
   const l = Deno.listen({ hostname: "127.0.0.1", port: 0 });
   const port = (l.addr as Deno.NetAddr).port;
   l.close();
@@ -44,7 +44,7 @@ export async function startCluster(label: string): Promise<Cluster> {
     .pop()!;
   const dir = await Deno.makeTempDir({ prefix: `pg-${label}-` });
   const data = join(dir, "data");
-  const port = await freePort();
+  const port = freePort();
   if (Deno.uid() === 0) {
     await run("chmod", ["755", dir]);
     await run("chown", [Deno.env.get("PG_OS_USER") ?? "postgres", dir]);
