@@ -158,7 +158,9 @@ export async function copyStream(
     if (!settled && Date.now() - progress > stallMs) {
       writable.destroy(
         new CopyError(
-          `COPY made no progress for ${stallMs / 1000} s: the connection to PostgreSQL is lost; the batch will be retried`,
+          `COPY made no progress for ${
+            stallMs / 1000
+          } s: the connection to PostgreSQL is lost; the batch will be retried`,
         ),
       );
     }
