@@ -2,6 +2,7 @@
 // file, then moves it to processed/ (or rejected/). Watch mode by default; --once drains.
 import { parseArgs } from "node:util";
 import { type Config, config } from "./lib/config.ts";
+import { reportInbox } from "./lib/analytics.ts";
 import { absorbDriverCrashes, connect, type Sql } from "./lib/db.ts";
 import { type Dirs, dirsFor, ensureDirs, type Entry, listReady, moveInto } from "./lib/inbox.ts";
 import { crashPoint, FileChangedError, loadFile, type LoadResult, settings } from "./lib/loader.ts";
@@ -56,7 +57,9 @@ export class Ingester {
   /** Processes every ready file once. */
   async drain(giveUpAfterMs = Infinity): Promise<DrainSummary> {
     const summary: DrainSummary = { handled: 0, failed: 0, rows: 0 };
-    for (const entry of await listReady(this.o.dirs.inbox)) {
+    const ready = await listReady(this.o.dirs.inbox);
+    await this.#reportInbox(ready.length);
+    for (const entry of ready) {
       if (this.stopping) break;
       if (this.failed.get(entry.name) === entry.mtime) continue;
       const r = await this.#one(entry, giveUpAfterMs);
@@ -66,7 +69,17 @@ export class Ingester {
         summary.rows += r.result?.rows ?? 0;
       }
     }
+    if (summary.handled > 0) await this.#reportInbox((await listReady(this.o.dirs.inbox)).length);
     return summary;
+  }
+
+  /** Tells analytics.pipeline_health how many files wait (the database cannot see the inbox). */
+  async #reportInbox(waiting: number) {
+    try {
+      await reportInbox(this.o.sql, waiting);
+    } catch {
+      // best effort: a database that is down will be noticed by the next load
+    }
   }
 
   async #one(entry: Entry, giveUpAfterMs: number): Promise<LoadResult | "failed" | "skipped"> {

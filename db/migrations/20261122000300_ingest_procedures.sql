@@ -212,12 +212,16 @@ begin
         v_name := 'events_' || to_char(v_month at time zone 'UTC', 'YYYY_MM');
         if to_regclass('core.' || v_name) is null then
             perform pg_advisory_xact_lock(hashtext('core.events partitions'));
-            if to_regclass('core.' || v_name) is null then
+            -- another batch may have created it while we waited for the lock; our catalog
+            -- snapshot may not show it yet, so "already exists" is success too
+            begin
                 execute format(
-                    'create table core.%I partition of core.events for values from (%L) to (%L)',
+                    'create table if not exists core.%I partition of core.events for values from (%L) to (%L)',
                     v_name, v_month, (v_month at time zone 'UTC' + interval '1 month') at time zone 'UTC'
                 );
-            end if;
+            exception when duplicate_table then
+                null;
+            end;
         end if;
         v_month := (v_month at time zone 'UTC' + interval '1 month') at time zone 'UTC';
     end loop;
@@ -523,13 +527,15 @@ begin
     from pg_temp.checked where is_valid;
     perform core.ensure_partitions(v_min, v_max);
 
-    -- The unique index decides: rows go in in file order, so within the batch and against
-    -- every committed (or concurrently committing) batch the first accepted row wins.
+    -- The unique index decides: for each id the batch's first line goes in first, so within
+    -- the batch and against every committed (or concurrently committing) batch the first
+    -- accepted row wins. Ordering by id also gives concurrent batches one lock order (no
+    -- deadlock on shared ids) and walks the btree in order.
     insert into core.event_ids (event_id, payload_hash, batch_id, line_no)
     select c.event_id, c.payload_hash, coalesce(nullif(c.src_batch_id, 0), p_batch_id), c.line_no
     from pg_temp.checked as c
     where c.is_valid
-    order by c.line_no
+    order by c.event_id, c.line_no
     on conflict do nothing;
     get diagnostics v_claimed = row_count;
 
@@ -794,6 +800,19 @@ begin
     set reasons = o.reasons, replayed_at = clock_timestamp(), replay_count = d.replay_count + 1
     from outcome as o
     where d.dead_letter_id = o.ref_id and o.moved_to is null;
+
+    -- the source batches' reason counts follow what is left in the dead letter
+    update quality.batch_metrics as m
+    set reason_counts = coalesce((
+        select jsonb_object_agg(r.reason, r.n)
+        from (
+            select reason, count(*) as n
+            from quality.dead_letter as d, unnest(d.reasons) as reason
+            where d.batch_id = m.batch_id
+            group by reason
+        ) as r
+    ), '{}')
+    where m.batch_id in (select distinct src_batch_id from pg_temp.checked);
 
     insert into quality.replays (
         replay_id, reasons, source, rows, moved, duplicates, still_invalid, started_at, finished_at

@@ -5,7 +5,8 @@
 export function isTransient(error: unknown): boolean {
   const e = error as { code?: string; errno?: string; message?: string };
   const code = e?.code ?? "";
-  if (/^(08|57P0|53)/.test(code)) return true; // connection, shutdown, insufficient resources
+  // connection, shutdown, insufficient resources, deadlock or serialization failure
+  if (/^(08|57P0|53|40P01|40001)/.test(code)) return true;
   if (
     [
       "ECONNREFUSED",
