@@ -1,0 +1,458 @@
+// make bench: one run, side by side, on the same seeded file: raw COPY (the physical limit),
+// COPY into a typed table with a primary key, our ingest end to end (UUIDv7 and v4 ids), and
+// pgloader as the peer; then freshness in watch mode and scaling. Medians of --reps runs.
+import { join } from "node:path";
+import { parseArgs } from "node:util";
+import { config } from "../scripts/lib/config.ts";
+import { connect, type Sql, withDatabase } from "../scripts/lib/db.ts";
+import { copyStream, fileSource } from "../scripts/lib/loader.ts";
+import { applyViews, createDatabase, dbmate } from "../scripts/migrate.ts";
+import { dbmatePath } from "../scripts/lib/testdb.ts";
+import { generate, type Manifest } from "../scripts/generate.ts";
+
+const HELP = `Usage: make bench [SIZE=100k|1m|5m]   (deno run -A bench/bench.ts --size 1m)
+
+Options:
+  --size S         rows in the main file: 100k, 1m or 5m (default 1m)
+  --reps N         repetitions per measurement, median reported (default 3)
+  --skip-pgloader  do not run the pgloader peer
+  --skip-scaling   do not run the scaling and freshness parts
+  -h, --help       show this help`;
+
+const { values } = parseArgs({
+  args: Deno.args,
+  options: {
+    size: { type: "string", default: "1m" },
+    reps: { type: "string", default: "3" },
+    "skip-pgloader": { type: "boolean", default: false },
+    "skip-scaling": { type: "boolean", default: false },
+    help: { type: "boolean", short: "h", default: false },
+  },
+});
+if (values.help) {
+  console.log(HELP);
+  Deno.exit(0);
+}
+const SIZES: Record<string, number> = {
+  "10k": 10_000,
+  "100k": 100_000,
+  "1m": 1_000_000,
+  "5m": 5_000_000,
+};
+const rows = SIZES[values.size!];
+const reps = Number(values.reps);
+if (!rows || !(reps >= 1)) {
+  console.error(`error: --size must be one of ${Object.keys(SIZES).join(", ")} and --reps >= 1`);
+  Deno.exit(2);
+}
+
+const root = new URL("..", import.meta.url).pathname;
+const dataDir = join(root, "bench", "data");
+const resultsDir = join(root, "bench", "results");
+const baseUrl = config().DATABASE_URL;
+const benchUrl = withDatabase(baseUrl, "bench");
+const COLUMNS =
+  "event_id,event_time,event_type,user_id,session_id,product_id,category,price,quantity,currency,device,traffic_source,payment_method,search_query,user_email";
+
+interface Measure {
+  name: string;
+  rows: number;
+  bytes: number;
+  runs: number[]; // seconds
+  rssMb?: number[];
+  note?: string;
+}
+const results: Measure[] = [];
+
+/** A seeded clean file (no anomalies, no duplicates: every loader can take it). */
+async function dataset(n: number, ids: 4 | 7): Promise<{ path: string; bytes: number }> {
+  const dir = join(dataDir, `${n}-v${ids}`);
+  const manifestPath = join(dir, "manifest.json");
+  try {
+    const m = JSON.parse(await Deno.readTextFile(manifestPath)) as Manifest;
+    const path = join(dir, m.files[0].name);
+    return { path, bytes: (await Deno.stat(path)).size };
+  } catch {
+    await Deno.remove(dir, { recursive: true }).catch(() => {});
+  }
+  console.error(`bench: generating ${n} rows with UUIDv${ids} ids`);
+  const m = await generate({
+    files: 1,
+    events: n,
+    seed: 1234,
+    idVersion: ids,
+    anomalyRate: 0,
+    duplicateRate: 0,
+    lateRate: 0.01,
+    intervalSeconds: 3600,
+    outDir: dir,
+    manifestPath,
+  });
+  const path = join(dir, m.files[0].name);
+  return { path, bytes: (await Deno.stat(path)).size };
+}
+
+/** A fresh migrated bench database (so every run starts from empty tables). */
+async function freshDb(): Promise<Sql> {
+  const admin = connect({ url: withDatabase(baseUrl, "postgres"), max: 1 });
+  await admin.unsafe("drop database if exists bench with (force)");
+  await admin.end();
+  await createDatabase(benchUrl);
+  await dbmate(await dbmatePath(), benchUrl, "up");
+  const sql = connect({ url: benchUrl, max: 2 });
+  await applyViews(sql);
+  return sql;
+}
+
+async function timed(fn: () => Promise<void>): Promise<number> {
+  const t = performance.now();
+  await fn();
+  return (performance.now() - t) / 1000;
+}
+
+async function rawCopy(path: string, bytes: number, label: string) {
+  const m: Measure = { name: `raw COPY, unlogged all-text (${label})`, rows, bytes, runs: [] };
+  for (let r = 0; r < reps; r++) {
+    const sql = await freshDb();
+    await sql.unsafe(
+      `create unlogged table public.raw (${COLUMNS.split(",").map((c) => `${c} text`).join(", ")})`,
+    );
+    m.runs.push(
+      await timed(() =>
+        sql.begin(async (tx) => {
+          await copyStream(
+            tx,
+            "copy public.raw from stdin (format csv, header true)",
+            (await fileSource(path)).open(),
+          );
+        })
+      ),
+    );
+    await sql.end();
+  }
+  results.push(m);
+}
+
+const TYPED = `create table public.typed (
+  event_id uuid primary key, event_time timestamptz not null, event_type text not null,
+  user_id bigint, session_id text not null, product_id bigint, category text,
+  price numeric(17, 2), quantity int, currency text, device text, traffic_source text,
+  payment_method text, search_query text, user_email text)`;
+
+async function typedCopy(path: string, bytes: number, label: string) {
+  const m: Measure = {
+    name: `COPY into typed table + primary key (${label})`,
+    rows,
+    bytes,
+    runs: [],
+  };
+  for (let r = 0; r < reps; r++) {
+    const sql = await freshDb();
+    await sql.unsafe(TYPED);
+    m.runs.push(
+      await timed(() =>
+        sql.begin(async (tx) => {
+          await copyStream(
+            tx,
+            "copy public.typed from stdin (format csv, header true)",
+            (await fileSource(path)).open(),
+          );
+        })
+      ),
+    );
+    await sql.end();
+  }
+  results.push(m);
+}
+
+/** Our ingest as users run it (deno task ingest --once), with its peak RSS. */
+async function ingestOnce(
+  files: string[],
+  parallel = 1,
+): Promise<{ seconds: number; rssMb: number }> {
+  const inbox = await Deno.makeTempDir({ prefix: "bench-inbox-" });
+  const dir = join(inbox, "incoming");
+  await Deno.mkdir(dir);
+  for (const f of files) await Deno.link(f, join(dir, f.slice(f.lastIndexOf("/") + 1)));
+  let peak = 0;
+  const t = performance.now();
+  const children = Array.from({ length: parallel }, () =>
+    new Deno.Command(Deno.execPath(), {
+      args: ["run", "--allow-all", join(root, "scripts/ingest.ts"), "--once", "--dir", dir],
+      env: { DATABASE_URL: benchUrl, LOG_LEVEL: "warn", LOG_DIR: join(inbox, "logs") },
+      stdout: "null",
+      stderr: "inherit",
+    }).spawn());
+  const poll = setInterval(async () => {
+    for (const c of children) {
+      try {
+        const status = await Deno.readTextFile(`/proc/${c.pid}/status`);
+        const kb = Number(/VmHWM:\s+(\d+)/.exec(status)?.[1] ?? 0);
+        peak = Math.max(peak, kb / 1024);
+      } catch { /* exited */ }
+    }
+  }, 50);
+  const codes = await Promise.all(children.map((c) => c.status));
+  clearInterval(poll);
+  const seconds = (performance.now() - t) / 1000;
+  await Deno.remove(inbox, { recursive: true });
+  if (codes.some((c) => !c.success)) throw new Error("Ingest failed during the benchmark");
+  return { seconds, rssMb: peak };
+}
+
+async function ingest(path: string, bytes: number, label: string) {
+  const m: Measure = { name: `our ingest end to end (${label})`, rows, bytes, runs: [], rssMb: [] };
+  for (let r = 0; r < reps; r++) {
+    const sql = await freshDb();
+    const { seconds, rssMb } = await ingestOnce([path]);
+    const [{ n }] = await sql`select count(*)::int as n from core.events`;
+    await sql.end();
+    if (n !== rows) throw new Error(`Ingest stored ${n} events, expected ${rows}`);
+    m.runs.push(seconds);
+    m.rssMb!.push(rssMb);
+  }
+  results.push(m);
+}
+
+async function pgloader(path: string, bytes: number, label: string) {
+  const m: Measure = {
+    name: `pgloader into typed table + primary key (${label})`,
+    rows,
+    bytes,
+    runs: [],
+  };
+  if (!(await has("pgloader"))) {
+    console.error("bench: installing pgloader (Debian package)");
+    const ok = await new Deno.Command("bash", {
+      args: [
+        "-c",
+        "apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq pgloader >/dev/null",
+      ],
+    }).output();
+    if (!ok.success || !(await has("pgloader"))) {
+      m.note = "pgloader could not be installed";
+      results.push(m);
+      return;
+    }
+  }
+  for (let r = 0; r < reps; r++) {
+    const sql = await freshDb();
+    await sql.unsafe(TYPED);
+    await sql.end();
+    const u = new URL(benchUrl);
+    const cmd = `LOAD CSV FROM '${path}' (${COLUMNS})
+  INTO postgresql://${u.username}:${u.password}@${u.hostname}:${u.port}/bench?tablename=typed (${COLUMNS})
+  WITH skip header = 1, fields optionally enclosed by '"', fields escaped by double-quote,
+       fields terminated by ',', workers = 2, concurrency = 1, batch rows = 25000
+  SET work_mem to '64MB';`;
+    const file = await Deno.makeTempFile({ suffix: ".load" });
+    await Deno.writeTextFile(file, cmd);
+    let out: Deno.CommandOutput | undefined;
+    const seconds = await timed(async () => {
+      out = await new Deno.Command("pgloader", {
+        args: ["--quiet", file],
+        stdout: "piped",
+        stderr: "piped",
+      }).output();
+    });
+    await Deno.remove(file);
+    const check = connect({ url: benchUrl, max: 1 });
+    const [{ n }] = await check`select count(*)::int as n from public.typed`;
+    await check.end();
+    if (!out!.success || n !== rows) {
+      m.note = `pgloader failed or loaded ${n} of ${rows} rows: ${
+        new TextDecoder().decode(out!.stderr).slice(0, 300)
+      }`;
+      break;
+    }
+    m.runs.push(seconds);
+  }
+  results.push(m);
+}
+
+async function has(cmd: string) {
+  const out = await new Deno.Command("bash", { args: ["-c", `command -v ${cmd}`], stdout: "null" })
+    .output();
+  return out.success;
+}
+
+/** Watch mode: small files at a steady rate; latency from rename to visible in analytics. */
+async function freshness(n = 30, rowsPerFile = 500, everyMs = 500) {
+  const sql = await freshDb();
+  const small = await dataset(rowsPerFile * n, 7);
+  const text = await Deno.readTextFile(small.path);
+  const lines = text.split("\n");
+  const header = lines[0];
+  const body = lines.slice(1).filter((l) => l.length);
+  const inbox = await Deno.makeTempDir({ prefix: "bench-fresh-" });
+  const dir = join(inbox, "incoming");
+  await Deno.mkdir(dir);
+  const child = new Deno.Command(Deno.execPath(), {
+    args: ["run", "--allow-all", join(root, "scripts/ingest.ts"), "--dir", dir],
+    env: { DATABASE_URL: benchUrl, LOG_LEVEL: "warn", LOG_DIR: join(inbox, "logs") },
+    stdout: "null",
+    stderr: "inherit",
+  }).spawn();
+  await new Promise((r) => setTimeout(r, 1500));
+  const latencies: number[] = [];
+  const probe = connect({ url: benchUrl, max: 1, role: "pipeline_analyst" });
+  for (let i = 0; i < n; i++) {
+    const chunk = body.slice(i * rowsPerFile, (i + 1) * rowsPerFile);
+    const name = `fresh-${String(i).padStart(4, "0")}.csv`;
+    await Deno.writeTextFile(join(dir, `${name}.tmp`), header + "\n" + chunk.join("\n") + "\n");
+    const t = performance.now();
+    await Deno.rename(join(dir, `${name}.tmp`), join(dir, name));
+    const want = (i + 1) * rowsPerFile;
+    while (true) {
+      const [{ total }] =
+        await probe`select coalesce(sum(events), 0)::int as total from analytics.hourly_events`;
+      if (total >= want) break;
+      if (performance.now() - t > 30_000) {
+        throw new Error(`File ${name} not visible in analytics after 30 s`);
+      }
+      await new Promise((r) => setTimeout(r, 5));
+    }
+    latencies.push(performance.now() - t);
+    await new Promise((r) => setTimeout(r, Math.max(0, everyMs - (performance.now() - t))));
+  }
+  child.kill("SIGTERM");
+  await child.status;
+  await probe.end();
+  await sql.end();
+  await Deno.remove(inbox, { recursive: true });
+  latencies.sort((a, b) => a - b);
+  const pct = (p: number) =>
+    latencies[Math.min(latencies.length - 1, Math.ceil(p * latencies.length) - 1)];
+  return {
+    files: n,
+    rows_per_file: rowsPerFile,
+    every_ms: everyMs,
+    p50_ms: pct(0.5),
+    p95_ms: pct(0.95),
+    max_ms: latencies.at(-1)!,
+  };
+}
+
+async function scaling() {
+  const out: Record<string, unknown>[] = [];
+  for (const n of [10_000, 100_000, 1_000_000]) {
+    const d = await dataset(n, 7);
+    const sql = await freshDb();
+    const { seconds } = await ingestOnce([d.path]);
+    await sql.end();
+    out.push({
+      case: `one file of ${n} rows`,
+      rows: n,
+      seconds,
+      rows_per_s: Math.round(n / seconds),
+    });
+  }
+  // 8 files of 100k rows, 1 vs 2 ingesters
+  const files: string[] = [];
+  const src = await dataset(800_000, 7);
+  const lines = (await Deno.readTextFile(src.path)).split("\n");
+  const splitDir = join(dataDir, "split-8x100k");
+  await Deno.mkdir(splitDir, { recursive: true });
+  for (let i = 0; i < 8; i++) {
+    const p = join(splitDir, `part-${i}.csv`);
+    await Deno.writeTextFile(
+      p,
+      lines[0] + "\n" + lines.slice(1 + i * 100_000, 1 + (i + 1) * 100_000).join("\n") + "\n",
+    );
+    files.push(p);
+  }
+  for (const parallel of [1, 2]) {
+    const sql = await freshDb();
+    const { seconds } = await ingestOnce(files, parallel);
+    await sql.end();
+    out.push({
+      case: `8 files x 100k rows, ${parallel} ingester(s)`,
+      rows: 800_000,
+      seconds,
+      rows_per_s: Math.round(800_000 / seconds),
+    });
+  }
+  return out;
+}
+
+const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor((xs.length - 1) / 2)];
+
+// --- the run ---------------------------------------------------------------------------------
+const v7 = await dataset(rows, 7);
+const v4 = await dataset(rows, 4);
+await rawCopy(v7.path, v7.bytes, "v7 file");
+await typedCopy(v7.path, v7.bytes, "UUIDv7 ids");
+await typedCopy(v4.path, v4.bytes, "UUIDv4 ids");
+await ingest(v7.path, v7.bytes, "UUIDv7 ids");
+await ingest(v4.path, v4.bytes, "UUIDv4 ids");
+if (!values["skip-pgloader"]) await pgloader(v7.path, v7.bytes, "UUIDv7 ids");
+const extra: Record<string, unknown> = {};
+if (!values["skip-scaling"]) {
+  extra.freshness = await freshness();
+  extra.scaling = await scaling();
+}
+
+const limit = results[0];
+const limitRate = rows / median(limit.runs);
+const table = [[
+  "measurement",
+  "rows/s",
+  "MB/s",
+  "vs limit",
+  "median s",
+  "min s",
+  "max s",
+  "peak RSS MB",
+]];
+for (const m of results) {
+  if (!m.runs.length) {
+    table.push([m.name, "-", "-", "-", "-", "-", "-", m.note ?? ""]);
+    continue;
+  }
+  const med = median(m.runs);
+  table.push([
+    m.name,
+    Math.round(m.rows / med).toLocaleString("en-US"),
+    (m.bytes / 1e6 / med).toFixed(1),
+    `${((m.rows / med / limitRate) * 100).toFixed(0)} %`,
+    med.toFixed(2),
+    Math.min(...m.runs).toFixed(2),
+    Math.max(...m.runs).toFixed(2),
+    m.rssMb ? Math.max(...m.rssMb).toFixed(0) : "",
+  ]);
+}
+const widths = table[0].map((_, i) => Math.max(...table.map((r) => r[i].length)));
+console.log(
+  `\nmake bench SIZE=${values.size}: ${rows.toLocaleString("en-US")} rows, ${
+    (v7.bytes / 1e6).toFixed(0)
+  } MB, ${reps} runs each, ${navigator.hardwareConcurrency} cores\n`,
+);
+for (const [i, row] of table.entries()) {
+  console.log(
+    row.map((c, j) => (j === 0 ? c.padEnd(widths[j]) : c.padStart(widths[j]))).join("  "),
+  );
+  if (i === 0) console.log(widths.map((w) => "-".repeat(w)).join("  "));
+}
+if (extra.freshness) {
+  console.log("\nfreshness (watch mode, rename -> visible in analytics):", extra.freshness);
+}
+if (extra.scaling) {
+  console.log("\nscaling:");
+  for (const s of extra.scaling as Record<string, unknown>[]) {
+    console.log(`  ${s.case}: ${s.rows_per_s} rows/s (${Number(s.seconds).toFixed(2)} s)`);
+  }
+}
+await Deno.mkdir(resultsDir, { recursive: true });
+const file = join(resultsDir, `${new Date().toISOString().replace(/[:.]/g, "-")}.json`);
+await Deno.writeTextFile(
+  file,
+  JSON.stringify(
+    { size: values.size, rows, reps, cores: navigator.hardwareConcurrency, results, ...extra },
+    null,
+    2,
+  ),
+);
+console.log(`\nresults: ${file}`);
+const admin = connect({ url: withDatabase(baseUrl, "postgres"), max: 1 });
+await admin.unsafe("drop database if exists bench with (force)");
+await admin.end();

@@ -1,0 +1,158 @@
+// Command-line flags of `deno task generate`: every flag declared, each value checked for its
+// form (a bad one is an OptionError naming the flag and the expected form).
+import { parseArgs } from "node:util";
+import { DEFAULTS, type GenerateOptions, MAX_EVENTS, MAX_FILES, OptionError } from "./plan.ts";
+import { MAX_SEED } from "./random.ts";
+
+export const HELP = `Usage: deno task generate [flags]
+
+Writes CSV event files (docs/contract.md) from a simulated shop, with anomalies, duplicates and
+late events injected at known rates, and optionally a manifest of the expected counts.
+
+  --files N            files to write (default ${DEFAULTS.files}; not with --continuous)
+  --events N           rows per file, 1..${MAX_EVENTS} (default ${DEFAULTS.events})
+  --interval S         seconds of event time per file, e.g. 60 or 0.5 (default ${DEFAULTS.intervalSeconds});
+                       with --continuous also the pace: one file every S seconds
+  --continuous         write files until SIGINT/SIGTERM (the file in hand is finished)
+  --seed N             seed, 0..${MAX_SEED} (default: random, printed)
+  --start-time ISO     start of the first file's window, with an offset, e.g.
+                       2026-11-21T10:00:00Z (default: now - files x interval, so the run
+                       ends now; with --continuous: now)
+  --anomaly-rate R     share of rows made invalid, 0..1 (default ${DEFAULTS.anomalyRate})
+  --duplicate-rate R   share of rows re-sent (1 in 5 with a conflicting payload), 0..1
+                       (default ${DEFAULTS.duplicateRate})
+  --late-rate R        share of regular rows dated 15 min to 6 h early, 0..1 (default ${DEFAULTS.lateRate})
+  --schema-version V   1 (7 columns) or 2 (15 columns) (default ${DEFAULTS.schemaVersion})
+  --out DIR            output directory, created if missing (default ${DEFAULTS.outDir})
+  --manifest FILE      also write the expected counts per file as JSON
+  --id-version V       event ids: 7 (time-ordered UUIDv7) or 4 (random UUIDv4) (default ${DEFAULTS.idVersion})
+  --quiet              print nothing but errors
+  -h, --help           show this help
+
+Files are named events-<window start UTC>-<seed>-<index>.csv, written as .csv.tmp and renamed
+when complete; an existing file is never replaced. The same flags with --seed and --start-time
+give byte-identical files. Exit status: 0 done, 1 failed, 2 bad flags.`;
+
+export interface Cli {
+  options: GenerateOptions;
+  quiet: boolean;
+  help: boolean;
+}
+
+const OPTIONS = {
+  files: { type: "string" },
+  events: { type: "string" },
+  interval: { type: "string" },
+  continuous: { type: "boolean" },
+  seed: { type: "string" },
+  "start-time": { type: "string" },
+  "anomaly-rate": { type: "string" },
+  "duplicate-rate": { type: "string" },
+  "late-rate": { type: "string" },
+  "schema-version": { type: "string" },
+  out: { type: "string" },
+  manifest: { type: "string" },
+  "id-version": { type: "string" },
+  quiet: { type: "boolean" },
+  help: { type: "boolean", short: "h" },
+} as const;
+
+function whole(flag: string, text: string | undefined, min: number, max: number) {
+  if (text === undefined) return undefined;
+  const value = /^\s*\d+\s*$/.test(text) ? Number(text) : NaN;
+  if (!(value >= min && value <= max)) {
+    throw new OptionError(`--${flag} must be a whole number from ${min} to ${max} (got "${text}")`);
+  }
+  return value;
+}
+
+function rate(flag: string, text: string | undefined) {
+  if (text === undefined) return undefined;
+  const value = /^\s*(\d+(\.\d*)?|\.\d+)\s*$/.test(text) ? Number(text) : NaN;
+  if (!(value >= 0 && value <= 1)) {
+    throw new OptionError(`--${flag} must be a number from 0 to 1, e.g. 0.02 (got "${text}")`);
+  }
+  return value;
+}
+
+function oneOf<T extends number>(flag: string, text: string | undefined, allowed: readonly T[]) {
+  if (text === undefined) return undefined;
+  const value = Number(text.trim()) as T;
+  if (!/^\s*\d+\s*$/.test(text) || !allowed.includes(value)) {
+    throw new OptionError(`--${flag} must be ${allowed.join(" or ")} (got "${text}")`);
+  }
+  return value;
+}
+
+function path(flag: string, text: string | undefined) {
+  if (text === undefined) return undefined;
+  if (text.trim() === "") throw new OptionError(`--${flag} must not be empty`);
+  return text;
+}
+
+/** The flag that parseArgs complained about, in a one-line message. */
+function parseArgsMessage(error: Error & { code?: string }): string {
+  const flag = /'(-{1,2}[^' <]+)/.exec(error.message)?.[1];
+  switch (error.code) {
+    case "ERR_PARSE_ARGS_UNKNOWN_OPTION":
+      return `Unknown flag "${flag}" (see --help)`;
+    case "ERR_PARSE_ARGS_UNEXPECTED_POSITIONAL":
+      return `Unexpected argument "${
+        /'([^']*)'/.exec(error.message)?.[1]
+      }": every value belongs to a flag (see --help)`;
+    case "ERR_PARSE_ARGS_INVALID_OPTION_VALUE":
+      if (/does not take an argument/.test(error.message)) return `${flag} takes no value`;
+      if (/ambiguous/.test(error.message)) {
+        return `${flag} needs a value (one starting with "-" is written ${flag}=<value>)`;
+      }
+      return `${flag} needs a value (see --help)`;
+    default:
+      return error.message.split("\n")[0];
+  }
+}
+
+/** Parses the flags; OptionError on any bad flag or value. */
+export function parseFlags(args: string[]): Cli {
+  let values;
+  try {
+    values = parseArgs({ args, options: OPTIONS, strict: true, allowPositionals: false }).values;
+  } catch (error) {
+    if (error instanceof TypeError) {
+      throw new OptionError(parseArgsMessage(error), { cause: error });
+    }
+    throw error;
+  }
+  const interval = values.interval;
+  let intervalSeconds: number | undefined;
+  if (interval !== undefined) {
+    intervalSeconds = /^\s*(\d+(\.\d{0,3})?|\.\d{1,3})\s*$/.test(interval) ? Number(interval) : NaN;
+    if (!(intervalSeconds >= 0.001 && intervalSeconds <= 2_592_000)) {
+      throw new OptionError(
+        `--interval must be a number of seconds from 0.001 to 2592000, at most 3 decimals (got "${interval}")`,
+      );
+    }
+  }
+  const startTime = values["start-time"];
+  if (startTime !== undefined && startTime.trim() === "") {
+    throw new OptionError('--start-time must be an ISO-8601 time with an offset (got "")');
+  }
+  const options: GenerateOptions = {
+    files: whole("files", values.files, 1, MAX_FILES),
+    events: whole("events", values.events, 1, MAX_EVENTS),
+    intervalSeconds,
+    continuous: values.continuous,
+    seed: whole("seed", values.seed, 0, MAX_SEED),
+    startTime,
+    anomalyRate: rate("anomaly-rate", values["anomaly-rate"]),
+    duplicateRate: rate("duplicate-rate", values["duplicate-rate"]),
+    lateRate: rate("late-rate", values["late-rate"]),
+    schemaVersion: oneOf("schema-version", values["schema-version"], [1, 2] as const),
+    outDir: path("out", values.out),
+    manifestPath: path("manifest", values.manifest),
+    idVersion: oneOf("id-version", values["id-version"], [7, 4] as const),
+  };
+  for (const key of Object.keys(options) as (keyof GenerateOptions)[]) {
+    if (options[key] === undefined) delete options[key];
+  }
+  return { options, quiet: values.quiet ?? false, help: values.help ?? false };
+}
