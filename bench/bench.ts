@@ -63,6 +63,22 @@ interface Measure {
   note?: string;
 }
 const results: Measure[] = [];
+const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor((xs.length - 1) / 2)];
+
+/** Records a measurement and prints it at once (a later failure must not lose it). */
+function record(m: Measure) {
+  results.push(m);
+  const med = m.runs.length ? median(m.runs) : NaN;
+  console.error(
+    `bench: ${m.name}: ${
+      m.runs.length
+        ? `${Math.round(m.rows / med)} rows/s (median ${med.toFixed(2)} s of ${
+          m.runs.map((r) => r.toFixed(2)).join(", ")
+        })`
+        : m.note
+    }`,
+  );
+}
 
 /** A seeded clean file (no anomalies, no duplicates: every loader can take it). */
 async function dataset(n: number, ids: 4 | 7): Promise<{ path: string; bytes: number }> {
@@ -130,7 +146,7 @@ async function rawCopy(path: string, bytes: number, label: string) {
     );
     await sql.end();
   }
-  results.push(m);
+  record(m);
 }
 
 const TYPED = `create table public.typed (
@@ -162,7 +178,7 @@ async function typedCopy(path: string, bytes: number, label: string) {
     );
     await sql.end();
   }
-  results.push(m);
+  record(m);
 }
 
 /** Our ingest as users run it (deno task ingest --once), with its peak RSS. */
@@ -211,7 +227,7 @@ async function ingest(path: string, bytes: number, label: string) {
     m.runs.push(seconds);
     m.rssMb!.push(rssMb);
   }
-  results.push(m);
+  record(m);
 }
 
 async function pgloader(path: string, bytes: number, label: string) {
@@ -231,7 +247,7 @@ async function pgloader(path: string, bytes: number, label: string) {
     }).output();
     if (!ok.success || !(await has("pgloader"))) {
       m.note = "pgloader could not be installed";
-      results.push(m);
+      record(m);
       return;
     }
   }
@@ -267,7 +283,7 @@ async function pgloader(path: string, bytes: number, label: string) {
     }
     m.runs.push(seconds);
   }
-  results.push(m);
+  record(m);
 }
 
 async function has(cmd: string) {
@@ -279,11 +295,17 @@ async function has(cmd: string) {
 /** Watch mode: small files at a steady rate; latency from rename to visible in analytics. */
 async function freshness(n = 30, rowsPerFile = 500, everyMs = 500) {
   const sql = await freshDb();
-  const small = await dataset(rowsPerFile * n, 7);
-  const text = await Deno.readTextFile(small.path);
-  const lines = text.split("\n");
-  const header = lines[0];
-  const body = lines.slice(1).filter((l) => l.length);
+  const staging = await Deno.makeTempDir({ prefix: "bench-fresh-src-" });
+  const m = await generate({
+    files: n,
+    events: rowsPerFile,
+    seed: 99,
+    anomalyRate: 0,
+    duplicateRate: 0,
+    lateRate: 0,
+    intervalSeconds: 60,
+    outDir: staging,
+  });
   const inbox = await Deno.makeTempDir({ prefix: "bench-fresh-" });
   const dir = join(inbox, "incoming");
   await Deno.mkdir(dir);
@@ -296,19 +318,17 @@ async function freshness(n = 30, rowsPerFile = 500, everyMs = 500) {
   await new Promise((r) => setTimeout(r, 1500));
   const latencies: number[] = [];
   const probe = connect({ url: benchUrl, max: 1, role: "pipeline_analyst" });
-  for (let i = 0; i < n; i++) {
-    const chunk = body.slice(i * rowsPerFile, (i + 1) * rowsPerFile);
-    const name = `fresh-${String(i).padStart(4, "0")}.csv`;
-    await Deno.writeTextFile(join(dir, `${name}.tmp`), header + "\n" + chunk.join("\n") + "\n");
+  let want = 0;
+  for (const f of m.files) {
+    want += f.valid;
     const t = performance.now();
-    await Deno.rename(join(dir, `${name}.tmp`), join(dir, name));
-    const want = (i + 1) * rowsPerFile;
+    await Deno.rename(join(staging, f.name), join(dir, f.name));
     while (true) {
-      const [{ total }] =
-        await probe`select coalesce(sum(events), 0)::int as total from analytics.hourly_events`;
+      const [{ total }] = await probe`
+        select coalesce(sum(events), 0)::int as total from analytics.hourly_events`;
       if (total >= want) break;
       if (performance.now() - t > 30_000) {
-        throw new Error(`File ${name} not visible in analytics after 30 s`);
+        throw new Error(`File ${f.name} not visible in analytics after 30 s`);
       }
       await new Promise((r) => setTimeout(r, 5));
     }
@@ -320,6 +340,7 @@ async function freshness(n = 30, rowsPerFile = 500, everyMs = 500) {
   await probe.end();
   await sql.end();
   await Deno.remove(inbox, { recursive: true });
+  await Deno.remove(staging, { recursive: true });
   latencies.sort((a, b) => a - b);
   const pct = (p: number) =>
     latencies[Math.min(latencies.length - 1, Math.ceil(p * latencies.length) - 1)];
@@ -327,9 +348,9 @@ async function freshness(n = 30, rowsPerFile = 500, everyMs = 500) {
     files: n,
     rows_per_file: rowsPerFile,
     every_ms: everyMs,
-    p50_ms: pct(0.5),
-    p95_ms: pct(0.95),
-    max_ms: latencies.at(-1)!,
+    p50_ms: Math.round(pct(0.5)),
+    p95_ms: Math.round(pct(0.95)),
+    max_ms: Math.round(latencies.at(-1)!),
   };
 }
 
@@ -348,18 +369,24 @@ async function scaling() {
     });
   }
   // 8 files of 100k rows, 1 vs 2 ingesters
-  const files: string[] = [];
-  const src = await dataset(800_000, 7);
-  const lines = (await Deno.readTextFile(src.path)).split("\n");
-  const splitDir = join(dataDir, "split-8x100k");
-  await Deno.mkdir(splitDir, { recursive: true });
-  for (let i = 0; i < 8; i++) {
-    const p = join(splitDir, `part-${i}.csv`);
-    await Deno.writeTextFile(
-      p,
-      lines[0] + "\n" + lines.slice(1 + i * 100_000, 1 + (i + 1) * 100_000).join("\n") + "\n",
-    );
-    files.push(p);
+  const splitDir = join(dataDir, "8x100k");
+  let files: string[];
+  try {
+    files = [...Deno.readDirSync(splitDir)].filter((e) => e.name.endsWith(".csv"))
+      .map((e) => join(splitDir, e.name));
+    if (files.length !== 8) throw new Error("incomplete");
+  } catch {
+    await Deno.remove(splitDir, { recursive: true }).catch(() => {});
+    const m = await generate({
+      files: 8,
+      events: 100_000,
+      seed: 4321,
+      anomalyRate: 0,
+      duplicateRate: 0,
+      intervalSeconds: 3600,
+      outDir: splitDir,
+    });
+    files = m.files.map((f) => join(splitDir, f.name));
   }
   for (const parallel of [1, 2]) {
     const sql = await freshDb();
@@ -375,8 +402,6 @@ async function scaling() {
   return out;
 }
 
-const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor((xs.length - 1) / 2)];
-
 // --- the run ---------------------------------------------------------------------------------
 const v7 = await dataset(rows, 7);
 const v4 = await dataset(rows, 4);
@@ -388,7 +413,12 @@ await ingest(v4.path, v4.bytes, "UUIDv4 ids");
 if (!values["skip-pgloader"]) await pgloader(v7.path, v7.bytes, "UUIDv7 ids");
 const extra: Record<string, unknown> = {};
 if (!values["skip-scaling"]) {
-  extra.freshness = await freshness();
+  try {
+    extra.freshness = await freshness();
+    console.error("bench: freshness", extra.freshness);
+  } catch (error) {
+    extra.freshness = { error: (error as Error).message };
+  }
   extra.scaling = await scaling();
 }
 
