@@ -90,8 +90,9 @@ async function assertInvariants(sql: Sql, run: Run) {
            (select count(*)::int from quality.dead_letter) as dead,
            (select count(*)::int from ingest.files) as ledger,
            (select count(*)::int from ingest.files where status <> 'done') as not_done,
-           (select count(*)::int from pg_tables
-             where schemaname = 'ingest' and tablename like 'stage\\_%') as stages`;
+           (select count(*)::int from pg_class
+             where relpersistence = 't' and relname in ('stage', 'checked', 'rejected'))
+             as stages`;
   assertEquals(c, {
     events: expected.valid,
     distinct_ids: expected.valid,
@@ -161,7 +162,7 @@ Deno.test("PostgreSQL stopped immediately during a load: the ingester recovers b
     await waitFor(async () => {
       try {
         const [{ n }] = await sql`
-          select count(*)::int as n from pg_stat_activity where query ilike 'copy ingest.stage%'`;
+          select count(*)::int as n from pg_stat_activity where query ilike 'copy pg_temp.stage%'`;
         return n > 0;
       } catch {
         return false;
