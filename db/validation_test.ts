@@ -3,26 +3,10 @@ import { stringify } from "csv-stringify/sync";
 import { assertEquals } from "../scripts/lib/assert.ts";
 import { loadConfig } from "../scripts/lib/config.ts";
 import { bytesSource, loadSource, settings } from "../scripts/lib/loader.ts";
+import { type Column, COLUMNS_V2 as COLUMNS } from "../scripts/lib/gen/schema.ts";
 import { testDb } from "../scripts/lib/testdb.ts";
 
-const COLUMNS = [
-  "event_id",
-  "event_time",
-  "event_type",
-  "user_id",
-  "session_id",
-  "product_id",
-  "category",
-  "price",
-  "quantity",
-  "currency",
-  "device",
-  "traffic_source",
-  "payment_method",
-  "search_query",
-  "user_email",
-] as const;
-type Row = Partial<Record<(typeof COLUMNS)[number], string>>;
+type Row = Partial<Record<Column, string>>;
 
 const now = Date.now();
 const iso = (offsetMs: number) => new Date(now + offsetMs).toISOString();

@@ -1,6 +1,6 @@
 // deno task ingest: loads every CSV dropped into the inbox exactly once, one transaction per
 // file, then moves it to processed/ (or rejected/). Watch mode by default; --once drains.
-import { parseArgs } from "node:util";
+import { parseFlags } from "./lib/cli.ts";
 import { type Config, config } from "./lib/config.ts";
 import { reportInbox } from "./lib/analytics.ts";
 import { absorbDriverCrashes, connect, type Sql } from "./lib/db.ts";
@@ -244,27 +244,11 @@ export class Ingester {
 }
 
 async function main() {
-  let values;
-  try {
-    ({ values } = parseArgs({
-      args: Deno.args,
-      options: {
-        once: { type: "boolean", default: false },
-        dir: { type: "string" },
-        "give-up-after": { type: "string", default: "60" },
-        help: { type: "boolean", short: "h", default: false },
-      },
-      strict: true,
-      allowPositionals: false,
-    }));
-  } catch (error) {
-    console.error(`error: ${(error as Error).message} (see --help)`);
-    Deno.exit(2);
-  }
-  if (values.help) {
-    console.log(HELP);
-    return;
-  }
+  const values = parseFlags(Deno.args, {
+    once: { type: "boolean", default: false },
+    dir: { type: "string" },
+    "give-up-after": { type: "string", default: "60" },
+  }, HELP);
   const giveUp = Number(values["give-up-after"]);
   if (!Number.isFinite(giveUp) || giveUp <= 0) {
     console.error(

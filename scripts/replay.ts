@@ -1,6 +1,6 @@
 // deno task replay: re-validates dead-lettered rows after a rule or data fix. Rows that now
 // pass move to core.events (dedupe still applies); the rest stay with refreshed reasons.
-import { parseArgs } from "node:util";
+import { parseFlags } from "./lib/cli.ts";
 import { config } from "./lib/config.ts";
 import { connect } from "./lib/db.ts";
 import { settings } from "./lib/loader.ts";
@@ -18,27 +18,11 @@ Options:
   --json          print the result as JSON
   -h, --help      show this help`;
 
-let values;
-try {
-  ({ values } = parseArgs({
-    args: Deno.args,
-    options: {
-      reason: { type: "string", multiple: true },
-      file: { type: "string" },
-      json: { type: "boolean", default: false },
-      help: { type: "boolean", short: "h", default: false },
-    },
-    strict: true,
-    allowPositionals: false,
-  }));
-} catch (error) {
-  console.error(`error: ${(error as Error).message} (see --help)`);
-  Deno.exit(2);
-}
-if (values.help) {
-  console.log(HELP);
-  Deno.exit(0);
-}
+const values = parseFlags(Deno.args, {
+  reason: { type: "string", multiple: true },
+  file: { type: "string" },
+  json: { type: "boolean", default: false },
+}, HELP);
 
 const cfg = config();
 const log = logger("replay");

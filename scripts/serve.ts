@@ -1,7 +1,7 @@
 // deno task serve: the HTTP collector (POST /v1/events), health, Prometheus metrics, analytics
 // JSON and the live dashboard. Wires config, database pools, logger and Deno.serve; the app
 // itself is scripts/lib/http/app.ts.
-import { parseArgs } from "node:util";
+import { parseFlags } from "./lib/cli.ts";
 import { config } from "./lib/config.ts";
 import { absorbDriverCrashes, connect } from "./lib/db.ts";
 import { createApp } from "./lib/http/app.ts";
@@ -36,26 +36,10 @@ signal exits at once.`;
 const DRAIN_SECONDS = 30;
 
 async function main() {
-  let values;
-  try {
-    ({ values } = parseArgs({
-      args: Deno.args,
-      options: {
-        port: { type: "string" },
-        hostname: { type: "string", default: "0.0.0.0" },
-        help: { type: "boolean", short: "h", default: false },
-      },
-      strict: true,
-      allowPositionals: false,
-    }));
-  } catch (error) {
-    console.error(`error: ${(error as Error).message} (see --help)`);
-    Deno.exit(2);
-  }
-  if (values.help) {
-    console.log(HELP);
-    return;
-  }
+  const values = parseFlags(Deno.args, {
+    port: { type: "string" },
+    hostname: { type: "string", default: "0.0.0.0" },
+  }, HELP);
   const cfg = config();
   const port = values.port === undefined ? cfg.SERVE_PORT : Number(values.port);
   if (!Number.isInteger(port) || port < 0 || port > 65535) {
