@@ -14,6 +14,7 @@ export const options = {
     "http_req_duration{route:/v1/events}": [`p(95)<${__ENV.P95_MS || 500}`],
     dropped_iterations: ["count==0"],
     checks: ["rate>0.99"],
+    events_indeterminate: ["count==0"],
   },
 };
 
