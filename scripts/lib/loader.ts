@@ -142,20 +142,23 @@ export async function copyStream(
   let ended!: () => void;
   const sourceEnded = new Promise<void>((r) => ended = r);
   let settled = false;
+  let sourceDone = false;
   let progress = Date.now();
   async function* tracked() {
     for await (const chunk of source) {
       progress = Date.now();
       yield chunk;
     }
+    sourceDone = true;
     ended();
   }
   const writable = await tx.unsafe(statement).writable();
   const copying = pipeline(Readable.from(tracked()), writable).finally(() => settled = true);
   // A connection lost mid-COPY leaves the writable waiting forever: with backpressure, no
   // progress for stallMs means the server is gone. Destroying the stream fails the batch.
+  // (Once the source is done, the probe below watches instead.)
   const stall = setInterval(() => {
-    if (!settled && Date.now() - progress > stallMs) {
+    if (!settled && !sourceDone && Date.now() - progress > stallMs) {
       writable.destroy(
         new CopyError(
           `COPY made no progress for ${
@@ -167,7 +170,7 @@ export async function copyStream(
   }, Math.min(1000, stallMs));
   const watchdog = (async () => {
     await sourceEnded;
-    for (let waited = 0; !settled; waited += graceMs) {
+    while (!settled) {
       await new Promise((r) => setTimeout(r, graceMs));
       if (settled) return;
       try {
