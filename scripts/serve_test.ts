@@ -1,6 +1,7 @@
 // The HTTP collector against a real PostgreSQL: the app function called directly, and
 // scripts/serve.ts as a real process (listener on port 0, graceful shutdown, dashboard in
 // headless Chromium when /usr/bin/chromium exists).
+import { purchaseFields } from "./lib/fixtures.ts";
 import { assert, assertEquals } from "./lib/assert.ts";
 import { type Config, loadConfig } from "./lib/config.ts";
 import { connect, type Sql } from "./lib/db.ts";
@@ -29,18 +30,7 @@ const VIEWS = [
 ];
 
 function fields(n: number, extra: Record<string, string> = {}): Record<string, string> {
-  return {
-    event_id: id(n),
-    event_time: at(1),
-    event_type: "purchase",
-    user_id: "7",
-    session_id: "s-1",
-    product_id: "42",
-    category: "books",
-    price: "12.50",
-    quantity: "2",
-    ...extra,
-  };
+  return purchaseFields(id(n), at(1), extra);
 }
 
 const row = (n: number, extra: Record<string, string> = {}) =>

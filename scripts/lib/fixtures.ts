@@ -60,3 +60,23 @@ export function mixedCsv(rows: number, tag: number): MixedFile {
   out.text = lines.join("\n") + "\n";
   return out;
 }
+
+/** The fields of one valid purchase (in HEADER order), with overrides. */
+export function purchaseFields(
+  eventId: string,
+  eventTime: string,
+  extra: Partial<Record<string, string>> = {},
+): Record<string, string> {
+  return {
+    event_id: eventId,
+    event_time: eventTime,
+    event_type: "purchase",
+    user_id: "7",
+    session_id: "s-1",
+    product_id: "42",
+    category: "books",
+    price: "12.50",
+    quantity: "2",
+    ...extra,
+  } as Record<string, string>;
+}

@@ -1,5 +1,6 @@
 import { assert, assertEquals, assertRejects } from "./assert.ts";
 import { loadConfig } from "./config.ts";
+import { purchaseFields } from "./fixtures.ts";
 import { bytesSource, CopyError, copyStream, loadFile, loadSource, settings } from "./loader.ts";
 import { testDb } from "./testdb.ts";
 
@@ -11,19 +12,7 @@ const at = (minutesAgo: number) => new Date(now.getTime() - minutesAgo * 60_000)
 const id = (n: number) => `0190a000-0000-7000-8000-${String(n).padStart(12, "0")}`;
 
 function row(n: number, extra: Partial<Record<string, string>> = {}) {
-  const r = {
-    event_id: id(n),
-    event_time: at(1),
-    event_type: "purchase",
-    user_id: "7",
-    session_id: "s-1",
-    product_id: "42",
-    category: "books",
-    price: "12.50",
-    quantity: "2",
-    ...extra,
-  };
-  return Object.values(r).join(",") + "\n";
+  return Object.values(purchaseFields(id(n), at(1), extra)).join(",") + "\n";
 }
 
 async function withDir<T>(fn: (dir: string) => Promise<T>): Promise<T> {
