@@ -28,7 +28,8 @@ Options:
   -h, --help      show this help
 
 Configuration (environment or .env): SERVE_PORT, API_KEYS (comma-separated), MAX_BODY_BYTES,
-MAX_CONCURRENT_BATCHES, DATABASE_URL, INGEST_ROLE, ANALYST_ROLE, DATA_DIR, LOG_LEVEL, LOG_DIR.
+MAX_CONCURRENT_BATCHES, HTTP_ANALYTICS, ANALYTICS_INTERVAL_MS, DATABASE_URL, INGEST_ROLE,
+ANALYST_ROLE, DATA_DIR, LOG_LEVEL, LOG_DIR.
 SIGINT/SIGTERM: refuse new requests (503), finish those in flight (up to 30 s), exit; a second
 signal exits at once.`;
 
@@ -90,6 +91,9 @@ async function main() {
     },
   }, app.fetch);
 
+  // HTTP_ANALYTICS=deferred: batches queue their analytics; rounds add them to the rollups
+  app.deferred?.start();
+
   let stopping = false;
   for (const sig of ["SIGINT", "SIGTERM"] as const) {
     Deno.addSignalListener(sig, () => {
@@ -107,6 +111,7 @@ async function main() {
   }
   await server.finished;
   clearInterval(purgeTimer);
+  await app.deferred?.stop();
   await Promise.all([ingest.end({ timeout: 5 }), analyst.end({ timeout: 5 })]);
   log.info("stopped");
 }

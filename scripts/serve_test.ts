@@ -329,6 +329,19 @@ Deno.test("POST /v1/events: a series of CSV and NDJSON batches gives exact count
     await Deno.writeTextFile(file, HEADER + row(100));
     assertEquals((await loadFile(env.db.sql, file, settings(env.cfg))).outcome, "loaded");
 
+    // HTTP_ANALYTICS=deferred (the default): the HTTP batches' events wait in a queue until a
+    // round adds them to the rollups; so far only the file's revenue is counted
+    const revenue = async () =>
+      Number(
+        (await env.db.sql`select coalesce(sum(revenue), 0) as r from analytics.rollup_daily`)[0].r,
+      );
+    assertEquals(await revenue(), 25);
+    const applied = await env.app.deferred!.flush();
+    assertEquals([applied.batches, applied.events], [2, 5]);
+    assertEquals(await revenue(), 150);
+    const again = await env.app.deferred!.flush(); // nothing is applied twice
+    assertEquals([again.batches, again.events, again.oldestQueuedAt], [0, 0, null]);
+
     // /metrics: this process's counters, database totals, files, inbox; promtool agrees
     const m = await env.app.fetch(get("/metrics"));
     assertEquals(m.status, 200);
@@ -356,6 +369,7 @@ Deno.test("POST /v1/events: a series of CSV and NDJSON batches gives exact count
       'pipeline_http_requests_total{route="/v1/events",status="200"}': 2,
       'pipeline_http_requests_total{route="/v1/events",status="400"}': 1,
       'pipeline_http_request_duration_seconds_count{route="/v1/events"}': 3,
+      "pipeline_analytics_deferred_events_total": 5,
     };
     for (const [k, v] of Object.entries(expect)) assertEquals(s.get(k), v, k);
     assert(s.get("pipeline_last_batch_age_seconds")! >= 0);
@@ -677,6 +691,10 @@ Deno.test("serve.ts: real listener, streamed 413, graceful shutdown, dashboard i
     ));
     assertEquals(ok.status, 200);
     assertEquals((await ok.json()).accepted, 3);
+    // the background rounds (HTTP_ANALYTICS=deferred) add the queued events to the rollups
+    const rolledUp = async () =>
+      Number((await db.sql`select coalesce(sum(events), 0) as n from analytics.rollup_daily`)[0].n);
+    await until(async () => await rolledUp() === 3);
 
     // a chunked body with no Content-Length is cut off at the limit, over the network too
     const big = enc(HEADER + row(5).repeat(3000));
@@ -722,6 +740,12 @@ Deno.test("serve.ts: real listener, streamed 413, graceful shutdown, dashboard i
     exited = true;
     assertEquals(status.code, 0, server.log.join(""));
     assert(server.log.join("").includes("stopped"));
+    // the last round ran before the exit: nothing stays queued
+    assertEquals(await rolledUp(), 5);
+    const [queued] = await db.sql`
+      select (select count(*)::int from ingest.deferred_batches) as batches,
+          (select count(*)::int from ingest.deferred_events) as events`;
+    assertEquals({ ...queued }, { batches: 0, events: 0 });
     const logs = await Array.fromAsync(Deno.readDir(`${dir}/logs`));
     const text = await Deno.readTextFile(`${dir}/logs/${logs[0].name}`);
     assert(!text.includes(KEY), "the API key reached the log");

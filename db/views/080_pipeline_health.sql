@@ -44,6 +44,12 @@ last_hour as (
     where finished_at > now() - interval '1 hour'
 ),
 
+-- HTTP batches with deferred analytics (HTTP_ANALYTICS=deferred) not yet in the rollups
+analytics_queue as (
+    select count(*) as queued_batches, min(queued_at) as oldest_queued_at
+    from ingest.deferred_batches
+),
+
 open_alerts as (
     select count(*) as open_alerts, max(created_at) as last_alert_at
     from alerts
@@ -65,9 +71,12 @@ final as (
         round(h.rows_1h / 3600.0, 1) as rows_per_second_1h,
         round(h.valid_1h::numeric / nullif(h.valid_1h + h.invalid_1h, 0), 6) as validity_rate_1h,
         a.open_alerts,
-        a.last_alert_at
+        a.last_alert_at,
+        q.queued_batches as analytics_queued_batches,
+        round(extract(epoch from now() - q.oldest_queued_at), 1) as analytics_queue_age_seconds
     from last_hour as h
     cross join open_alerts as a
+    cross join analytics_queue as q
     left join last_file as f on true
     left join last_batch as b on true
     left join inbox as i on true
@@ -76,6 +85,6 @@ final as (
 select * from final;
 
 comment on view analytics.pipeline_health is
-'One row: last committed file and its age, files waiting in the inbox (as last reported by the ingester, NULL if never), last batch duration, rows/s over the last minute and hour, validity over the last hour, open alerts.';
+'One row: last committed file and its age, files waiting in the inbox (as last reported by the ingester, NULL if never), last batch duration, rows/s over the last minute and hour, validity over the last hour, open alerts, HTTP batches whose deferred analytics are not in the rollups yet and the age of the oldest.';
 
 grant select on analytics.pipeline_health to pipeline_analyst;

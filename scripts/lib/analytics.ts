@@ -1,6 +1,7 @@
 // Analytics maintenance: the rollups behind the analytics views are updated inside every batch
-// transaction (analytics.apply_batch), so figures are fresh at commit and nothing needs to run
-// after it. These helpers cover the rest: a forced full rebuild and the inbox report.
+// transaction (analytics.apply_batch), so figures are fresh at commit; HTTP batches may defer
+// that step (deferred.ts). These helpers cover the rest: a forced full rebuild and the inbox
+// report.
 import type { Sql } from "./db.ts";
 
 /** The analytics views people and scripts read (db/views), in file order. */

@@ -5,6 +5,7 @@ import { assert, assertEquals, assertRejects } from "./assert.ts";
 import { ANALYTICS_VIEWS, rebuildRollups, reportInbox } from "./analytics.ts";
 import { loadConfig } from "./config.ts";
 import { connect, type Sql } from "./db.ts";
+import { applyDeferred } from "./deferred.ts";
 import { bytesSource, loadSource, settings } from "./loader.ts";
 import { testDb } from "./testdb.ts";
 
@@ -823,6 +824,71 @@ Deno.test("concurrent batches with overlapping days and visitors add up exactly"
   }
 });
 
+Deno.test("deferred analytics: each queued batch is counted once, by a round or by a rebuild", async () => {
+  const db = await testDb("analytics_deferred");
+  const sql = db.sql;
+  const files = randomFiles(11, 8, 200);
+  const deferred = (i: number) =>
+    loadSource(sql, bytesSource(csv(files[i])), `d${i}`, cfg, {
+      kind: "http",
+      role: "pipeline_ingest",
+      analytics: "deferred",
+    });
+  const rolledUp = async () =>
+    Number((await sql`select coalesce(sum(events), 0) as n from analytics.rollup_daily`)[0].n);
+  const queued = async () => ({
+    ...(await sql`
+      select (select count(*)::int from ingest.deferred_batches) as batches,
+          (select count(*)::int from ingest.deferred_events) as events`)[0],
+  });
+  try {
+    assertEquals((await load(sql, "f0", files[0])).outcome, "loaded");
+    // deferred and inline batches at the same time: the inline ones count at once, the
+    // deferred ones wait in the queue
+    const wave = await Promise.all([
+      deferred(1),
+      load(sql, "f2", files[2]),
+      deferred(3),
+      load(sql, "f4", files[4]),
+    ]);
+    for (const r of wave) assertEquals(r.outcome, "loaded");
+    const valid = (i: number) => wave[i - 1].result!.valid;
+    const [{ inline }] = await sql`select count(*)::int as inline from core.events
+      where batch_id <> all (${[wave[0].result!.batch_id, wave[2].result!.batch_id]})`;
+    assertEquals(await rolledUp(), inline);
+    assertEquals(await queued(), { batches: 2, events: valid(1) + valid(3) });
+    const [health] = await sql`select * from analytics.pipeline_health`;
+    assertEquals(health.analytics_queued_batches, 2);
+    assert(Number(health.analytics_queue_age_seconds) >= 0);
+
+    const round = await applyDeferred(sql);
+    assertEquals([round.batches, round.events], [2, valid(1) + valid(3)]);
+    assert(round.oldestQueuedAt !== null);
+    await checkAll(sql, "after a round");
+    const settled = await snapshot(sql);
+    const again = await applyDeferred(sql);
+    assertEquals([again.batches, again.events, again.oldestQueuedAt], [0, 0, null]);
+    assertEquals(await snapshot(sql), settled);
+
+    // a rebuild counts what is queued and empties the queue: a later round adds nothing
+    for (const i of [5, 6]) assertEquals((await deferred(i)).outcome, "loaded");
+    await rebuildRollups(sql);
+    assertEquals(await queued(), { batches: 0, events: 0 });
+    await checkAll(sql, "after a rebuild with a queue");
+    const rebuilt = await snapshot(sql);
+    assertEquals((await applyDeferred(sql)).events, 0);
+    assertEquals(await snapshot(sql), rebuilt);
+
+    // rounds running while batches queue: still every event once
+    const last = await Promise.all([deferred(7), applyDeferred(sql), applyDeferred(sql)]);
+    assertEquals(last[0].outcome, "loaded");
+    await applyDeferred(sql);
+    await checkAll(sql, "after concurrent rounds");
+  } finally {
+    await db.drop();
+  }
+});
+
 Deno.test("analytics views on an empty database: no rows, zero counts, NULL rates", async () => {
   const db = await testDb("analytics_empty");
   try {
@@ -846,6 +912,8 @@ Deno.test("analytics views on an empty database: no rows, zero counts, NULL rate
       validity_rate_1h: null,
       open_alerts: 0,
       last_alert_at: null,
+      analytics_queued_batches: 0,
+      analytics_queue_age_seconds: null,
     });
     assertEquals((await rebuildRollups(db.sql)).events, 0);
     // a header-only file: a batch with no events
@@ -893,7 +961,13 @@ Deno.test("the analyst reads every analytics object and nothing of core, quality
       assertEquals((err as Error & { code?: string }).code, "42501", name);
     }
     // the analyst cannot run the maintenance functions either
-    for (const call of ["analytics.rebuild_rollups()", "analytics.apply_batch(1)"]) {
+    for (
+      const call of [
+        "analytics.rebuild_rollups()",
+        "analytics.apply_batch(1)",
+        "analytics.apply_deferred()",
+      ]
+    ) {
       const err = await assertRejects(() => analyst.unsafe(`select ${call}`));
       assertEquals((err as Error & { code?: string }).code, "42501", call);
     }

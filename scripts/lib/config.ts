@@ -52,6 +52,13 @@ export const variables = {
   },
   MAX_BODY_BYTES: { default: "10485760", schema: positiveInt("MAX_BODY_BYTES") },
   MAX_CONCURRENT_BATCHES: { default: "4", schema: positiveInt("MAX_CONCURRENT_BATCHES") },
+  HTTP_ANALYTICS: {
+    default: "deferred",
+    schema: z.enum(["deferred", "inline"], {
+      error: "HTTP_ANALYTICS must be deferred or inline",
+    }),
+  },
+  ANALYTICS_INTERVAL_MS: { default: "250", schema: positiveInt("ANALYTICS_INTERVAL_MS") },
 } as const;
 
 type Vars = typeof variables;

@@ -198,6 +198,12 @@ export interface LoadOptions {
   kind?: "file" | "http";
   /** role to act as inside the transaction (SET LOCAL ROLE) */
   role?: string;
+  /**
+   * "inline" (default): the batch updates the analytics rollups in its own transaction.
+   * "deferred": it only queues its events; analytics.apply_deferred() (see deferred.ts) adds
+   * them to the rollups later, so concurrent batches do not queue on the hot rollup rows.
+   */
+  analytics?: "inline" | "deferred";
 }
 
 /** A source that can be read more than once (header pre-read, COPY, hash of a rejected file). */
@@ -311,6 +317,9 @@ export async function loadSource(
         if (prior) return duplicate(out, prior);
       }
       const expected = scanner.rows + scanner.malformed.length;
+      if (opts.analytics === "deferred") {
+        await tx`select set_config('pipeline.analytics', 'deferred', true)`;
+      }
       const [{ result }] = await tx`
         select ingest.process_batch(
           ${opened.batch_id}::bigint, ${expected}::bigint,

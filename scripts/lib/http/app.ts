@@ -5,6 +5,7 @@ import type { Sql } from "../db.ts";
 import { settings } from "../loader.ts";
 import type { Logger } from "../log.ts";
 import { isTransient } from "../retry.ts";
+import { DeferredAnalytics } from "../deferred.ts";
 import { Catalog, createAnalyticsHandler } from "./analytics.ts";
 import { ApiKeys } from "./auth.ts";
 import { type Asset, createDashboard, CSP } from "./dashboard.ts";
@@ -38,6 +39,11 @@ export interface App {
   drain(timeoutMs: number): Promise<void>;
   telemetry: Telemetry;
   limiter: Limiter;
+  /**
+   * With HTTP_ANALYTICS=deferred: the rounds that add queued batches to the rollups (serve.ts
+   * starts and stops them; tests call flush()). Undefined with inline analytics.
+   */
+  deferred?: DeferredAnalytics;
 }
 
 /** Seconds a client should wait when the database is unreachable. */
@@ -60,6 +66,17 @@ export function createApp(deps: AppDeps): App {
   const catalog = new Catalog(deps.analyst);
   const started = Date.now();
   telemetry.maxInFlight.set({}, limiter.max);
+  const deferred = cfg.HTTP_ANALYTICS === "deferred"
+    ? new DeferredAnalytics(deps.ingest, cfg.ANALYTICS_INTERVAL_MS, log, (r) => {
+      telemetry.deferredEvents.inc({}, r.events);
+      if (r.oldestQueuedAt) {
+        telemetry.deferredLag.set(
+          {},
+          Math.max(0, (Date.now() - r.oldestQueuedAt.getTime()) / 1000),
+        );
+      }
+    })
+    : undefined;
   telemetry.inFlight.set({}, 0);
 
   const postEvents = createEventsHandler({
@@ -70,6 +87,7 @@ export function createApp(deps: AppDeps): App {
     log,
     settings: settings(cfg),
     maxBodyBytes: cfg.MAX_BODY_BYTES,
+    analytics: cfg.HTTP_ANALYTICS,
   });
   const analytics = createAnalyticsHandler({ analyst: deps.analyst, catalog });
   const dashboard = createDashboard({
@@ -294,5 +312,5 @@ export function createApp(deps: AppDeps): App {
     return response;
   }
 
-  return { fetch, drain, telemetry, limiter };
+  return { fetch, drain, telemetry, limiter, deferred };
 }

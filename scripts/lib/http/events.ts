@@ -33,6 +33,8 @@ export interface EventsDeps {
   maxBodyBytes: number;
   /** seconds a client should wait after a 503 for overload */
   busyRetryAfter?: number;
+  /** HTTP_ANALYTICS: rollups in the batch transaction, or queued for DeferredAnalytics */
+  analytics?: "inline" | "deferred";
 }
 
 interface Reply {
@@ -160,6 +162,7 @@ export function createEventsHandler(deps: EventsDeps) {
         }
         const r = await loadSource(tx, bytesSource(csv), name, deps.settings, {
           kind: "http",
+          analytics: deps.analytics,
         });
         const answer = toReply(r, format, lineOf);
         if (key) await store(tx, client, key, answer.status, answer.body, answer.batchId);

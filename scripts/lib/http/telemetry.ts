@@ -71,6 +71,14 @@ export function createTelemetry() {
       "pipeline_last_batch_validity_ratio",
       "Validity rate of the last batch (any source); absent when that batch had no valid or invalid rows",
     ),
+    deferredEvents: registry.counter(
+      "pipeline_analytics_deferred_events_total",
+      "Queued events this process added to the analytics rollups (HTTP_ANALYTICS=deferred)",
+    ),
+    deferredLag: registry.gauge(
+      "pipeline_analytics_deferred_lag_seconds",
+      "At the last round that applied anything: seconds since its oldest batch committed",
+    ),
     inbox: registry.gauge(
       "pipeline_inbox_files",
       "Files waiting in the inbox (DATA_DIR/incoming, not *.tmp nor dotfiles)",
