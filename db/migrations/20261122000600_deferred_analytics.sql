@@ -26,34 +26,32 @@ create table ingest.deferred_events (
     total_amount numeric(20, 2)
 );
 
--- Called inside every batch transaction with the batch's new events in pg_temp.batch_events:
--- applies them to the rollups now, or queues them when the batch asked for deferred analytics.
-create or replace function analytics.apply_batch(p_batch_id bigint)
+-- The rollup code the batches ran so far keeps its body under a new name; analytics.apply_batch
+-- (called inside every batch transaction with the batch's new events in pg_temp.batch_events)
+-- runs it now, or queues the events when the batch asked for deferred analytics.
+alter function analytics.apply_batch(bigint) rename to apply_batch_now;
+
+create function analytics.apply_batch(p_batch_id bigint)
 returns void
 language plpgsql
 set search_path = pg_catalog, pg_temp
 as $$
 begin
-    if current_setting('pipeline.analytics', true) = 'deferred' then
-        insert into ingest.deferred_batches (batch_id) values (p_batch_id);
-        if to_regclass('pg_temp.batch_events') is not null then
-            insert into ingest.deferred_events (
-                batch_id, event_time, event_type, user_id, session_id, product_id, category,
-                quantity, total_amount
-            )
-            select
-                p_batch_id, event_time, event_type, user_id, session_id, product_id, category,
-                quantity, total_amount
-            from pg_temp.batch_events;
-        end if;
+    if current_setting('pipeline.analytics', true) is distinct from 'deferred' then
+        perform analytics.apply_batch_now(p_batch_id);
         return;
     end if;
-    perform pg_advisory_xact_lock(analytics.rollup_lock_key());
-    if not analytics.apply_quality(p_batch_id) then
-        -- a replay: it changed the metrics and dead letter of earlier batches
-        perform analytics.rebuild_quality();
+    insert into ingest.deferred_batches (batch_id) values (p_batch_id);
+    if to_regclass('pg_temp.batch_events') is not null then
+        insert into ingest.deferred_events (
+            batch_id, event_time, event_type, user_id, session_id, product_id, category,
+            quantity, total_amount
+        )
+        select
+            p_batch_id, event_time, event_type, user_id, session_id, product_id, category,
+            quantity, total_amount
+        from pg_temp.batch_events;
     end if;
-    perform analytics.apply_events();
 end
 $$;
 
@@ -125,18 +123,15 @@ begin
 end
 $$;
 
--- Rebuilds every rollup from core.events, quality.batch_metrics and quality.dead_letter, with
--- the same code the batches use. Waits for batches in flight; blocks new ones until commit.
--- What is queued for deferred analytics is dropped: the rebuild counts those events already.
-create or replace function analytics.rebuild_rollups()
+-- analytics.rebuild_rollups (deno task refresh) drops what is queued for deferred analytics
+-- before the rebuild it always did (kept under a new name): the rebuild counts those events.
+alter function analytics.rebuild_rollups() rename to rebuild_rollups_from_events;
+
+create function analytics.rebuild_rollups()
 returns jsonb
 language plpgsql
 set search_path = pg_catalog, pg_temp
-set work_mem = '256MB'
 as $$
-declare
-    v_started timestamptz := clock_timestamp();
-    v_events bigint;
 begin
     perform pg_advisory_xact_lock(analytics.rollup_lock_key());
     -- waits for batches that are queueing (they do not take the rollup lock) and holds new
@@ -144,26 +139,12 @@ begin
     lock table ingest.deferred_batches, ingest.deferred_events in exclusive mode;
     delete from ingest.deferred_batches;
     delete from ingest.deferred_events;
-    truncate analytics.rollup_daily, analytics.rollup_hourly, analytics.rollup_categories,
-        analytics.rollup_products, analytics.rollup_customers, analytics.seen_day_visitors,
-        analytics.seen_day_sessions;
-    perform analytics.rebuild_quality();
-
-    if to_regclass('pg_temp.batch_events') is not null then
-        drop view pg_temp.batch_events;
-    end if;
-    create temp view batch_events as select * from core.events;
-    perform analytics.apply_events();
-    drop view pg_temp.batch_events;
-
-    select coalesce(sum(events), 0) into v_events from analytics.rollup_daily;
-    return jsonb_build_object(
-        'events', v_events,
-        'ms', round(extract(epoch from clock_timestamp() - v_started)::numeric * 1000, 1)
-    );
+    return analytics.rebuild_rollups_from_events();
 end
 $$;
 
+revoke all on function analytics.apply_batch(bigint) from public;
+revoke all on function analytics.rebuild_rollups() from public;
 revoke all on function analytics.apply_deferred() from public;
 grant execute on function analytics.apply_deferred() to pipeline_ingest;
 
@@ -173,54 +154,10 @@ reset role;
 set local role pipeline_owner;
 -- nothing queued is lost: fold it into the rollups first
 select analytics.apply_deferred();
-create or replace function analytics.apply_batch(p_batch_id bigint)
-returns void
-language plpgsql
-set search_path = pg_catalog, pg_temp
-as $$
-begin
-    perform pg_advisory_xact_lock(analytics.rollup_lock_key());
-    if not analytics.apply_quality(p_batch_id) then
-        -- a replay: it changed the metrics and dead letter of earlier batches
-        perform analytics.rebuild_quality();
-    end if;
-    perform analytics.apply_events();
-end
-$$;
-
--- Rebuilds every rollup from core.events, quality.batch_metrics and quality.dead_letter, with
--- the same code the batches use. Waits for batches in flight; blocks new ones until commit.
-create or replace function analytics.rebuild_rollups()
-returns jsonb
-language plpgsql
-set search_path = pg_catalog, pg_temp
-set work_mem = '256MB'
-as $$
-declare
-    v_started timestamptz := clock_timestamp();
-    v_events bigint;
-begin
-    perform pg_advisory_xact_lock(analytics.rollup_lock_key());
-    truncate analytics.rollup_daily, analytics.rollup_hourly, analytics.rollup_categories,
-        analytics.rollup_products, analytics.rollup_customers, analytics.seen_day_visitors,
-        analytics.seen_day_sessions;
-    perform analytics.rebuild_quality();
-
-    if to_regclass('pg_temp.batch_events') is not null then
-        drop view pg_temp.batch_events;
-    end if;
-    create temp view batch_events as select * from core.events;
-    perform analytics.apply_events();
-    drop view pg_temp.batch_events;
-
-    select coalesce(sum(events), 0) into v_events from analytics.rollup_daily;
-    return jsonb_build_object(
-        'events', v_events,
-        'ms', round(extract(epoch from clock_timestamp() - v_started)::numeric * 1000, 1)
-    );
-end
-$$;
-
+drop function analytics.rebuild_rollups();
+alter function analytics.rebuild_rollups_from_events() rename to rebuild_rollups;
+drop function analytics.apply_batch(bigint);
+alter function analytics.apply_batch_now(bigint) rename to apply_batch;
 drop function if exists analytics.apply_deferred();
 drop table if exists ingest.deferred_events;
 drop table if exists ingest.deferred_batches;
