@@ -6,7 +6,7 @@ import { parseArgs } from "node:util";
 import { config } from "../scripts/lib/config.ts";
 import { connect, type Sql, withDatabase } from "../scripts/lib/db.ts";
 import { copyStream, fileSource } from "../scripts/lib/loader.ts";
-import { applyViews, createDatabase, dbmate } from "../scripts/migrate.ts";
+import { applyDefinitions, createDatabase, dbmate } from "../scripts/migrate.ts";
 import { dbmatePath } from "../scripts/lib/testdb.ts";
 import { generate, type Manifest } from "../scripts/generate.ts";
 
@@ -116,7 +116,7 @@ async function freshDb(): Promise<Sql> {
   await createDatabase(benchUrl);
   await dbmate(await dbmatePath(), benchUrl, "up");
   const sql = connect({ url: benchUrl, max: 2 });
-  await applyViews(sql);
+  await applyDefinitions(sql);
   return sql;
 }
 

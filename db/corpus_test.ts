@@ -55,7 +55,7 @@ async function load(db: TestDb, name: string, data: string | Uint8Array): Promis
 }
 
 Deno.test("corpus: BOM, CRLF, mixed line ends and quoted newlines all load", async () => {
-  const db = await testDb("corpus_lineends", { views: false });
+  const db = await testDb("corpus_lineends");
   try {
     const text = "\ufeff" + H + "\r\n" + ok() + "\r\n" + ok() + "\n" +
       ok({ session_id: '"multi\r\nline, with ""quotes"""' }) + "\r\n" + ok() + "\n";
@@ -71,7 +71,7 @@ Deno.test("corpus: BOM, CRLF, mixed line ends and quoted newlines all load", asy
 });
 
 Deno.test("corpus: NUL bytes and invalid UTF-8 are malformed rows, the rest loads", async () => {
-  const db = await testDb("corpus_bytes", { views: false });
+  const db = await testDb("corpus_bytes");
   try {
     const bytes = new Uint8Array([
       ...enc.encode(H + "\n" + ok() + "\n"),
@@ -96,7 +96,7 @@ Deno.test("corpus: NUL bytes and invalid UTF-8 are malformed rows, the rest load
 });
 
 Deno.test("corpus: a 10 MB field is dead-lettered whole, the rest loads", async () => {
-  const db = await testDb("corpus_bigfield", { views: false });
+  const db = await testDb("corpus_bigfield");
   try {
     const big = "x".repeat(10 * 1024 * 1024);
     const text = H + ",search_query,quantity2\n".replace(",quantity2", "") + ok() + ",\n" +
@@ -113,7 +113,7 @@ Deno.test("corpus: a 10 MB field is dead-lettered whole, the rest loads", async 
 });
 
 Deno.test("corpus: overflow, NaN, Infinity and timestamps without offset or out of range", async () => {
-  const db = await testDb("corpus_values", { views: false });
+  const db = await testDb("corpus_values");
   try {
     const rows = [
       ok({ user_id: "99999999999999999999" }),
@@ -150,7 +150,7 @@ Deno.test("corpus: overflow, NaN, Infinity and timestamps without offset or out 
 });
 
 Deno.test("corpus: SQL injection and spreadsheet formulas are stored literally", async () => {
-  const db = await testDb("corpus_injection", { views: false });
+  const db = await testDb("corpus_injection");
   try {
     const before = await db.sql`
       select count(*)::int as n from pg_class c join pg_namespace s on s.oid = c.relnamespace
@@ -178,7 +178,7 @@ Deno.test("corpus: SQL injection and spreadsheet formulas are stored literally",
 });
 
 Deno.test("corpus: empty, header-only, reordered, extra and missing columns", async () => {
-  const db = await testDb("corpus_headers", { views: false });
+  const db = await testDb("corpus_headers");
   try {
     assertEquals((await load(db, "empty.csv", "")).outcome, "empty");
     assertEquals((await load(db, "header.csv", H + "\n")).outcome, "empty");
@@ -199,7 +199,7 @@ Deno.test("corpus: empty, header-only, reordered, extra and missing columns", as
 });
 
 Deno.test("corpus: odd file names load and move safely", async () => {
-  const db = await testDb("corpus_names", { views: false });
+  const db = await testDb("corpus_names");
   const base = await Deno.makeTempDir({ prefix: "names-" });
   try {
     const dirs = dirsFor(join(base, "incoming"));

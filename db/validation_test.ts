@@ -158,7 +158,7 @@ function csv(rows: Row[]): Uint8Array {
 }
 
 Deno.test("validation gives every reason code of the contract, in order", async () => {
-  const db = await testDb("validation_codes", { views: false });
+  const db = await testDb("validation_codes");
   try {
     const r = await loadSource(
       db.sql,
@@ -179,7 +179,7 @@ Deno.test("validation gives every reason code of the contract, in order", async 
 });
 
 Deno.test("validation stores normalised values: NULL price on views, USD default, keyed email", async () => {
-  const db = await testDb("validation_values", { views: false });
+  const db = await testDb("validation_values");
   try {
     const rows = [
       view({ price: "9.99", quantity: "3", currency: "", user_email: " A@Example.com " }),
@@ -206,7 +206,7 @@ Deno.test("validation stores normalised values: NULL price on views, USD default
 });
 
 Deno.test("a raised MAX_PRICE lets replay move extreme prices into events, once", async () => {
-  const db = await testDb("validation_replay", { views: false });
+  const db = await testDb("validation_replay");
   try {
     const cfg = settings(loadConfig({}));
     const rows = [purchase({ price: "20000.00" }), purchase({ price: "-1" })];

@@ -106,7 +106,7 @@ async function assertInvariants(sql: Sql, run: Run) {
 
 for (const stage of ["mid-copy", "after-copy", "after-procedure", "after-commit"]) {
   Deno.test(`ingest killed at ${stage}, restarted: every row in exactly one place`, async () => {
-    const db = await testDb(`crash_${stage}`, { views: true });
+    const db = await testDb(`crash_${stage}`);
     const run = await newRun();
     try {
       await drop(run, "a.csv", mixedCsv(12_000, 1)); // > 1 MiB, so mid-copy is reached
@@ -125,7 +125,7 @@ for (const stage of ["mid-copy", "after-copy", "after-procedure", "after-commit"
 }
 
 Deno.test(`ingest SIGKILLed ${SOAK ? 100 : 20} times during a multi-file run loses and duplicates nothing`, async () => {
-  const db = await testDb("crash_sigkill_loop", { views: true });
+  const db = await testDb("crash_sigkill_loop");
   const run = await newRun();
   try {
     const kills = SOAK ? 100 : 20;
@@ -186,7 +186,7 @@ Deno.test("PostgreSQL stopped immediately during a load: the ingester recovers b
 });
 
 Deno.test("a connection dropped at commit time: the file is loaded again, once", async () => {
-  const db = await testDb("crash_commit_drop", { views: true });
+  const db = await testDb("crash_commit_drop");
   const run = await newRun();
   try {
     await drop(run, "a.csv", mixedCsv(3_000, 300));
@@ -215,7 +215,7 @@ Deno.test("a connection dropped at commit time: the file is loaded again, once",
 });
 
 Deno.test("a file growing without being renamed is never loaded half", async () => {
-  const db = await testDb("slow_writer", { views: false });
+  const db = await testDb("slow_writer");
   const run = await newRun();
   const child = ingest(db.url, run, []).spawn();
   try {

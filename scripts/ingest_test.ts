@@ -22,7 +22,7 @@ async function setup(url: string) {
 const names = (dir: string) => [...Deno.readDirSync(dir)].map((e) => e.name).sort();
 
 Deno.test("ingest drains the inbox once: processed, rejected, .tmp/dotfiles untouched, symlink refused", async () => {
-  const db = await testDb("ingest_drain", { views: false });
+  const db = await testDb("ingest_drain");
   const { base, dirs, cfg, log } = await setup(db.url);
   try {
     const a = eventsCsv(3);
@@ -63,7 +63,7 @@ Deno.test("ingest drains the inbox once: processed, rejected, .tmp/dotfiles unto
 });
 
 Deno.test("two concurrent ingesters load each file exactly once", async () => {
-  const db = await testDb("ingest_concurrent", { views: false });
+  const db = await testDb("ingest_concurrent");
   const { base, dirs, cfg, log } = await setup(db.url);
   const sqlA = connect({ url: db.url, max: 2 });
   const sqlB = connect({ url: db.url, max: 2 });

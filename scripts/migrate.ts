@@ -1,5 +1,6 @@
 // Brings a database to the current schema: waits for the server, creates the database,
-// runs dbmate migrations, then re-applies every db/views file in order.
+// runs dbmate migrations (state: tables, indexes, roles, data), then re-creates every function
+// (db/functions) and view (db/views) from their repeatable files.
 import { parseArgs } from "node:util";
 import { config } from "./lib/config.ts";
 import { connect, type Sql, withDatabase } from "./lib/db.ts";
@@ -7,6 +8,7 @@ import { connect, type Sql, withDatabase } from "./lib/db.ts";
 const root = new URL("..", import.meta.url).pathname;
 export const migrationsDir = `${root}db/migrations`;
 export const viewsDir = `${root}db/views`;
+export const functionsDir = `${root}db/functions`;
 
 /** Waits until the server accepts connections, up to `seconds`. */
 export async function waitForServer(url: string, seconds = 60): Promise<void> {
@@ -55,31 +57,116 @@ export async function dbmate(bin: string, url: string, ...args: string[]): Promi
   return text;
 }
 
-/** The view files in dependency order (their numeric prefix). */
-export function viewFiles(): string[] {
-  const names: string[] = [];
-  for (const entry of Deno.readDirSync(viewsDir)) {
-    if (entry.isFile && entry.name.endsWith(".sql")) names.push(entry.name);
+/** The schemas whose functions and views are defined by db/functions and db/views. */
+export const managedSchemas = ["ingest", "core", "quality", "analytics"];
+
+function sqlFilesBelow(dir: string): string[] {
+  const out: string[] = [];
+  for (const entry of Deno.readDirSync(dir)) {
+    const path = `${dir}/${entry.name}`;
+    if (entry.isDirectory) out.push(...sqlFilesBelow(path));
+    else if (entry.isFile && entry.name.endsWith(".sql")) out.push(path);
   }
-  return names.sort().map((n) => `${viewsDir}/${n}`);
+  return out;
 }
 
-/** Applies every view file, each in its own transaction, as the schema owner. */
-export async function applyViews(sql: Sql): Promise<number> {
-  const files = viewFiles();
-  for (const file of files) {
-    const text = await Deno.readTextFile(file);
-    try {
-      await sql.begin(async (tx) => {
-        await tx.unsafe("set local role pipeline_owner");
+/** The function files (db/functions/<schema>/<concern>.sql) in path order. */
+export function functionFiles(): string[] {
+  return sqlFilesBelow(functionsDir).sort();
+}
+
+/** The view files in dependency order (their numeric prefix). */
+export function viewFiles(): string[] {
+  return sqlFilesBelow(viewsDir).sort();
+}
+
+// Drops every function and view of the managed schemas that pipeline_owner owns, so that what
+// the files define next is exactly what exists (a function removed or renamed in the files
+// goes from the database too). Refuses, naming them, when other objects depend on them (a
+// trigger, a column default, a view of your own): CASCADE would drop those silently.
+const dropDefinitions = `
+do $$
+declare
+    v_schemas oid[] := array(
+        select oid from pg_namespace where nspname = any (string_to_array($schemas$, ','))
+    );
+    v_owner oid := 'pipeline_owner'::regrole;
+    v_blocked text;
+    v_views text[];
+    v_routines text[];
+    v_name text;
+begin
+    create temp table managed_objects on commit drop as
+    select 'pg_proc'::regclass::oid as classid, p.oid as objid
+    from pg_proc as p where p.pronamespace = any (v_schemas) and p.proowner = v_owner
+    union all
+    select 'pg_class'::regclass::oid, c.oid
+    from pg_class as c
+    where c.relnamespace = any (v_schemas) and c.relowner = v_owner and c.relkind in ('v', 'm');
+
+    select string_agg(distinct format('%s (depends on %s)',
+        pg_describe_object(d.classid, d.objid, d.objsubid),
+        pg_describe_object(d.refclassid, d.refobjid, 0)), '; ')
+    into v_blocked
+    from pg_depend as d
+    join managed_objects as m on m.classid = d.refclassid and m.objid = d.refobjid
+    left join pg_rewrite as rw on d.classid = 'pg_rewrite'::regclass and rw.oid = d.objid
+    where d.deptype = 'n'
+        and not exists (
+            select from managed_objects as o
+            where (o.classid = d.classid and o.objid = d.objid)
+                or (o.classid = 'pg_class'::regclass and o.objid = rw.ev_class)
+        );
+    if v_blocked is not null then
+        raise exception 'objects outside db/functions and db/views depend on definitions that migrate re-creates: %', v_blocked
+            using hint = 'drop them first (or move their definitions into db/functions or db/views), then migrate again';
+    end if;
+
+    -- names first: a cascade may drop an object before the loop reaches it
+    v_views := array(
+        select format('%s if exists %s',
+            case c.relkind when 'm' then 'materialized view' else 'view' end, c.oid::regclass)
+        from pg_class as c
+        join managed_objects as m on m.classid = 'pg_class'::regclass and m.objid = c.oid
+    );
+    v_routines := array(
+        select p.oid::regprocedure::text from pg_proc as p
+        join managed_objects as m on m.classid = 'pg_proc'::regclass and m.objid = p.oid
+    );
+    foreach v_name in array v_views loop
+        execute format('drop %s cascade', v_name);
+    end loop;
+    foreach v_name in array v_routines loop
+        execute format('drop routine if exists %s cascade', v_name);
+    end loop;
+end
+$$`.replace("$schemas$", `'${managedSchemas.join(",")}'`);
+
+/**
+ * Re-creates every function (db/functions) and view (db/views) in one transaction, as the
+ * schema owner: after it the managed schemas hold exactly what the files define. Running it
+ * again changes no definition. Returns how many files were applied.
+ */
+export async function applyDefinitions(sql: Sql): Promise<number> {
+  const files = [...functionFiles(), ...viewFiles()];
+  await sql.begin(async (tx) => {
+    await tx.unsafe("set local role pipeline_owner");
+    await tx.unsafe(dropDefinitions);
+    for (const file of files) {
+      const text = await Deno.readTextFile(file);
+      try {
         await tx.unsafe(text);
-      });
-    } catch (error) {
-      throw new Error(`Applying view file "${file}" failed: ${(error as Error).message}`, {
-        cause: error,
-      });
+      } catch (error) {
+        const where = file.slice(root.length);
+        throw new Error(
+          `Applying "${where}" failed: ${
+            (error as Error).message
+          } (nothing was changed: fix the file and run migrate again)`,
+          { cause: error },
+        );
+      }
     }
-  }
+  });
   return files.length;
 }
 
@@ -90,7 +177,7 @@ export async function migrate(url: string, dbmateBin: string): Promise<void> {
   await dbmate(dbmateBin, url, "up");
   const sql = connect({ url, max: 1 });
   try {
-    await applyViews(sql);
+    await applyDefinitions(sql);
   } finally {
     await sql.end({ timeout: 1 });
   }
@@ -103,7 +190,7 @@ if (import.meta.main) {
   });
   if (values.help) {
     console.log(
-      "usage: deno task migrate [--dbmate PATH]\n\nCreates the database, runs dbmate up, re-applies db/views.",
+      "usage: deno task migrate [--dbmate PATH]\n\nCreates the database, runs dbmate up, re-creates db/functions and db/views.",
     );
     Deno.exit(0);
   }

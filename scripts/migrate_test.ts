@@ -1,5 +1,5 @@
 import { assert, assertEquals } from "./lib/assert.ts";
-import { applyViews, dbmate, migrationsDir } from "./migrate.ts";
+import { applyDefinitions, dbmate, migrationsDir } from "./migrate.ts";
 import { dbmatePath, testDb } from "./lib/testdb.ts";
 
 Deno.test("migrations apply on PostgreSQL 18 with the four schemas and three roles", async () => {
@@ -35,8 +35,8 @@ Deno.test("migrations re-apply with no error and views re-apply idempotently", a
     const out = await dbmate(await dbmatePath(), db.url, "up");
     assert(!/Applying/.test(out), `second up applied something: ${out}`);
     const before = await objects(db.sql);
-    await applyViews(db.sql);
-    await applyViews(db.sql);
+    await applyDefinitions(db.sql);
+    await applyDefinitions(db.sql);
     assertEquals(await objects(db.sql), before);
   } finally {
     await db.drop();
@@ -44,7 +44,7 @@ Deno.test("migrations re-apply with no error and views re-apply idempotently", a
 });
 
 Deno.test("every migration rolls back and re-applies (rollback/up round-trip)", async () => {
-  const db = await testDb("migrate_roundtrip", { views: false });
+  const db = await testDb("migrate_roundtrip", { migrationsOnly: true });
   try {
     const bin = await dbmatePath();
     const files = [...Deno.readDirSync(migrationsDir)].filter((f) => f.name.endsWith(".sql"));

@@ -143,12 +143,14 @@ reset role;
 
 -- migrate:down
 set local role pipeline_owner;
-drop table if exists quality.alerts;
-drop table if exists quality.replays;
-drop table if exists quality.batch_metrics;
-drop table if exists quality.dead_letter;
-drop table if exists core.event_ids;
-drop table if exists core.events;
-drop sequence if exists ingest.batch_ids;
-drop table if exists ingest.files;
+-- cascade: functions in db/functions whose SQL bodies read these tables go too (migrate
+-- re-creates them)
+drop table if exists quality.alerts cascade;
+drop table if exists quality.replays cascade;
+drop table if exists quality.batch_metrics cascade;
+drop table if exists quality.dead_letter cascade;
+drop table if exists core.event_ids cascade;
+drop table if exists core.events cascade;
+drop sequence if exists ingest.batch_ids cascade;
+drop table if exists ingest.files cascade;
 reset role;

@@ -135,7 +135,7 @@ Deno.test("loadSource maps v1 headers in any order and ignores unknown columns",
 });
 
 Deno.test("copyStream surfaces a COPY the server rejects instead of hanging", async () => {
-  const db = await testDb("loader_copyfail", { views: false });
+  const db = await testDb("loader_copyfail");
   try {
     const err = await assertRejects(() =>
       db.sql.begin(async (tx) => {
@@ -152,7 +152,7 @@ Deno.test("copyStream surfaces a COPY the server rejects instead of hanging", as
 });
 
 Deno.test("copyStream completes a healthy COPY", async () => {
-  const db = await testDb("loader_copyok", { views: false });
+  const db = await testDb("loader_copyok");
   try {
     const n = await db.sql.begin(async (tx) => {
       await tx`create temp table t (a text, b text) on commit drop`;

@@ -8,7 +8,7 @@ async function sqlstate(fn: () => Promise<unknown>): Promise<string> {
 }
 
 Deno.test("pipeline_ingest may load but not read core.events nor run DDL", async () => {
-  const db = await testDb("roles_ingest", { views: false });
+  const db = await testDb("roles_ingest");
   const ingest = connect({ url: db.url, role: "pipeline_ingest", max: 1 });
   try {
     assertEquals(await sqlstate(() => ingest`select * from core.events`), "42501");
@@ -28,7 +28,7 @@ Deno.test("pipeline_ingest may load but not read core.events nor run DDL", async
 });
 
 Deno.test("pipeline_analyst is refused on core, quality and ingest", async () => {
-  const db = await testDb("roles_analyst", { views: false });
+  const db = await testDb("roles_analyst");
   const analyst = connect({ url: db.url, role: "pipeline_analyst", max: 1 });
   try {
     for (

@@ -1,7 +1,7 @@
 // Test support: each test file gets its own freshly migrated database on the dev server.
 import { config } from "./config.ts";
 import { connect, type Sql, withDatabase } from "./db.ts";
-import { applyViews, createDatabase, dbmate } from "../migrate.ts";
+import { applyDefinitions, createDatabase, dbmate } from "../migrate.ts";
 
 const root = new URL("../..", import.meta.url).pathname;
 
@@ -28,7 +28,10 @@ export interface TestDb {
 }
 
 /** Creates, migrates and connects to a database named after the test (dropped by drop()). */
-export async function testDb(label: string, opts: { views?: boolean } = {}): Promise<TestDb> {
+export async function testDb(
+  label: string,
+  opts: { migrationsOnly?: boolean } = {},
+): Promise<TestDb> {
   const base = config().DATABASE_URL;
   const name = `test_${label.replace(/\W+/g, "_").toLowerCase()}_${Deno.pid}`;
   const url = withDatabase(base, name);
@@ -36,7 +39,7 @@ export async function testDb(label: string, opts: { views?: boolean } = {}): Pro
   await createDatabase(url);
   await dbmate(await dbmatePath(), url, "up");
   const sql = connect({ url, max: 4 });
-  if (opts.views !== false) await applyViews(sql);
+  if (!opts.migrationsOnly) await applyDefinitions(sql);
   return {
     url,
     sql,

@@ -1,8 +1,8 @@
 // Test support: a throwaway PostgreSQL 18 cluster on its own port, for tests that stop,
 // kill or restart the server (never the shared development server).
 import { join } from "node:path";
-import { dbmate } from "../migrate.ts";
-import { createDatabase } from "../migrate.ts";
+import { connect } from "./db.ts";
+import { applyDefinitions, createDatabase, dbmate } from "../migrate.ts";
 import { dbmatePath } from "./testdb.ts";
 
 const root = new URL("../..", import.meta.url).pathname;
@@ -95,5 +95,11 @@ export async function startCluster(label: string): Promise<Cluster> {
   await cluster.start();
   await createDatabase(url);
   await dbmate(await dbmatePath(), url, "up");
+  const sql = connect({ url, max: 1 });
+  try {
+    await applyDefinitions(sql);
+  } finally {
+    await sql.end({ timeout: 5 });
+  }
   return cluster;
 }

@@ -1,0 +1,103 @@
+-- Opening a batch: header check, schema version, column mapping, staging table.
+-- Repeatable: applied on every migrate after the migrations (see db/functions/README.md).
+
+-- Checks a batch's header and creates its staging table (see ingest.create_stage) for COPY.
+-- Returns {status: new|rejected|empty, batch_id, copy_columns, schema_version, ...}.
+create function ingest.open_batch(
+    p_source_kind text,
+    p_source_name text,
+    p_bytes bigint,
+    p_header text[]
+)
+returns jsonb
+language plpgsql
+security definer
+set search_path = pg_catalog, pg_temp
+as $$
+declare
+    v_known constant text[] := array[
+        'event_id', 'event_time', 'event_type', 'user_id', 'session_id', 'product_id',
+        'category', 'price', 'quantity', 'currency', 'device', 'traffic_source',
+        'payment_method', 'search_query', 'user_email'
+    ];
+    v_v1 constant text[] := array[
+        'event_id', 'event_time', 'event_type', 'user_id', 'product_id', 'category', 'price'
+    ];
+    v_v2 constant text[] := v_v1 || array['session_id', 'quantity'];
+    v_names text[];
+    v_version int;
+    v_missing text[];
+    v_repeated text[];
+    v_unknown text[];
+    v_copy text[] := array['line_no'];
+    v_extra text := '';
+    v_reason text;
+    v_batch_id bigint;
+    v_table text;
+begin
+    if p_source_kind not in ('file', 'http') then
+        raise exception 'unknown source kind "%"', p_source_kind using errcode = '22023';
+    end if;
+    v_batch_id := nextval('ingest.batch_ids');
+
+    perform set_config('pipeline.batch', jsonb_build_object(
+        'batch_id', v_batch_id, 'kind', p_source_kind, 'name', p_source_name,
+        'bytes', p_bytes, 'started_at', clock_timestamp()
+    )::text, true);
+    if p_header is null or cardinality(p_header) = 0 then
+        return jsonb_build_object('status', 'empty', 'batch_id', v_batch_id);
+    end if;
+
+    v_names := array(select lower(btrim(h, e' \t\r\n')) from unnest(p_header) as h);
+    v_version := case when v_names && (v_known[9:15] || array['session_id']) then 2 else 1 end;
+    v_missing := array(
+        select c from unnest(case v_version when 2 then v_v2 else v_v1 end) as c
+        where c <> all (v_names)
+    );
+    v_repeated := array(
+        select n from unnest(v_names) as n where n = any (v_known)
+        group by n having count(*) > 1
+    );
+    v_unknown := array(select n from unnest(v_names) as n where n <> all (v_known));
+    if cardinality(v_missing) > 0 or cardinality(v_repeated) > 0 then
+        v_reason := case
+            when cardinality(v_missing) > 0 then
+                format('missing required column(s) %s for schema version %s (header: %s)',
+                    array_to_string(v_missing, ', '), v_version, array_to_string(v_names, ','))
+            else format('column(s) named twice: %s', array_to_string(v_repeated, ', '))
+        end;
+        return jsonb_build_object(
+            'status', 'rejected', 'batch_id', v_batch_id, 'reason', v_reason,
+            'schema_version', v_version
+        );
+    end if;
+
+    for i in 1 .. cardinality(v_names) loop
+        if v_names[i] = any (v_known) then
+            v_copy := v_copy || quote_ident(v_names[i]);
+        else
+            v_copy := v_copy || format('x_%s', i);
+            v_extra := v_extra || format(', x_%s text', i);
+        end if;
+    end loop;
+
+    v_table := ingest.create_stage(v_batch_id, v_version, v_extra);
+
+    perform set_config('pipeline.batch', (
+        current_setting('pipeline.batch')::jsonb
+        || jsonb_build_object('schema_version', v_version, 'unknown_columns', to_jsonb(v_unknown))
+    )::text, true);
+
+    return jsonb_build_object(
+        'status', 'new',
+        'batch_id', v_batch_id,
+        'schema_version', v_version,
+        'unknown_columns', to_jsonb(v_unknown),
+        'copy_columns', array_to_string(v_copy, ', '),
+        'copy_table', v_table
+    );
+end
+$$;
+
+revoke all on function ingest.open_batch(text, text, bigint, text[]) from public;
+grant execute on function ingest.open_batch(text, text, bigint, text[]) to pipeline_ingest;

@@ -1,0 +1,133 @@
+-- One staged batch end to end, in the caller's transaction.
+-- Repeatable: applied on every migrate after the migrations (see db/functions/README.md).
+
+-- Processes one staged batch end to end: checks, dedupe, events, dead letter, metrics, alert
+-- and ledger, all in the caller's transaction. p_expected_rows is the number of rows the
+-- client streamed: a mismatch means COPY lost rows, and the whole batch is refused.
+create function ingest.process_batch(
+    p_batch_id bigint,
+    p_expected_rows bigint,
+    p_malformed jsonb,
+    p_settings jsonb,
+    p_copy_ms numeric default null
+)
+returns jsonb
+language plpgsql
+security definer
+set search_path = pg_catalog, pg_temp
+set timezone = 'UTC'
+set work_mem = '256MB'
+as $$
+declare
+    v_ctx jsonb := nullif(current_setting('pipeline.batch', true), '')::jsonb;
+    v_started timestamptz := clock_timestamp();
+    v_staged bigint;
+    v_malformed bigint := coalesce(jsonb_array_length(p_malformed), 0);
+    v_accepted bigint;
+    v_late bigint;
+    v_dups bigint;
+    v_invalid bigint;
+    v_rows bigint;
+    v_rate numeric;
+    v_min_rate numeric := coalesce((p_settings ->> 'min_validity_rate')::numeric, 0.95);
+    v_reasons jsonb;
+    v_alert boolean := false;
+    v_invalid_rows jsonb;
+begin
+    if v_ctx is null or (v_ctx ->> 'batch_id')::bigint is distinct from p_batch_id then
+        raise exception 'batch % was not opened in this transaction', p_batch_id
+            using errcode = '55000', hint = 'call ingest.open_batch first, in the same transaction';
+    end if;
+    select count(*) into v_staged from pg_temp.stage;
+    if v_staged + v_malformed <> p_expected_rows then
+        raise exception 'batch % staged % rows (+% malformed) but the client sent %',
+            p_batch_id, v_staged, v_malformed, p_expected_rows
+            using errcode = '22000', hint = 'the COPY stream was cut short: retry the file';
+    end if;
+
+    perform ingest.check_stage(p_settings);
+    select a.accepted, a.late into v_accepted, v_late from ingest.accept_checked(p_batch_id) as a;
+
+    insert into quality.dead_letter (
+        batch_id, source, line_no, reasons, event_id, event_time, event_type, user_id,
+        session_id, product_id, category, price, quantity, currency, device, traffic_source,
+        payment_method, search_query, user_email, schema_version
+    )
+    select
+        p_batch_id, v_ctx ->> 'name', c.line_no,
+        case
+            when r.is_conflict then array['conflicting_duplicate']
+            else ingest.reasons_of(c.mask)
+        end,
+        s.event_id, s.event_time, s.event_type, s.user_id, s.session_id, s.product_id,
+        s.category, s.price, s.quantity, s.currency, s.device, s.traffic_source,
+        s.payment_method, s.search_query, s.user_email, c.schema_version
+    from pg_temp.checked as c
+    join pg_temp.stage as s on s.line_no = c.line_no
+    left join pg_temp.rejected as r on r.line_no = c.line_no
+    where not c.is_valid or r.is_conflict;
+
+    insert into quality.dead_letter (batch_id, source, line_no, reasons, raw_line, raw_bytes)
+    select p_batch_id, v_ctx ->> 'name', (m ->> 'line_no')::bigint, array['malformed_row'],
+        m ->> 'raw', decode(m ->> 'raw_base64', 'base64')
+    from jsonb_array_elements(coalesce(p_malformed, '[]')) as m;
+
+    select count(*) filter (where not is_conflict) into v_dups from pg_temp.rejected;
+    -- the first 1000 invalid rows, for callers (the HTTP collector) that may not read the dead letter
+    select coalesce(jsonb_agg(jsonb_build_object('line_no', d.line_no, 'reasons', d.reasons)
+        order by d.line_no), '[]')
+    into v_invalid_rows
+    from (
+        select line_no, reasons from quality.dead_letter
+        where batch_id = p_batch_id order by line_no limit 1000
+    ) as d;
+    v_rows := v_staged + v_malformed;
+    v_invalid := v_rows - v_accepted - v_dups;
+    v_rate := case when v_accepted + v_invalid > 0
+        then round(v_accepted::numeric / (v_accepted + v_invalid), 6) end;
+    select coalesce(jsonb_object_agg(reason, n), '{}') into v_reasons
+    from (
+        select reason, count(*) as n
+        from quality.dead_letter as d, unnest(d.reasons) as reason
+        where d.batch_id = p_batch_id
+        group by reason
+    ) as x;
+
+    insert into quality.batch_metrics (
+        batch_id, source_kind, source_name, sha256, rows, valid, invalid, duplicates, late,
+        validity_rate, reason_counts, bytes, copy_ms, process_ms, started_at, finished_at
+    ) values (
+        p_batch_id, v_ctx ->> 'kind', v_ctx ->> 'name', v_ctx ->> 'sha256', v_rows, v_accepted,
+        v_invalid, v_dups, v_late, v_rate, v_reasons, (v_ctx ->> 'bytes')::bigint, p_copy_ms,
+        round(extract(epoch from clock_timestamp() - v_started)::numeric * 1000, 1),
+        (v_ctx ->> 'started_at')::timestamptz, clock_timestamp()
+    );
+
+    if v_rate < v_min_rate then
+        v_alert := true;
+        insert into quality.alerts (batch_id, kind, message, validity_rate, threshold)
+        values (p_batch_id, 'low_validity', format(
+            'batch %s (%s): validity %s%% is below %s%%', p_batch_id, v_ctx ->> 'name',
+            round(v_rate * 100, 2), round(v_min_rate * 100, 2)
+        ), v_rate, v_min_rate);
+    end if;
+
+    perform analytics.apply_batch(p_batch_id);
+    perform ingest.drop_stage(p_batch_id);
+
+    update ingest.files
+    set status = case when v_rows = 0 then 'empty' else 'done' end,
+        finished_at = clock_timestamp()
+    where sha256 = v_ctx ->> 'sha256' and v_ctx ->> 'kind' = 'file';
+
+    return jsonb_build_object(
+        'batch_id', p_batch_id, 'rows', v_rows, 'valid', v_accepted, 'invalid', v_invalid,
+        'duplicates', v_dups, 'late', v_late, 'validity_rate', v_rate, 'reasons', v_reasons,
+        'alert', v_alert, 'invalid_rows', v_invalid_rows,
+        'process_ms', round(extract(epoch from clock_timestamp() - v_started)::numeric * 1000, 1)
+    );
+end
+$$;
+
+revoke all on function ingest.process_batch(bigint, bigint, jsonb, jsonb, numeric) from public;
+grant execute on function ingest.process_batch(bigint, bigint, jsonb, jsonb, numeric) to pipeline_ingest;
