@@ -3,11 +3,11 @@
 // pgloader as the peer; then freshness in watch mode and scaling. Medians of --reps runs.
 import { join } from "node:path";
 import { parseArgs } from "node:util";
-import { config } from "../scripts/lib/config.ts";
-import { connect, type Sql, withDatabase } from "../scripts/lib/db.ts";
-import { copyStream, fileSource } from "../scripts/lib/loader.ts";
+import { config } from "../scripts/lib/common/config.ts";
+import { connect, type Sql, withDatabase } from "../scripts/lib/common/db.ts";
+import { copyStream, fileSource } from "../scripts/lib/ingest/loader.ts";
 import { applyDefinitions, createDatabase, dbmate } from "../scripts/migrate.ts";
-import { dbmatePath } from "../scripts/lib/testdb.ts";
+import { dbmatePath } from "../scripts/lib/testing/testdb.ts";
 import { generate, type Manifest } from "../scripts/generate.ts";
 
 const HELP = `Usage: make bench [SIZE=100k|1m|5m]   (deno run -A bench/bench.ts --size 1m)

@@ -1,9 +1,9 @@
 // Quick profile of one 1M-row ingest: where the time goes (used while tuning; see bench.ts).
-import { connect, withDatabase } from "../scripts/lib/db.ts";
-import { loadConfig } from "../scripts/lib/config.ts";
-import { loadFile, settings } from "../scripts/lib/loader.ts";
+import { connect, withDatabase } from "../scripts/lib/common/db.ts";
+import { loadConfig } from "../scripts/lib/common/config.ts";
+import { loadFile, settings } from "../scripts/lib/ingest/loader.ts";
 import { createDatabase, dbmate } from "../scripts/migrate.ts";
-import { dbmatePath } from "../scripts/lib/testdb.ts";
+import { dbmatePath } from "../scripts/lib/testing/testdb.ts";
 const url = withDatabase(loadConfig().DATABASE_URL, "bench_probe");
 const admin = connect({ url: withDatabase(url, "postgres"), max: 1 });
 await admin.unsafe("drop database if exists bench_probe with (force)");

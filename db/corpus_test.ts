@@ -1,12 +1,12 @@
 // Bad-input corpus: hostile and odd files, each asserting the exact reason codes per line and
 // that the rest of the file loaded.
 import { join } from "node:path";
-import { assert, assertEquals } from "../scripts/lib/assert.ts";
-import { loadConfig } from "../scripts/lib/config.ts";
-import { dirsFor, ensureDirs } from "../scripts/lib/inbox.ts";
-import { bytesSource, loadSource, settings } from "../scripts/lib/loader.ts";
-import { logger } from "../scripts/lib/log.ts";
-import { type TestDb, testDb } from "../scripts/lib/testdb.ts";
+import { assert, assertEquals } from "../scripts/lib/testing/assert.ts";
+import { loadConfig } from "../scripts/lib/common/config.ts";
+import { dirsFor, ensureDirs } from "../scripts/lib/ingest/inbox.ts";
+import { bytesSource, loadSource, settings } from "../scripts/lib/ingest/loader.ts";
+import { logger } from "../scripts/lib/common/log.ts";
+import { type TestDb, testDb } from "../scripts/lib/testing/testdb.ts";
 import { Ingester } from "../scripts/ingest.ts";
 
 const enc = new TextEncoder();

@@ -1,11 +1,11 @@
 // Security boundaries: definer functions pin search_path and ignore decoys, no PII leaks into
 // analytics, secrets stay out of git.
 import { stringify } from "csv-stringify/sync";
-import { assert, assertEquals } from "../scripts/lib/assert.ts";
-import { loadConfig } from "../scripts/lib/config.ts";
-import { connect } from "../scripts/lib/db.ts";
-import { bytesSource, loadSource, settings } from "../scripts/lib/loader.ts";
-import { testDb } from "../scripts/lib/testdb.ts";
+import { assert, assertEquals } from "../scripts/lib/testing/assert.ts";
+import { loadConfig } from "../scripts/lib/common/config.ts";
+import { connect } from "../scripts/lib/common/db.ts";
+import { bytesSource, loadSource, settings } from "../scripts/lib/ingest/loader.ts";
+import { testDb } from "../scripts/lib/testing/testdb.ts";
 
 const t = new Date(Date.now() - 60_000).toISOString();
 const csv = (rows: string[][]) =>

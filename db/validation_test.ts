@@ -1,10 +1,10 @@
 // SQL behaviour tests for the validation rules: one row per case through the real procedures.
 import { stringify } from "csv-stringify/sync";
-import { assertEquals } from "../scripts/lib/assert.ts";
-import { loadConfig } from "../scripts/lib/config.ts";
-import { bytesSource, loadSource, settings } from "../scripts/lib/loader.ts";
-import { type Column, COLUMNS_V2 as COLUMNS } from "../scripts/lib/gen/schema.ts";
-import { testDb } from "../scripts/lib/testdb.ts";
+import { assertEquals } from "../scripts/lib/testing/assert.ts";
+import { loadConfig } from "../scripts/lib/common/config.ts";
+import { bytesSource, loadSource, settings } from "../scripts/lib/ingest/loader.ts";
+import { type Column, COLUMNS_V2 as COLUMNS } from "../scripts/lib/generator/schema.ts";
+import { testDb } from "../scripts/lib/testing/testdb.ts";
 
 type Row = Partial<Record<Column, string>>;
 

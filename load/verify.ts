@@ -1,7 +1,7 @@
 // After a k6 run: the events stored for the run must equal what the server acknowledged
 // (acknowledged <= stored <= acknowledged + indeterminate). Prints a summary, writes JSON.
 import { parseArgs } from "node:util";
-import { connect } from "../scripts/lib/db.ts";
+import { connect } from "../scripts/lib/common/db.ts";
 
 const { values } = parseArgs({
   args: Deno.args,

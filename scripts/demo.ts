@@ -1,10 +1,10 @@
 // make demo: seeded files with anomalies -> the ingester -> counts checked against the
 // generator's manifest -> the analytics report.
 import { parseArgs } from "node:util";
-import { config } from "./lib/config.ts";
-import { connect } from "./lib/db.ts";
-import { dirsFor, ensureDirs } from "./lib/inbox.ts";
-import { logger } from "./lib/log.ts";
+import { config } from "./lib/common/config.ts";
+import { connect } from "./lib/common/db.ts";
+import { dirsFor, ensureDirs } from "./lib/ingest/inbox.ts";
+import { logger } from "./lib/common/log.ts";
 import { generate } from "./generate.ts";
 import { Ingester } from "./ingest.ts";
 

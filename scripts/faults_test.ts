@@ -2,12 +2,12 @@
 // database mid-load or at commit. After recovery every row of every file is in exactly one
 // place. Short forms run in `make test`; SOAK=1 (`make soak`) runs the long ones.
 import { join } from "node:path";
-import { assert, assertEquals } from "./lib/assert.ts";
-import { connect, type Sql } from "./lib/db.ts";
-import { mixedCsv, type MixedFile } from "./lib/fixtures.ts";
-import { type Dirs, dirsFor, ensureDirs } from "./lib/inbox.ts";
-import { testDb } from "./lib/testdb.ts";
-import { startCluster } from "./lib/testpg.ts";
+import { assert, assertEquals } from "./lib/testing/assert.ts";
+import { connect, type Sql } from "./lib/common/db.ts";
+import { mixedCsv, type MixedFile } from "./lib/testing/fixtures.ts";
+import { type Dirs, dirsFor, ensureDirs } from "./lib/ingest/inbox.ts";
+import { testDb } from "./lib/testing/testdb.ts";
+import { startCluster } from "./lib/testing/testpg.ts";
 
 const SOAK = Deno.env.get("SOAK") === "1";
 const ingestScript = new URL("./ingest.ts", import.meta.url).pathname;

@@ -2,10 +2,10 @@
 // events at known rates, and a manifest of what each file must yield once ingested.
 //
 // The story: flags -> plan -> write the files one by one -> manifest. The shop, the anomalies
-// and the CSV writing live in scripts/lib/gen/.
-import { type Run, startRun, writeEventFile } from "./lib/gen/file.ts";
-import { HELP, parseFlags } from "./lib/gen/flags.ts";
-import { type FileManifest, type Manifest, totalsOf } from "./lib/gen/manifest.ts";
+// and the CSV writing live in scripts/lib/generator/.
+import { type Run, startRun, writeEventFile } from "./lib/generator/file.ts";
+import { HELP, parseFlags } from "./lib/generator/flags.ts";
+import { type FileManifest, type Manifest, totalsOf } from "./lib/generator/manifest.ts";
 import {
   fileName,
   filePath,
@@ -14,12 +14,12 @@ import {
   OptionError,
   type Plan,
   windowOf,
-} from "./lib/gen/plan.ts";
-import { LIMITS } from "./lib/gen/schema.ts";
-import { writeTextAtomic } from "./lib/gen/writer.ts";
+} from "./lib/generator/plan.ts";
+import { LIMITS } from "./lib/generator/schema.ts";
+import { writeTextAtomic } from "./lib/generator/writer.ts";
 
-export type { Counts, FileManifest, Manifest, ReasonCounts } from "./lib/gen/manifest.ts";
-export { type GenerateOptions, OptionError, type Plan } from "./lib/gen/plan.ts";
+export type { Counts, FileManifest, Manifest, ReasonCounts } from "./lib/generator/manifest.ts";
+export { type GenerateOptions, OptionError, type Plan } from "./lib/generator/plan.ts";
 
 /** Ways to watch or stop a run (the CLI prints from these). */
 export interface GenerateHooks {

@@ -1,21 +1,21 @@
 // The generator end to end: determinism, valid CSV, the shop's mix, manifest counts recounted
-// independently from the files (scripts/lib/gen/testing/reference_checker.ts reads docs/rules.md on its own),
+// independently from the files (scripts/lib/generator/testing/reference_checker.ts reads docs/rules.md on its own),
 // atomic hand-off, the command line.
 import { parse } from "csv-parse/sync";
 import { join } from "node:path";
 import { type FileManifest, generate, type Manifest } from "./generate.ts";
-import { ReferenceChecker, splitRecords } from "./lib/gen/testing/reference_checker.ts";
-import { HELP } from "./lib/gen/flags.ts";
-import { orderedReasons } from "./lib/gen/manifest.ts";
-import { csvLine } from "./lib/gen/rows.ts";
+import { ReferenceChecker, splitRecords } from "./lib/generator/testing/reference_checker.ts";
+import { HELP } from "./lib/generator/flags.ts";
+import { orderedReasons } from "./lib/generator/manifest.ts";
+import { csvLine } from "./lib/generator/rows.ts";
 import {
   CATEGORIES,
   COLUMNS_V1,
   COLUMNS_V2,
   REASON_CODES,
   type ReasonCode,
-} from "./lib/gen/schema.ts";
-import { PRICE_RANGES } from "./lib/gen/catalog.ts";
+} from "./lib/generator/schema.ts";
+import { PRICE_RANGES } from "./lib/generator/catalog.ts";
 
 const DENO = Deno.execPath();
 const ROOT = new URL("..", import.meta.url).pathname;

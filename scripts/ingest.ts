@@ -1,13 +1,26 @@
 // deno task ingest: loads every CSV dropped into the inbox exactly once, one transaction per
 // file, then moves it to processed/ (or rejected/). Watch mode by default; --once drains.
-import { parseFlags } from "./lib/cli.ts";
-import { type Config, config } from "./lib/config.ts";
-import { reportInbox } from "./lib/analytics.ts";
-import { absorbDriverCrashes, connect, type Sql } from "./lib/db.ts";
-import { type Dirs, dirsFor, ensureDirs, type Entry, listReady, moveInto } from "./lib/inbox.ts";
-import { crashPoint, FileChangedError, loadFile, type LoadResult, settings } from "./lib/loader.ts";
-import { type Logger, logger } from "./lib/log.ts";
-import { backoffMs, CircuitBreaker, isTransient, sleep } from "./lib/retry.ts";
+import { parseFlags } from "./lib/common/cli.ts";
+import { type Config, config } from "./lib/common/config.ts";
+import { reportInbox } from "./lib/analytics/analytics.ts";
+import { absorbDriverCrashes, connect, type Sql } from "./lib/common/db.ts";
+import {
+  type Dirs,
+  dirsFor,
+  ensureDirs,
+  type Entry,
+  listReady,
+  moveInto,
+} from "./lib/ingest/inbox.ts";
+import {
+  crashPoint,
+  FileChangedError,
+  loadFile,
+  type LoadResult,
+  settings,
+} from "./lib/ingest/loader.ts";
+import { type Logger, logger } from "./lib/common/log.ts";
+import { backoffMs, CircuitBreaker, isTransient, sleep } from "./lib/common/retry.ts";
 
 const HELP = `Usage: deno task ingest [--once] [--dir DIR] [--give-up-after S]
 

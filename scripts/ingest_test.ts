@@ -1,12 +1,12 @@
 import { join } from "node:path";
-import { assert, assertEquals } from "./lib/assert.ts";
-import { loadConfig } from "./lib/config.ts";
-import { connect } from "./lib/db.ts";
-import { eventsCsv, HEADER } from "./lib/fixtures.ts";
-import { dirsFor, ensureDirs } from "./lib/inbox.ts";
-import { logger } from "./lib/log.ts";
-import { testDb } from "./lib/testdb.ts";
-import { startCluster } from "./lib/testpg.ts";
+import { assert, assertEquals } from "./lib/testing/assert.ts";
+import { loadConfig } from "./lib/common/config.ts";
+import { connect } from "./lib/common/db.ts";
+import { eventsCsv, HEADER } from "./lib/testing/fixtures.ts";
+import { dirsFor, ensureDirs } from "./lib/ingest/inbox.ts";
+import { logger } from "./lib/common/log.ts";
+import { testDb } from "./lib/testing/testdb.ts";
+import { startCluster } from "./lib/testing/testpg.ts";
 import { Ingester } from "./ingest.ts";
 
 const quietLog = (dir: string) => logger("ingest-test", { level: "error", dir, quiet: true });

@@ -2,8 +2,8 @@
 // runs dbmate migrations (state: tables, indexes, roles, data), then re-creates every function
 // (db/functions) and view (db/views) from their repeatable files.
 import { parseArgs } from "node:util";
-import { config } from "./lib/config.ts";
-import { connect, type Sql, withDatabase } from "./lib/db.ts";
+import { config } from "./lib/common/config.ts";
+import { connect, type Sql, withDatabase } from "./lib/common/db.ts";
 
 const root = new URL("..", import.meta.url).pathname;
 export const migrationsDir = `${root}db/migrations`;

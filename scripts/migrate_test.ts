@@ -1,6 +1,6 @@
-import { assert, assertEquals } from "./lib/assert.ts";
+import { assert, assertEquals } from "./lib/testing/assert.ts";
 import { applyDefinitions, dbmate, migrationsDir } from "./migrate.ts";
-import { dbmatePath, testDb } from "./lib/testdb.ts";
+import { dbmatePath, testDb } from "./lib/testing/testdb.ts";
 
 Deno.test("migrations apply on PostgreSQL 18 with the four schemas and three roles", async () => {
   const db = await testDb("migrate_basic");
@@ -61,7 +61,7 @@ Deno.test("every migration rolls back and re-applies (rollback/up round-trip)", 
   }
 });
 
-async function objects(sql: import("./lib/db.ts").Sql) {
+async function objects(sql: import("./lib/common/db.ts").Sql) {
   const rows = await sql`
     select n.nspname || '.' || c.relname || ':' || c.relkind::text as o
     from pg_class c join pg_namespace n on n.oid = c.relnamespace

@@ -1,11 +1,11 @@
 // End to end: generated files (anomalies, duplicates across files, late events, a v1 file)
 // through the ingester; per file, the database's counts equal the generator's manifest.
 import { join } from "node:path";
-import { assertEquals } from "./lib/assert.ts";
-import { loadConfig } from "./lib/config.ts";
-import { dirsFor, ensureDirs } from "./lib/inbox.ts";
-import { logger } from "./lib/log.ts";
-import { testDb } from "./lib/testdb.ts";
+import { assertEquals } from "./lib/testing/assert.ts";
+import { loadConfig } from "./lib/common/config.ts";
+import { dirsFor, ensureDirs } from "./lib/ingest/inbox.ts";
+import { logger } from "./lib/common/log.ts";
+import { testDb } from "./lib/testing/testdb.ts";
 import { type FileManifest, generate } from "./generate.ts";
 import { Ingester } from "./ingest.ts";
 

@@ -1,9 +1,9 @@
 // deno task refresh: rebuilds every analytics rollup from core.events and the quality tables.
 // Batches keep the rollups current on their own; this is for repairs and after manual edits.
 import { parseArgs } from "node:util";
-import { config } from "./lib/config.ts";
-import { connect } from "./lib/db.ts";
-import { rebuildRollups } from "./lib/analytics.ts";
+import { config } from "./lib/common/config.ts";
+import { connect } from "./lib/common/db.ts";
+import { rebuildRollups } from "./lib/analytics/analytics.ts";
 
 const HELP = `Usage: deno task refresh
 

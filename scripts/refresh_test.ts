@@ -1,7 +1,7 @@
-import { assert, assertEquals } from "./lib/assert.ts";
-import { loadConfig } from "./lib/config.ts";
-import { bytesSource, loadSource, settings } from "./lib/loader.ts";
-import { testDb } from "./lib/testdb.ts";
+import { assert, assertEquals } from "./lib/testing/assert.ts";
+import { loadConfig } from "./lib/common/config.ts";
+import { bytesSource, loadSource, settings } from "./lib/ingest/loader.ts";
+import { testDb } from "./lib/testing/testdb.ts";
 
 const script = new URL("./refresh.ts", import.meta.url).pathname;
 

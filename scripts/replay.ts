@@ -1,10 +1,10 @@
 // deno task replay: re-validates dead-lettered rows after a rule or data fix. Rows that now
 // pass move to core.events (dedupe still applies); the rest stay with refreshed reasons.
-import { parseFlags } from "./lib/cli.ts";
-import { config } from "./lib/config.ts";
-import { connect } from "./lib/db.ts";
-import { settings } from "./lib/loader.ts";
-import { logger } from "./lib/log.ts";
+import { parseFlags } from "./lib/common/cli.ts";
+import { config } from "./lib/common/config.ts";
+import { connect } from "./lib/common/db.ts";
+import { settings } from "./lib/ingest/loader.ts";
+import { logger } from "./lib/common/log.ts";
 
 const HELP = `Usage: deno task replay [--reason CODE]... [--file NAME] [--json]
 

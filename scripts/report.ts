@@ -1,9 +1,9 @@
 // deno task report: the analytics views as aligned terminal tables (or JSON with --json),
 // read as the analyst role.
 import { parseArgs } from "node:util";
-import { config } from "./lib/config.ts";
-import { connect } from "./lib/db.ts";
-import { fetchReport, renderReport, reportJson } from "./lib/report.ts";
+import { config } from "./lib/common/config.ts";
+import { connect } from "./lib/common/db.ts";
+import { fetchReport, renderReport, reportJson } from "./lib/analytics/report.ts";
 
 const HELP = `Usage: deno task report [--json] [--since YYYY-MM-DD] [--limit N]
 

@@ -1,8 +1,8 @@
-import { assert, assertEquals, assertThrows } from "./lib/assert.ts";
-import { loadConfig } from "./lib/config.ts";
-import { bytesSource, loadSource, settings } from "./lib/loader.ts";
-import { type Column, formatTable, formatValue } from "./lib/report.ts";
-import { testDb } from "./lib/testdb.ts";
+import { assert, assertEquals, assertThrows } from "./lib/testing/assert.ts";
+import { loadConfig } from "./lib/common/config.ts";
+import { bytesSource, loadSource, settings } from "./lib/ingest/loader.ts";
+import { type Column, formatTable, formatValue } from "./lib/analytics/report.ts";
+import { testDb } from "./lib/testing/testdb.ts";
 import { parseReportArgs, UsageError } from "./report.ts";
 
 const script = new URL("./report.ts", import.meta.url).pathname;

@@ -1,13 +1,13 @@
 // deno task serve: the HTTP collector (POST /v1/events), health, Prometheus metrics, analytics
 // JSON and the live dashboard. Wires config, database pools, logger and Deno.serve; the app
-// itself is scripts/lib/http/app.ts.
-import { parseFlags } from "./lib/cli.ts";
-import { config } from "./lib/config.ts";
-import { absorbDriverCrashes, connect } from "./lib/db.ts";
-import { createApp } from "./lib/http/app.ts";
-import { loadAssets } from "./lib/http/dashboard.ts";
-import { purge, TTL_HOURS } from "./lib/http/idempotency.ts";
-import { logger } from "./lib/log.ts";
+// itself is scripts/lib/collector/app.ts.
+import { parseFlags } from "./lib/common/cli.ts";
+import { config } from "./lib/common/config.ts";
+import { absorbDriverCrashes, connect } from "./lib/common/db.ts";
+import { createApp } from "./lib/collector/app.ts";
+import { loadAssets } from "./lib/collector/dashboard.ts";
+import { purge, TTL_HOURS } from "./lib/collector/idempotency.ts";
+import { logger } from "./lib/common/log.ts";
 
 const HELP = `Usage: deno task serve [--port N] [--hostname H]
 

@@ -1,15 +1,15 @@
 // The HTTP collector against a real PostgreSQL: the app function called directly, and
 // scripts/serve.ts as a real process (listener on port 0, graceful shutdown, dashboard in
 // headless Chromium when /usr/bin/chromium exists).
-import { purchaseFields } from "./lib/fixtures.ts";
-import { assert, assertEquals } from "./lib/assert.ts";
-import { type Config, loadConfig } from "./lib/config.ts";
-import { connect, type Sql } from "./lib/db.ts";
-import { type App, createApp } from "./lib/http/app.ts";
-import { loadAssets } from "./lib/http/dashboard.ts";
-import { loadFile, settings } from "./lib/loader.ts";
-import { logger } from "./lib/log.ts";
-import { type TestDb, testDb } from "./lib/testdb.ts";
+import { purchaseFields } from "./lib/testing/fixtures.ts";
+import { assert, assertEquals } from "./lib/testing/assert.ts";
+import { type Config, loadConfig } from "./lib/common/config.ts";
+import { connect, type Sql } from "./lib/common/db.ts";
+import { type App, createApp } from "./lib/collector/app.ts";
+import { loadAssets } from "./lib/collector/dashboard.ts";
+import { loadFile, settings } from "./lib/ingest/loader.ts";
+import { logger } from "./lib/common/log.ts";
+import { type TestDb, testDb } from "./lib/testing/testdb.ts";
 
 const KEY = "test-key-one";
 const HEADER =

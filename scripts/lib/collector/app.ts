@@ -1,11 +1,11 @@
 // The collector as one testable function: Request -> Response. serve.ts wires it to
 // Deno.serve; tests call it directly or through a listener on port 0.
-import type { Config } from "../config.ts";
-import type { Sql } from "../db.ts";
-import { settings } from "../loader.ts";
-import type { Logger } from "../log.ts";
-import { isTransient } from "../retry.ts";
-import { DeferredAnalytics } from "../deferred.ts";
+import type { Config } from "../common/config.ts";
+import type { Sql } from "../common/db.ts";
+import { settings } from "../ingest/loader.ts";
+import type { Logger } from "../common/log.ts";
+import { isTransient } from "../common/retry.ts";
+import { DeferredAnalytics } from "../analytics/deferred.ts";
 import { Catalog, createAnalyticsHandler } from "./analytics.ts";
 import { ApiKeys } from "./auth.ts";
 import { type Asset, createDashboard, CSP } from "./dashboard.ts";

@@ -1,4 +1,4 @@
-import { assertEquals, assertThrows } from "./assert.ts";
+import { assertEquals, assertThrows } from "../testing/assert.ts";
 import { CsvScanner, HeaderError, rawText, splitRecord } from "./csv.ts";
 
 const enc = new TextEncoder();

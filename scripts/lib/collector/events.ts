@@ -1,9 +1,9 @@
 // POST /v1/events: one request body = one batch = one database transaction, through the same
 // staging + SQL validation path as files (loader.ts). With an Idempotency-Key, the key's
 // record is claimed and completed inside that transaction.
-import type { Sql } from "../db.ts";
-import { bytesSource, type LoadResult, loadSource, type Settings } from "../loader.ts";
-import type { Logger } from "../log.ts";
+import type { Sql } from "../common/db.ts";
+import { bytesSource, type LoadResult, loadSource, type Settings } from "../ingest/loader.ts";
+import type { Logger } from "../common/log.ts";
 import type { ApiKeys } from "./auth.ts";
 import { checkDeclaredLength, readBody } from "./body.ts";
 import { claim, idempotencyKey, requestFingerprint, store } from "./idempotency.ts";

@@ -1,11 +1,11 @@
 // Test support: a throwaway PostgreSQL 18 cluster on its own port, for tests that stop,
 // kill or restart the server (never the shared development server).
 import { join } from "node:path";
-import { connect } from "./db.ts";
-import { applyDefinitions, createDatabase, dbmate } from "../migrate.ts";
+import { connect } from "../common/db.ts";
+import { applyDefinitions, createDatabase, dbmate } from "../../migrate.ts";
 import { dbmatePath } from "./testdb.ts";
 
-const root = new URL("../..", import.meta.url).pathname;
+const root = new URL("../../..", import.meta.url).pathname;
 
 async function run(cmd: string, args: string[], opts: { asPg?: boolean; check?: boolean } = {}) {
   const asRoot = Deno.uid() === 0 && opts.asPg;

@@ -3,8 +3,8 @@
 // adds everything queued to the rollups in one later transaction. DeferredAnalytics runs it
 // every ANALYTICS_INTERVAL_MS, so figures trail the commit by about that much. Queued rows are
 // claimed by deleting them: each is counted once, and a crash leaves them for the next round.
-import type { Sql } from "./db.ts";
-import type { Logger } from "./log.ts";
+import type { Sql } from "../common/db.ts";
+import type { Logger } from "../common/log.ts";
 
 export interface DeferredResult {
   /** batches whose quality figures were applied */

@@ -1,4 +1,4 @@
-import { assert, assertEquals, assertRejects } from "../assert.ts";
+import { assert, assertEquals, assertRejects } from "../testing/assert.ts";
 import { NdjsonError, ndjsonToCsv } from "./ndjson.ts";
 
 const enc = (s: string) => new TextEncoder().encode(s);

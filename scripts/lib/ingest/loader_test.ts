@@ -1,8 +1,8 @@
-import { assert, assertEquals, assertRejects } from "./assert.ts";
-import { loadConfig } from "./config.ts";
-import { purchaseFields } from "./fixtures.ts";
+import { assert, assertEquals, assertRejects } from "../testing/assert.ts";
+import { loadConfig } from "../common/config.ts";
+import { purchaseFields } from "../testing/fixtures.ts";
 import { bytesSource, CopyError, copyStream, loadFile, loadSource, settings } from "./loader.ts";
-import { testDb } from "./testdb.ts";
+import { testDb } from "../testing/testdb.ts";
 
 const cfg = settings(loadConfig({}));
 const HEADER =

@@ -1,6 +1,6 @@
-import { assertEquals, assertRejects } from "./assert.ts";
+import { assertEquals, assertRejects } from "../testing/assert.ts";
 import { connect } from "./db.ts";
-import { testDb } from "./testdb.ts";
+import { testDb } from "../testing/testdb.ts";
 
 async function sqlstate(fn: () => Promise<unknown>): Promise<string> {
   const error = await assertRejects(fn);

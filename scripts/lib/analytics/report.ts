@@ -1,6 +1,6 @@
 // The analytics report: reads the analytics views (as the analyst role) and renders them as
 // aligned terminal tables or plain JSON.
-import type { Sql } from "./db.ts";
+import type { Sql } from "../common/db.ts";
 
 export interface ReportOptions {
   /** first UTC day (YYYY-MM-DD) of the time series: daily sales, funnel, data quality */

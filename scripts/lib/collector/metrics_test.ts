@@ -1,4 +1,4 @@
-import { assertEquals, assertThrows } from "../assert.ts";
+import { assertEquals, assertThrows } from "../testing/assert.ts";
 import { Registry } from "./metrics.ts";
 
 Deno.test("Registry renders counters, gauges and histograms in text format 0.0.4", () => {

@@ -1,13 +1,13 @@
 // The analytics views against a real database: every column of every view is checked against
 // an independent computation (plain SQL over core.events and the quality tables, or TypeScript),
 // after each load, replay and full rebuild.
-import { assert, assertEquals, assertRejects } from "./assert.ts";
+import { assert, assertEquals, assertRejects } from "../testing/assert.ts";
 import { ANALYTICS_VIEWS, rebuildRollups, reportInbox } from "./analytics.ts";
-import { loadConfig } from "./config.ts";
-import { connect, type Sql } from "./db.ts";
+import { loadConfig } from "../common/config.ts";
+import { connect, type Sql } from "../common/db.ts";
 import { applyDeferred } from "./deferred.ts";
-import { bytesSource, loadSource, settings } from "./loader.ts";
-import { testDb } from "./testdb.ts";
+import { bytesSource, loadSource, settings } from "../ingest/loader.ts";
+import { testDb } from "../testing/testdb.ts";
 
 const cfg = settings(loadConfig({}));
 const HEADER =

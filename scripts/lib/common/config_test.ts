@@ -1,4 +1,4 @@
-import { assertEquals, assertThrows } from "./assert.ts";
+import { assertEquals, assertThrows } from "../testing/assert.ts";
 import { ConfigError, loadConfig, parseDotenv } from "./config.ts";
 
 Deno.test("loadConfig applies the defaults of the contract", () => {

@@ -2,7 +2,7 @@
 // transaction (analytics.apply_batch), so figures are fresh at commit; HTTP batches may defer
 // that step (deferred.ts). These helpers cover the rest: a forced full rebuild and the inbox
 // report.
-import type { Sql } from "./db.ts";
+import type { Sql } from "../common/db.ts";
 
 /** The analytics views people and scripts read (db/views), in file order. */
 export const ANALYTICS_VIEWS = [

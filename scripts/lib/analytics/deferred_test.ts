@@ -1,10 +1,10 @@
 // The background rounds of DeferredAnalytics: a failed round is logged and the next one runs;
 // rounds never overlap; stop() runs a last round. (The SQL side, analytics.apply_deferred, is
 // tested against the database in analytics_test.ts and serve_test.ts.)
-import { assert, assertEquals } from "./assert.ts";
-import type { Sql } from "./db.ts";
+import { assert, assertEquals } from "../testing/assert.ts";
+import type { Sql } from "../common/db.ts";
 import { DeferredAnalytics, type DeferredResult } from "./deferred.ts";
-import type { Logger } from "./log.ts";
+import type { Logger } from "../common/log.ts";
 
 /** A stand-in for postgres.js that answers `select analytics.apply_deferred()` from a script. */
 function fakeSql(answers: (() => Promise<unknown>)[]) {

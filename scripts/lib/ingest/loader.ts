@@ -3,9 +3,9 @@
 import { createHash } from "node:crypto";
 import { Readable } from "node:stream";
 import { pipeline } from "node:stream/promises";
-import type { Config } from "./config.ts";
+import type { Config } from "../common/config.ts";
 import { CsvScanner, HeaderError, type MalformedRow, rawText } from "./csv.ts";
-import type { Sql } from "./db.ts";
+import type { Sql } from "../common/db.ts";
 import type postgres from "postgres";
 
 const CHUNK = 1 << 20;

@@ -1,4 +1,4 @@
-import { assert, assertEquals, assertThrows } from "../assert.ts";
+import { assert, assertEquals, assertThrows } from "../testing/assert.ts";
 import { ApiKeys } from "./auth.ts";
 import { HttpError } from "./responses.ts";
 

@@ -2,7 +2,7 @@
 // column names come from the catalog; user input reaches SQL only as a validated identifier
 // or as a bound parameter.
 import type postgres from "postgres";
-import type { Sql } from "../db.ts";
+import type { Sql } from "../common/db.ts";
 import { HttpError } from "./responses.ts";
 
 export const DEFAULT_LIMIT = 100;

@@ -3,7 +3,7 @@
 import { createRequire } from "node:module";
 import { dirname, join } from "node:path";
 import type postgres from "postgres";
-import type { Sql } from "../db.ts";
+import type { Sql } from "../common/db.ts";
 import { type Catalog, plain, read } from "./analytics.ts";
 import { inboxBacklog, type PipelineStatus, pipelineStatus } from "./status.ts";
 

@@ -1,7 +1,7 @@
 // Pipeline figures read at request time: database totals (via analytics.collector_status(),
 // a definer function the analyst may call) and the inbox backlog on disk.
-import type { Sql } from "../db.ts";
-import { isCandidate } from "../inbox.ts";
+import type { Sql } from "../common/db.ts";
+import { isCandidate } from "../ingest/inbox.ts";
 
 export interface LastBatch {
   batch_id: number;

@@ -1,9 +1,9 @@
 // Test support: each test file gets its own freshly migrated database on the dev server.
-import { config } from "./config.ts";
-import { connect, type Sql, withDatabase } from "./db.ts";
-import { applyDefinitions, createDatabase, dbmate } from "../migrate.ts";
+import { config } from "../common/config.ts";
+import { connect, type Sql, withDatabase } from "../common/db.ts";
+import { applyDefinitions, createDatabase, dbmate } from "../../migrate.ts";
 
-const root = new URL("../..", import.meta.url).pathname;
+const root = new URL("../../..", import.meta.url).pathname;
 
 let dbmateBin: string | undefined;
 
