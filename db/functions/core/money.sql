@@ -1,6 +1,7 @@
 -- Money: conversion of an amount to the reporting currency (core.settings) at the rate of a
 -- UTC day (core.exchange_rates). Views convert when they are read, so a rate loaded late
--- corrects every figure of its days at once, with no rebuild.
+-- corrects every figure of its days at once, with no rebuild. Security definer: the analyst
+-- reads converted figures without reading the rate tables' schema.
 -- Repeatable: applied on every migrate after the migrations (see db/functions/README.md).
 
 -- US dollars per unit of p_currency on p_day: that day's rate, else the latest earlier one,
@@ -10,6 +11,7 @@ returns numeric
 language sql
 stable
 parallel safe
+security definer
 set search_path = pg_catalog, pg_temp
 begin atomic
     select coalesce(
@@ -32,6 +34,7 @@ returns text
 language sql
 stable
 parallel safe
+security definer
 set search_path = pg_catalog, pg_temp
 begin atomic
     select s.reporting_currency from core.settings as s;
@@ -44,6 +47,7 @@ returns numeric
 language sql
 stable
 parallel safe
+security definer
 set search_path = pg_catalog, pg_temp
 begin atomic
     select case
