@@ -44,11 +44,21 @@ export async function createDatabase(url: string): Promise<void> {
 }
 
 /** Runs a dbmate command (`up`, `rollback`, ...) against `url`. */
-export async function dbmate(bin: string, url: string, ...args: string[]): Promise<string> {
+export function dbmate(bin: string, url: string, ...args: string[]): Promise<string> {
+  return dbmateIn(migrationsDir, bin, url, ...args);
+}
+
+/** Runs a dbmate command with the migrations of `dir` (tests: an older release's migrations). */
+export async function dbmateIn(
+  dir: string,
+  bin: string,
+  url: string,
+  ...args: string[]
+): Promise<string> {
   const u = new URL(url);
   if (!u.searchParams.has("sslmode")) u.searchParams.set("sslmode", "disable");
   const out = await new Deno.Command(bin, {
-    args: ["--url", u.toString(), "--migrations-dir", migrationsDir, "--no-dump-schema", ...args],
+    args: ["--url", u.toString(), "--migrations-dir", dir, "--no-dump-schema", ...args],
     stdout: "piped",
     stderr: "piped",
   }).output();
@@ -105,7 +115,10 @@ begin
     where c.relnamespace = any (v_schemas) and c.relowner = v_owner and c.relkind in ('v', 'm');
 
     select string_agg(distinct format('%s (depends on %s)',
-        pg_describe_object(d.classid, d.objid, d.objsubid),
+        case
+            when rw.oid is not null then pg_describe_object('pg_class'::regclass, rw.ev_class, 0)
+            else pg_describe_object(d.classid, d.objid, d.objsubid)
+        end,
         pg_describe_object(d.refclassid, d.refobjid, 0)), '; ')
     into v_blocked
     from pg_depend as d
@@ -118,8 +131,7 @@ begin
                 or (o.classid = 'pg_class'::regclass and o.objid = rw.ev_class)
         );
     if v_blocked is not null then
-        raise exception 'objects outside db/functions and db/views depend on definitions that migrate re-creates: %', v_blocked
-            using hint = 'drop them first (or move their definitions into db/functions or db/views), then migrate again';
+        raise exception 'objects outside db/functions and db/views depend on definitions that migrate re-creates: %. Drop them first (or move their definitions into db/functions or db/views), then migrate again', v_blocked;
     end if;
 
     -- names first: a cascade may drop an object before the loop reaches it

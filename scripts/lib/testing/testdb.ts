@@ -27,19 +27,22 @@ export interface TestDb {
   drop(): Promise<void>;
 }
 
-/** Creates, migrates and connects to a database named after the test (dropped by drop()). */
+/**
+ * Creates, migrates and connects to a database named after the test (dropped by drop()).
+ * `migrationsOnly`: dbmate up without db/functions and db/views; `empty`: no migration at all.
+ */
 export async function testDb(
   label: string,
-  opts: { migrationsOnly?: boolean } = {},
+  opts: { migrationsOnly?: boolean; empty?: boolean } = {},
 ): Promise<TestDb> {
   const base = config().DATABASE_URL;
   const name = `test_${label.replace(/\W+/g, "_").toLowerCase()}_${Deno.pid}`;
   const url = withDatabase(base, name);
   await dropDatabase(base, name);
   await createDatabase(url);
-  await dbmate(await dbmatePath(), url, "up");
+  if (!opts.empty) await dbmate(await dbmatePath(), url, "up");
   const sql = connect({ url, max: 4 });
-  if (!opts.migrationsOnly) await applyDefinitions(sql);
+  if (!opts.empty && !opts.migrationsOnly) await applyDefinitions(sql);
   return {
     url,
     sql,
