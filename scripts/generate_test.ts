@@ -346,7 +346,15 @@ Deno.test("late, future and too-old rows sit where the manifest promises", async
 
 Deno.test("UUIDv4 ids on request", async () => {
   await withTempDir(async (dir) => {
-    const m = await generate({ events: 200, seed: 1, startTime: START, idVersion: 4, outDir: dir });
+    // no anomalies: a malformed row would stop the strict parser below
+    const m = await generate({
+      events: 200,
+      seed: 1,
+      startTime: START,
+      idVersion: 4,
+      anomalyRate: 0,
+      outDir: dir,
+    });
     const rows = parse(await Deno.readTextFile(join(dir, m.files[0].name)), { columns: true });
     for (const r of rows as { event_id: string }[]) {
       if (/^[0-9a-f-]{36}$/.test(r.event_id)) assertEquals(r.event_id[14], "4");
