@@ -103,8 +103,12 @@ try {
         );
         console.log(`     columns:  ${v.columns.map((c) => `${c}:${v.types[c]}`).join(", ")}`);
         console.log(`     required: ${v.required.join(", ")}`);
-        if (Object.keys(v.renames).length) console.log(`     renames:  ${JSON.stringify(v.renames)}`);
-        if (Object.keys(v.upgrade).length) console.log(`     upgrade:  ${JSON.stringify(v.upgrade)}`);
+        if (Object.keys(v.renames).length) {
+          console.log(`     renames:  ${JSON.stringify(v.renames)}`);
+        }
+        if (Object.keys(v.upgrade).length) {
+          console.log(`     upgrade:  ${JSON.stringify(v.upgrade)}`);
+        }
       }
       for (const p of pins) {
         console.log(`pin ${p.source_kind} "${p.source_match}" -> v${p.version} ${p.note}`);
