@@ -141,6 +141,23 @@ Deno.test("registering v3 and loading v1, v2 and v3 files together: exact counts
     ]);
     assertEquals(asV2.files.map((f) => f.valid), manifests[2].files.map((f) => f.valid));
     assertEquals(await analytics(a.sql), await analytics(b.sql));
+
+    // the worked example's view (docs/schema-registry.md, step 3) runs as written
+    const doc = await Deno.readTextFile(`${root}docs/schema-registry.md`);
+    const view = /```sql\n\s*(-- db\/views\/120_coupon_usage\.sql[\s\S]*?)```/.exec(doc)?.[1];
+    assert(view, "the worked example's view is missing from docs/schema-registry.md");
+    const own2 = owner(a.url);
+    await own2.unsafe(view.replace(/^ {3}/gm, ""));
+    await own2.end();
+    const analyst = connect({ url: a.url, role: "pipeline_analyst", max: 1 });
+    const [usage] = await analyst`
+      select sum(orders) filter (where coupon_code <> '(none)')::int as with_coupon,
+        sum(orders)::int as orders
+      from analytics.coupon_usage`;
+    await analyst.end();
+    const [{ purchases }] = await a.sql`
+      select count(*)::int as purchases from core.events where event_type = 'purchase'`;
+    assertEquals(usage, { with_coupon: coupons, orders: purchases });
   } finally {
     await Deno.remove(base, { recursive: true });
     await a.drop();
