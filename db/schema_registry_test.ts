@@ -372,19 +372,41 @@ Deno.test("unknown columns round-trip into extra: events, dead letter, replay, a
       2,
       ["coupon_code"],
     ]);
+    // NDJSON objects keep their unknown keys too
+    const nd = await app.fetch(
+      new Request("http://x/v1/events", {
+        method: "POST",
+        headers: { authorization: `Bearer ${KEY}`, "content-type": "application/x-ndjson" },
+        body: JSON.stringify({
+          event_id: id(10),
+          event_time: t,
+          event_type: "view",
+          user_id: 8,
+          session_id: "s9",
+          product_id: 4,
+          category: "toys",
+          price: null,
+          quantity: null,
+          loyalty_tier: "gold",
+        }) + "\n",
+      }),
+    );
+    assertEquals((await nd.json()).unknown_columns, ["loyalty_tier"]);
+    const [nde] = await db.sql`select extra from core.events where event_id = ${id(10)}`;
+    assertEquals(nde.extra, { loyalty_tier: "gold" });
     await app.deferred?.flush();
     const metrics = await (await app.fetch(new Request("http://x/metrics"))).text();
     for (
       const line of [
         'pipeline_schema_unknown_column_batches{column="coupon_code"} 2',
         'pipeline_schema_unknown_column_batches{column="note"} 1',
-        'pipeline_schema_version_batches{version="2"} 2',
+        'pipeline_schema_version_batches{version="2"} 3',
         'pipeline_schema_version_batches{version="1"} 0',
-        'pipeline_schema_alerts_open{kind="schema_mismatch"} 1',
+        'pipeline_schema_alerts_open{kind="schema_mismatch"} 2',
       ]
     ) assert(metrics.includes(line), `/metrics lacks ${line}`);
     const [alert] = await db.sql`
-      select kind, message from quality.alerts where kind <> 'low_validity'`;
+      select kind, message from quality.alerts where kind <> 'low_validity' order by alert_id`;
     assertEquals(alert.kind, "schema_mismatch");
     assert(
       alert.message.includes("is pinned to schema version 1 but sent version 2"),
@@ -459,6 +481,31 @@ Deno.test("pinned sources: another version loads and raises an alert; deprecated
       ["loaded", 1, 2],
       ["loaded", 2, 2],
       ["loaded", 1, null],
+    ]);
+    // the command line pins an HTTP client by its API key (stored as the client id only)
+    const out = await new Deno.Command(Deno.execPath(), {
+      args: [
+        "run",
+        "-A",
+        `${root}scripts/schema.ts`,
+        "pin",
+        "--source",
+        "http",
+        "--key",
+        "k-1",
+        "--version",
+        "2",
+      ],
+      env: { DATABASE_URL: db.url },
+      stdout: "piped",
+      stderr: "piped",
+    }).output();
+    assertEquals(out.code, 0, new TextDecoder().decode(out.stderr));
+    const pins = await db.sql`select source_kind, source_match, version from ingest.source_schemas
+      order by 1`;
+    assertEquals(pins.map((p) => [p.source_kind, p.source_match, p.version]), [
+      ["file", "shop-a-", 2],
+      ["http", httpClientId("k-1"), 2],
     ]);
     await setStatus(own, 1, "deprecated");
     await Deno.writeTextFile(join(dir, "other-2.csv"), v1(4));
