@@ -202,6 +202,31 @@ Deno.test("schema v1: v1 header, only v1 reasons, counts recounted", async () =>
   });
 });
 
+Deno.test("schema v3: v2 events plus coupon_code on purchases, counted in the manifest", async () => {
+  await withTempDir(async (dir) => {
+    const opts = { files: 2, events: 5000, startTime: START, anomalyRate: 0.05, outDir: dir };
+    const v3 = await generate({ ...opts, seed: 9, schemaVersion: 3 });
+    const v2 = await generate({ ...opts, seed: 9, outDir: join(dir, "v2") });
+    for (const [k, file] of v3.files.entries()) {
+      // the same rows as the v2 run, one column more
+      const { extra_values: extra, bytes: _b, ...counts } = file;
+      const { bytes: _b2, ...counts2 } = v2.files[k];
+      assertEquals(counts, counts2);
+      const text = withoutMalformed(await Deno.readFile(join(dir, file.name)), file);
+      const records = parse(text, { relax_column_count: false }) as string[][];
+      assertEquals(records[0], [...COLUMNS_V2, "coupon_code"], "header");
+      const coupons = records.slice(1).filter((r) => r[15] !== "");
+      assert(
+        coupons.every((r) => r[2] === "purchase" && /^(WELCOME10|SAVE5)$/.test(r[15])),
+        "coupons only on purchases",
+      );
+      // valid rows carrying a coupon, as the manifest says (re-sends and invalid rows carry
+      // one too, so the file holds at least as many)
+      assert(extra!.coupon_code > 0 && coupons.length >= extra!.coupon_code, file.name);
+    }
+  });
+});
+
 Deno.test("files are valid RFC 4180 CSV apart from the malformed rows the manifest lists", async () => {
   await withTempDir(async (dir) => {
     const manifest = await generate({
@@ -437,7 +462,7 @@ Deno.test("command line: bad flags exit 2 with one line naming the flag", async 
     [["--events", "abc"], /^error: --events must be a whole number from 1 to \d+ \(got "abc"\)$/],
     [["--files", "0"], /^error: --files must be a whole number/],
     [["--anomaly-rate", "1.5"], /^error: --anomaly-rate must be a number from 0 to 1/],
-    [["--schema-version", "3"], /^error: --schema-version must be 1 or 2 \(got "3"\)$/],
+    [["--schema-version", "4"], /^error: --schema-version must be 1 or 2 or 3 \(got "4"\)$/],
     [["--id-version", "5"], /^error: --id-version must be 7 or 4/],
     [["--interval=-1"], /^error: --interval must be a number of seconds/],
     [

@@ -206,7 +206,17 @@ export class Ingester {
           ms: Math.round(r.totalMs),
         });
         if (r.unknownColumns?.length) {
-          log.info("unknown columns ignored", { file: entry.name, columns: r.unknownColumns });
+          log.info("unknown columns kept in extra", {
+            file: entry.name,
+            columns: r.unknownColumns,
+          });
+        }
+        if (r.expectedSchemaVersion && r.expectedSchemaVersion !== r.schemaVersion) {
+          log.warn("schema version mismatch: alert recorded in quality.alerts", {
+            file: entry.name,
+            schema_version: r.schemaVersion,
+            pinned_version: r.expectedSchemaVersion,
+          });
         }
         if (res?.alert) {
           log.warn("validity below threshold: alert recorded in quality.alerts", {

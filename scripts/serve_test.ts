@@ -278,6 +278,7 @@ Deno.test("POST /v1/events: a series of CSV and NDJSON batches gives exact count
       invalid: 2,
       late: 1,
       validity_rate: 0.6,
+      schema_version: 2,
       unknown_columns: [],
       invalid_rows: [
         { line: 5, reasons: ["negative_price"] },

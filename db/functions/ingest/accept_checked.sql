@@ -59,7 +59,7 @@ begin
             case when c.event_type = 'purchase' then c.price * c.quantity end as total_amount,
             c.currency, c.device, c.traffic_source, c.payment_method, c.search_query,
             c.email_hash, c.is_late, coalesce(nullif(c.src_batch_id, 0), %s) as batch_id,
-            c.line_no, now() as ingested_at
+            c.line_no, now() as ingested_at, c.extra
         from pg_temp.checked as c
         where c.is_valid %s
     $view$, p_batch_id, case when v_claimed < v_valid then $anti$

@@ -29,6 +29,8 @@ declare
         secs => coalesce((p_settings ->> 'late_seconds')::int, 600));
     v_key text := coalesce(p_settings ->> 'email_key', 'change-me-in-production');
 begin
+    -- rows of older schema versions get the registry's upgrade rules first
+    perform ingest.upgrade_stage();
     drop table if exists pg_temp.checked;
     -- Each lateral step ends in "offset 0" so it is computed once per row: inlined, every
     -- reference to ts would re-run its parsing.
@@ -55,6 +57,7 @@ begin
         t.payment_method,
         t.search_query,
         y.email_hash,
+        case when s.extra is not null then ingest.protect_extra(s.extra, v_key) end as extra,
         y.ts < v_late as is_late,
         case
             when r.mask = 0 then hashtextextended(concat_ws('|',
@@ -88,12 +91,7 @@ begin
             x.*,
             case when x.ignores_price then null else x.price_num end as price_value,
             case when x.ignores_price then 1 else x.quantity_num end as quantity_value,
-            case
-                when s.schema_version = 1 then
-                    'v1-' || coalesce(t.user_id, 'guest') || '-'
-                    || coalesce(to_char(x.ts, 'YYYY-MM-DD'), 'unknown')
-                else t.session_id
-            end as session_value,
+            t.session_id as session_value,
             case
                 when t.user_email is not null
                     then public.hmac(lower(t.user_email), v_key, 'sha256')
@@ -141,7 +139,6 @@ begin
                         then t.price::numeric
                 end as price_num,
                 case
-                    when s.schema_version = 1 then 1
                     when length(t.quantity) <= 9
                         and translate(t.quantity, '0123456789', '') in ('', '-')
                         and pg_input_is_valid(t.quantity, 'int4')

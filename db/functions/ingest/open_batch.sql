@@ -15,15 +15,10 @@ security definer
 set search_path = pg_catalog, pg_temp
 as $$
 declare
-    v_known constant text[] := array[
-        'event_id', 'event_time', 'event_type', 'user_id', 'session_id', 'product_id',
-        'category', 'price', 'quantity', 'currency', 'device', 'traffic_source',
-        'payment_method', 'search_query', 'user_email'
-    ];
-    v_v1 constant text[] := array[
-        'event_id', 'event_time', 'event_type', 'user_id', 'product_id', 'category', 'price'
-    ];
-    v_v2 constant text[] := v_v1 || array['session_id', 'quantity'];
+    v_pipeline constant jsonb := ingest.pipeline_columns();
+    v_schema jsonb;
+    v_columns text[];
+    v_renames jsonb;
     v_names text[];
     v_version int;
     v_missing text[];
@@ -31,9 +26,13 @@ declare
     v_unknown text[];
     v_copy text[] := array['line_no'];
     v_extra text := '';
+    v_extra_keys text[] := '{}';
+    v_extra_values text[] := '{}';
+    v_staged text;
     v_reason text;
     v_batch_id bigint;
     v_table text;
+    v_pinned int;
 begin
     if p_source_kind not in ('file', 'http') then
         raise exception 'unknown source kind "%"', p_source_kind using errcode = '22023';
@@ -48,17 +47,21 @@ begin
         return jsonb_build_object('status', 'empty', 'batch_id', v_batch_id);
     end if;
 
+    -- the schema version and its columns come from the registry (ingest.schema_versions)
     v_names := array(select lower(btrim(h, e' \t\r\n')) from unnest(p_header) as h);
-    v_version := case when v_names && (v_known[9:15] || array['session_id']) then 2 else 1 end;
+    v_schema := ingest.detect_schema(v_names);
+    v_version := (v_schema ->> 'version')::int;
+    v_columns := array(select jsonb_array_elements_text(v_schema -> 'columns'));
+    v_renames := v_schema -> 'renames';
     v_missing := array(
-        select c from unnest(case v_version when 2 then v_v2 else v_v1 end) as c
+        select c from jsonb_array_elements_text(v_schema -> 'required') as c
         where c <> all (v_names)
     );
     v_repeated := array(
-        select n from unnest(v_names) as n where n = any (v_known)
+        select n from unnest(v_names) as n where n = any (v_columns)
         group by n having count(*) > 1
     );
-    v_unknown := array(select n from unnest(v_names) as n where n <> all (v_known));
+    v_unknown := array(select n from unnest(v_names) as n where n <> all (v_columns));
     if cardinality(v_missing) > 0 or cardinality(v_repeated) > 0 then
         v_reason := case
             when cardinality(v_missing) > 0 then
@@ -72,26 +75,39 @@ begin
         );
     end if;
 
+    -- pipeline columns (or renamed ones) are staged by name; every other column (the
+    -- version's own extension columns and unknown ones) as x_N, kept in extra by name
     for i in 1 .. cardinality(v_names) loop
-        if v_names[i] = any (v_known) then
-            v_copy := v_copy || quote_ident(v_names[i]);
+        v_staged := coalesce(v_renames ->> v_names[i], v_names[i]);
+        if v_names[i] = any (v_columns) and v_pipeline ? v_staged then
+            v_copy := v_copy || quote_ident(v_staged);
         else
             v_copy := v_copy || format('x_%s', i);
             v_extra := v_extra || format(', x_%s text', i);
+            v_extra_keys := v_extra_keys || coalesce(nullif(v_names[i], ''), format('column_%s', i));
+            v_extra_values := v_extra_values || format('nullif(btrim(x_%s, e'' \t''), '''')', i);
         end if;
     end loop;
 
-    v_table := ingest.create_stage(v_batch_id, v_version, v_extra);
+    v_table := ingest.create_stage(v_batch_id, v_version, v_extra, case
+        when cardinality(v_extra_keys) > 0 then format(
+            'nullif(jsonb_strip_nulls(jsonb_object(%L::text[], array[%s]::text[])), ''{}'')',
+            v_extra_keys, array_to_string(v_extra_values, ', '))
+    end);
 
     perform set_config('pipeline.batch', (
         current_setting('pipeline.batch')::jsonb
         || jsonb_build_object('schema_version', v_version, 'unknown_columns', to_jsonb(v_unknown))
     )::text, true);
+    -- a source pinned to another version (or a deprecated version) raises an alert
+    v_pinned := ingest.check_source_schema(v_batch_id, p_source_kind, p_source_name,
+        nullif(current_setting('pipeline.source_key', true), ''), v_version);
 
     return jsonb_build_object(
         'status', 'new',
         'batch_id', v_batch_id,
         'schema_version', v_version,
+        'expected_schema_version', v_pinned,
         'unknown_columns', to_jsonb(v_unknown),
         'copy_columns', array_to_string(v_copy, ', '),
         'copy_table', v_table

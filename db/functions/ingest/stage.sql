@@ -5,7 +5,11 @@
 -- A temp table, not an unlogged one: creating and dropping an unlogged table per batch cost
 -- ~7 ms more (its files and init fork), and parallel workers, which a regular table would
 -- allow, cannot run the lateral check query anyway (measured: the Gather sits under it).
-create function ingest.create_stage(p_batch_id bigint, p_schema_version int, p_extra text)
+-- p_extra: DDL of the x_N columns (columns outside the pipeline's); p_extra_json: the
+-- expression over them that fills the generated column extra (else extra is a plain column).
+create function ingest.create_stage(
+    p_batch_id bigint, p_schema_version int, p_extra text, p_extra_json text default null
+)
 returns text
 language plpgsql
 security definer
@@ -20,8 +24,12 @@ begin
             session_id text, product_id text, category text, price text, quantity text,
             currency text, device text, traffic_source text, payment_method text,
             search_query text, user_email text,
-            schema_version int not null default %s, src_batch_id bigint, ref_id bigint %s
-        ) on commit drop', p_schema_version, coalesce(p_extra, ''));
+            schema_version int not null default %s, src_batch_id bigint, ref_id bigint,
+            extra jsonb %s %s
+        ) on commit drop', p_schema_version,
+        case when p_extra_json is not null
+            then format('generated always as (%s) stored', p_extra_json) else '' end,
+        coalesce(p_extra, ''));
     grant insert on pg_temp.stage to pipeline_ingest;
     return 'pg_temp.stage';
 end
@@ -42,5 +50,5 @@ begin
 end
 $$;
 
-revoke all on function ingest.create_stage(bigint, int, text) from public;
+revoke all on function ingest.create_stage(bigint, int, text, text) from public;
 revoke all on function ingest.drop_stage(bigint) from public;

@@ -13,7 +13,7 @@ import { createEventsHandler } from "./events.ts";
 import { Limiter } from "./limiter.ts";
 import { CONTENT_TYPE } from "./metrics.ts";
 import { errorResponse, HttpError, json } from "./responses.ts";
-import { inboxBacklog, pipelineStatus, TimeoutError } from "./status.ts";
+import { inboxBacklog, pipelineStatus, schemaStatus, TimeoutError } from "./status.ts";
 import { createTelemetry, type Telemetry } from "./telemetry.ts";
 
 export interface AppDeps {
@@ -137,6 +137,17 @@ export function createApp(deps: AppDeps): App {
       for (const status of ["loading", "done", "empty", "rejected"]) {
         t.files.set({ status }, s.files[status] ?? 0);
       }
+      const schema = await schemaStatus(deps.analyst);
+      t.schemaBatches.reset();
+      for (const [version, n] of Object.entries(schema.versions)) {
+        t.schemaBatches.set({ version }, n);
+      }
+      t.unknownColumnBatches.reset();
+      for (const [column, n] of Object.entries(schema.unknown_columns)) {
+        t.unknownColumnBatches.set({ column }, n);
+      }
+      t.schemaAlerts.reset();
+      for (const [kind, n] of Object.entries(schema.alerts)) t.schemaAlerts.set({ kind }, n);
       t.lastBatchAge.reset();
       t.lastBatchValidity.reset();
       if (s.last_batch) {
@@ -148,7 +159,18 @@ export function createApp(deps: AppDeps): App {
     } catch (error) {
       // process figures are still worth a scrape; database ones are left out, not stale
       t.databaseUp.set({}, 0);
-      for (const g of [t.dbRows, t.dbBatches, t.files, t.lastBatchAge, t.lastBatchValidity]) {
+      for (
+        const g of [
+          t.dbRows,
+          t.dbBatches,
+          t.files,
+          t.lastBatchAge,
+          t.lastBatchValidity,
+          t.schemaBatches,
+          t.unknownColumnBatches,
+          t.schemaAlerts,
+        ]
+      ) {
         g.reset();
       }
       log.debug("metrics: database unreachable", { error: (error as Error).message });

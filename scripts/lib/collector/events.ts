@@ -93,6 +93,7 @@ function toReply(r: LoadResult, format: string, lineOf: (n: number) => number): 
     invalid: res.invalid,
     late: res.late,
     validity_rate: res.validity_rate,
+    schema_version: r.schemaVersion,
     unknown_columns: r.unknownColumns ?? [],
     invalid_rows: invalidRows.map((d) => ({ line: lineOf(d.line_no), reasons: d.reasons })),
     invalid_rows_truncated: res.invalid > invalidRows.length,
@@ -163,6 +164,7 @@ export function createEventsHandler(deps: EventsDeps) {
         const r = await loadSource(tx, bytesSource(csv), name, deps.settings, {
           kind: "http",
           analytics: deps.analytics,
+          sourceKey: client,
         });
         const answer = toReply(r, format, lineOf);
         if (key) await store(tx, client, key, answer.status, answer.body, answer.batchId);

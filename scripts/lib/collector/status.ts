@@ -48,6 +48,25 @@ export async function pipelineStatus(analyst: Sql, timeoutMs = 3_000): Promise<P
   return status as PipelineStatus;
 }
 
+/** Schema drift figures (analytics.collector_schema(), docs/schema-registry.md). */
+export interface SchemaStatus {
+  /** batches per schema version */
+  versions: Record<string, number>;
+  /** batches per unknown column name (the 50 most frequent) */
+  unknown_columns: Record<string, number>;
+  /** open alerts per kind: schema_mismatch, deprecated_schema */
+  alerts: Record<string, number>;
+}
+
+export async function schemaStatus(analyst: Sql, timeoutMs = 3_000): Promise<SchemaStatus> {
+  const [{ status }] = await within(
+    analyst`select analytics.collector_schema() as status`,
+    timeoutMs,
+    "The database",
+  );
+  return status as SchemaStatus;
+}
+
 /** Files ready in the inbox (not *.tmp nor dotfiles); 0 when the directory does not exist. */
 export async function inboxBacklog(dir: string): Promise<number> {
   let n = 0;

@@ -79,6 +79,21 @@ export function createTelemetry() {
       "pipeline_analytics_deferred_lag_seconds",
       "At the last round that applied anything: seconds since its oldest batch committed",
     ),
+    schemaBatches: registry.gauge(
+      "pipeline_schema_version_batches",
+      "Batches recorded in the database, by the schema version their header declared",
+      ["version"],
+    ),
+    unknownColumnBatches: registry.gauge(
+      "pipeline_schema_unknown_column_batches",
+      "Batches whose header named this column outside their schema version (values kept in extra); the 50 most frequent columns",
+      ["column"],
+    ),
+    schemaAlerts: registry.gauge(
+      "pipeline_schema_alerts_open",
+      "Open schema alerts in quality.alerts, by kind (schema_mismatch: a pinned source sent another version; deprecated_schema)",
+      ["kind"],
+    ),
     inbox: registry.gauge(
       "pipeline_inbox_files",
       "Files waiting in the inbox (DATA_DIR/incoming, not *.tmp nor dotfiles)",

@@ -140,7 +140,7 @@ const MUTATIONS: readonly Mutation[] = [
   }, { solo: true }),
   mutation("missing_user_id", ["user_id", "user_email"], USER_TYPES, (set, ctx) => {
     set("user_id", "");
-    if (ctx.version === 2) set("user_email", "");
+    if (ctx.version >= 2) set("user_email", "");
   }, { v2Only: false }),
   mutation("invalid_user_id", ["user_id"], ANY_TYPE, (set, ctx) => {
     set("user_id", ctx.rng.pick(badUserIds));
@@ -228,7 +228,7 @@ export class AnomalyInjector {
   pendingUnterminated = false;
 
   constructor(readonly ctx: AnomalyContext) {
-    const available = MUTATIONS.filter((m) => ctx.version === 2 || !m.v2Only);
+    const available = MUTATIONS.filter((m) => ctx.version >= 2 || !m.v2Only);
     this.kinds = [
       ...available.map((mutation) => ({ mutation })),
       ...MALFORMED.map((malformed) => ({ malformed })),

@@ -92,7 +92,7 @@ export class ResendPool {
     const sent = this.either(this.pricedThisFile, this.pricedEarlier);
     if (!sent) return undefined;
     const { event } = sent;
-    if (this.version === 2 && this.rng.chance(0.4)) {
+    if (this.version >= 2 && this.rng.chance(0.4)) {
       const q = event.quantity;
       return { sent, override: { quantity: String(q >= 5 ? q - this.rng.between(1, 4) : q + 1) } };
     }

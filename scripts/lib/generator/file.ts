@@ -7,7 +7,15 @@ import { countReasons, emptyCounts, type FileManifest, orderedReasons } from "./
 import { Shop } from "./model.ts";
 import { fileName, filePath, type Plan, windowOf } from "./plan.ts";
 import { Random } from "./random.ts";
-import { headerLine, IdMaker, TimeFormatter, uuidText, writeEvent, writeLine } from "./rows.ts";
+import {
+  couponOf,
+  headerLine,
+  IdMaker,
+  TimeFormatter,
+  uuidText,
+  writeEvent,
+  writeLine,
+} from "./rows.ts";
 import { AtomicFileWriter } from "./writer.ts";
 
 const MINUTE = 60_000;
@@ -92,6 +100,7 @@ export async function writeEventFile(
     window_end: new Date(to).toISOString(),
     bytes: w.bytes,
     malformed_lines: rows.malformedLines,
+    ...(plan.schemaVersion === 3 ? { extra_values: { coupon_code: rows.coupons } } : {}),
   };
 }
 
@@ -101,6 +110,8 @@ class FileRows {
   readonly malformedLines: number[] = [];
   /** Rows written so far. */
   done = 0;
+  /** Valid rows with a coupon_code (schema version 3). */
+  coupons = 0;
   /** Physical line of the next row (the header is line 1). */
   private line = 2;
   private readonly step: number;
@@ -144,6 +155,7 @@ class FileRows {
         const uuid = ids.next(ms);
         this.line += writeEvent(w, times, event, uuid, ms, version);
         counts.valid++;
+        if (version === 3 && couponOf(event) !== "") this.coupons++;
         resend.accepted(event, uuid, ms);
       }
       i++;

@@ -22,7 +22,8 @@ late events injected at known rates, and optionally a manifest of the expected c
   --duplicate-rate R   share of rows re-sent (1 in 5 with a conflicting payload), 0..1
                        (default ${DEFAULTS.duplicateRate})
   --late-rate R        share of regular rows dated 15 min to 6 h early, 0..1 (default ${DEFAULTS.lateRate})
-  --schema-version V   1 (7 columns) or 2 (15 columns) (default ${DEFAULTS.schemaVersion})
+  --schema-version V   1 (7 columns), 2 (15 columns) or 3 (2 + coupon_code: register it first,
+                       deno task schema add db/schemas/v3-coupon-code.json) (default ${DEFAULTS.schemaVersion})
   --out DIR            output directory, created if missing (default ${DEFAULTS.outDir})
   --manifest FILE      also write the expected counts per file as JSON
   --id-version V       event ids: 7 (time-ordered UUIDv7) or 4 (random UUIDv4) (default ${DEFAULTS.idVersion})
@@ -146,7 +147,7 @@ export function parseFlags(args: string[]): Cli {
     anomalyRate: rate("anomaly-rate", values["anomaly-rate"]),
     duplicateRate: rate("duplicate-rate", values["duplicate-rate"]),
     lateRate: rate("late-rate", values["late-rate"]),
-    schemaVersion: oneOf("schema-version", values["schema-version"], [1, 2] as const),
+    schemaVersion: oneOf("schema-version", values["schema-version"], [1, 2, 3] as const),
     outDir: path("out", values.out),
     manifestPath: path("manifest", values.manifest),
     idVersion: oneOf("id-version", values["id-version"], [7, 4] as const),

@@ -31,6 +31,11 @@ export interface FileManifest extends Counts {
   bytes: number;
   /** 1-based physical lines (header = 1) of the malformed rows. */
   malformed_lines: number[];
+  /**
+   * Schema version 3: valid rows carrying a value per column outside the pipeline's own
+   * (coupon_code), i.e. the rows of this file whose core.events.extra holds it.
+   */
+  extra_values?: Record<string, number>;
 }
 
 export interface Manifest {

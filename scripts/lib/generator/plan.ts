@@ -133,8 +133,8 @@ export function makePlan(options: GenerateOptions, now = Date.now()): Plan {
   );
   const schemaVersion = options.schemaVersion ?? DEFAULTS.schemaVersion;
   check(
-    schemaVersion === 1 || schemaVersion === 2,
-    `--schema-version must be 1 or 2 (got "${schemaVersion}")`,
+    schemaVersion === 1 || schemaVersion === 2 || schemaVersion === 3,
+    `--schema-version must be 1, 2 or 3 (got "${schemaVersion}")`,
   );
   const idVersion = options.idVersion ?? DEFAULTS.idVersion;
   check(idVersion === 4 || idVersion === 7, `--id-version must be 7 or 4 (got "${idVersion}")`);

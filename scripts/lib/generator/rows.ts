@@ -163,7 +163,7 @@ export function eventFields(
   if (version === 1) {
     return [...common, product ? product.idText : "", product ? product.category : "", price];
   }
-  return [
+  const v2 = [
     ...common,
     session.id,
     product ? product.idText : "",
@@ -177,6 +177,17 @@ export function eventFields(
     e.query,
     user ? user.email : "",
   ];
+  return version === 2 ? v2 : [...v2, couponOf(e)];
+}
+
+const COUPONS = ["WELCOME10", "SAVE5"];
+
+/**
+ * Schema version 3's coupon_code: on purchases of two sessions in five, derived from the
+ * session (no random draw, so a v3 run holds the same events as a v2 run with the same seed).
+ */
+export function couponOf(e: ShopEvent): string {
+  return e.type === "purchase" ? COUPONS[e.session.idLow % 5] ?? "" : "";
 }
 
 /** A string as bytes (a plain loop for ASCII, which every generated piece but queries is). */
@@ -236,7 +247,10 @@ export function writeEvent(
 ): number {
   let query: Uint8Array | null = null;
   if (e.query !== "") query = queryBytes(e.query);
-  if (override || (e.query !== "" && query === null) || (e.type === "search" && e.product)) {
+  if (
+    version === 3 || override || (e.query !== "" && query === null) ||
+    (e.type === "search" && e.product)
+  ) {
     const fields = eventFields(e, uuidText(uuid), times.format(ms), version, override);
     return writeLine(w, csvLine(fields));
   }

@@ -55,7 +55,12 @@ export const COLUMNS_V2 = [
   "search_query",
   "user_email",
 ] as const;
-export type Column = typeof COLUMNS_V2[number];
+/**
+ * Schema version 3 (the worked example of docs/schema-registry.md, registered from
+ * db/schemas/v3-coupon-code.json): version 2 plus coupon_code, kept in core.events.extra.
+ */
+export const COLUMNS_V3 = [...COLUMNS_V2, "coupon_code"] as const;
+export type Column = typeof COLUMNS_V3[number];
 
 /** Schema version 1 columns (older producers). */
 export const COLUMNS_V1 = [
@@ -68,10 +73,11 @@ export const COLUMNS_V1 = [
   "price",
 ] as const satisfies readonly Column[];
 
-export type SchemaVersion = 1 | 2;
+export type SchemaVersion = 1 | 2 | 3;
+export const SCHEMA_VERSIONS: readonly SchemaVersion[] = [1, 2, 3];
 
 export function columnsOf(version: SchemaVersion): readonly Column[] {
-  return version === 1 ? COLUMNS_V1 : COLUMNS_V2;
+  return version === 1 ? COLUMNS_V1 : version === 2 ? COLUMNS_V2 : COLUMNS_V3;
 }
 
 /** Every reason code, in the contract's order (an invalid row lists its reasons in this order). */

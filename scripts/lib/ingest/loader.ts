@@ -40,6 +40,9 @@ export interface LoadResult {
   /** ledger status of the first copy, for duplicate_file */
   originalStatus?: string;
   unknownColumns?: string[];
+  /** the schema version the header declared, and the one its source is pinned to (if any) */
+  schemaVersion?: number;
+  expectedSchemaVersion?: number | null;
   result?: BatchResult;
   copyMs?: number;
   totalMs: number;
@@ -204,6 +207,11 @@ export interface LoadOptions {
    * them to the rollups later, so concurrent batches do not queue on the hot rollup rows.
    */
   analytics?: "inline" | "deferred";
+  /**
+   * Who sent the batch, for schema pins (ingest.source_schemas): the HTTP client id, later a
+   * Kafka topic. Files are matched by name.
+   */
+  sourceKey?: string;
 }
 
 /** A source that can be read more than once (header pre-read, COPY, hash of a rejected file). */
@@ -261,6 +269,9 @@ export async function loadSource(
           throw rollback;
         }
       }
+      if (opts.sourceKey) {
+        await tx`select set_config('pipeline.source_key', ${opts.sourceKey}, true)`;
+      }
       const [{ opened }] = await tx`
         select ingest.open_batch(${kind}, ${name}, ${source.bytes}, ${
         headerError ? null : header ?? null
@@ -270,6 +281,8 @@ export async function loadSource(
         ? `${headerError}: fix the file and drop it in the inbox again`
         : opened.reason;
       out.unknownColumns = opened.unknown_columns ?? [];
+      out.schemaVersion = opened.schema_version;
+      out.expectedSchemaVersion = opened.expected_schema_version ?? null;
 
       if (status !== "new") {
         if (kind === "file") {
