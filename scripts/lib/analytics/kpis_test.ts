@@ -393,3 +393,120 @@ Deno.test("KPI views equal independent computations over a seeded multi-day run,
     await Deno.remove(dir, { recursive: true });
   }
 });
+
+// ---------------------------------------------------------------- hand-computed figures
+
+const HEADER2 =
+  "event_id,event_time,event_type,user_id,session_id,product_id,category,price,quantity," +
+  "currency,device,traffic_source\n";
+let seq = 0;
+const eid = () => `0190c000-0000-7000-8000-${String(++seq).padStart(12, "0")}`;
+/** T: yesterday, a whole past UTC day; at(d, m) is T - d days, 12:00 + m minutes */
+const T = Math.floor(Date.now() / DAY) * DAY - DAY;
+const at = (daysBefore: number, minutes = 0) =>
+  new Date(T - daysBefore * DAY + 12 * HOUR + minutes * 60_000).toISOString();
+const buy = (
+  t: string,
+  user: number,
+  session: string,
+  product: number,
+  price: string,
+  cur = "USD",
+) =>
+  [eid(), t, "purchase", user, session, product, "books", price, 1, cur, "mobile", "ads"].join(",");
+
+Deno.test("segments, affinity and traffic figures equal hand-computed values", async () => {
+  const db = await testDb("kpis_hand");
+  try {
+    const sql = db.sql;
+    const load = async (name: string, lines: string[]) => {
+      const r = await loadSource(
+        sql,
+        bytesSource(new TextEncoder().encode(HEADER2 + lines.join("\n") + "\n")),
+        name,
+        cfg,
+        { kind: "file", role: "pipeline_ingest" },
+      );
+      assertEquals(r.outcome, "loaded", name);
+    };
+    const dup = buy(at(0, 5), 9, "s1", 1, "10.00");
+    await load("a.csv", [
+      buy(at(100), 1, "u1", 7, "50.00"), // churned by T
+      buy(at(40), 2, "u2", 7, "20.00"), // at risk by T
+      ...[20, 19, 18, 17, 16].map((d) => buy(at(d), 3, `u3-${d}`, 7, "10.00")), // 5 orders
+      buy(at(2), 4, "u4", 7, "100.00", "EUR"), // new
+      buy(at(20), 5, "u5a", 7, "10.00"),
+      buy(at(1), 5, "u5b", 7, "10.00"), // regular
+      // baskets: s1 {1,2,3}, s2 {1,2}, s3 {1}, s4 {2} now and {3} in the next file
+      dup,
+      buy(at(0, 6), 9, "s1", 2, "10.00"),
+      buy(at(0, 7), 9, "s1", 3, "10.00"),
+      buy(at(0, 8), 9, "s2", 1, "10.00"),
+      buy(at(0, 9), 9, "s2", 2, "10.00"),
+      buy(at(0, 10), 9, "s3", 1, "10.00"),
+      buy(at(0, 11), 9, "s4", 2, "10.00"),
+    ]);
+    await load("b.csv", [
+      dup, // exact duplicate: counted once
+      buy(at(0, 12), 9, "s4", 3, "10.00"),
+      // a guest's single view from email on a desktop: a bounce
+      [eid(), at(0, 30), "view", "", "g1", 5, "toys", "", "", "USD", "desktop", "email"].join(","),
+    ]);
+    const eur = Number(
+      (await sql`select core.to_reporting(100, 'EUR', ${at(2).slice(0, 10)}::date) as v`)[0].v,
+    );
+    const day = (d: number) => at(d).slice(0, 10);
+
+    const segments = await sql`
+      select as_of::text, segment, customers::int, orders::int, ltv::float8
+      from analytics.customer_segments order by segment`;
+    assertEquals(segments.map((s) => [s.as_of, s.segment, s.customers, s.orders, s.ltv]), [
+      [day(0), "At risk", 1, 1, 20],
+      [day(0), "Churned", 1, 1, 50],
+      [day(0), "High value", 2, 13, 130], // user 3 (5 x 10) and user 9 (8 x 10)
+      [day(0), "New", 1, 1, Math.round(eur * 100) / 100],
+      [day(0), "Regular", 1, 2, 20],
+    ]);
+    const history = await sql`
+      select day::text, segment, customers::int from analytics.customer_segment_history
+      where day in (${day(100)}::date, ${day(93)}::date, ${day(40)}::date)
+      order by day, segment`;
+    assertEquals(history.map((h) => [h.day, h.segment, h.customers]), [
+      [day(100), "New", 1],
+      [day(93), "Regular", 1], // 7 days after the first purchase: no longer new
+      [day(40), "At risk", 1], // user 1: 60 days since the purchase
+      [day(40), "New", 1], // user 2
+    ]);
+
+    // 14 sessions with a purchase: s1..s4 and the 10 single-product sessions above
+    const affinity = await sql`
+      select product_id::int, rank::int, recommended_product_id::int, pair_sessions::int,
+          support::text, confidence::text, lift::text, score::text
+      from analytics.product_affinity where product_id in (1, 2, 3) order by 1, 2`;
+    assertEquals(affinity.map((a) => Object.values(a)), [
+      [1, 1, 2, 2, "0.142857", "0.666667", "3.111111", "0.666667"],
+      [1, 2, 3, 1, "0.071429", "0.333333", "2.333333", "0.408248"],
+      [2, 1, 3, 2, "0.142857", "0.666667", "4.666667", "0.816497"],
+      [2, 2, 1, 2, "0.142857", "0.666667", "3.111111", "0.666667"],
+      [3, 1, 2, 2, "0.142857", "1.000000", "4.666667", "0.816497"],
+      [3, 2, 1, 1, "0.071429", "0.500000", "2.333333", "0.408248"],
+    ]);
+
+    const traffic = await sql`
+      select traffic_source, visitors::int, sessions::int, orders::int, revenue::text,
+          conversion_rate::text, aov::text
+      from analytics.traffic_source_performance where day = ${day(0)}::date order by 1`;
+    assertEquals(traffic.map((t) => Object.values(t)), [
+      ["ads", 1, 4, 8, "80.00", "1.000000", "10.00"],
+      ["email", 1, 1, 0, "0.00", "0.000000", null],
+    ]);
+    const [engagement] = await sql`
+      select sessions::int, events_per_session::text, median_duration_seconds::text,
+          p90_duration_seconds::text, bounce_rate::text
+      from analytics.session_engagement where day = ${day(0)}::date`;
+    // 9 events; durations: s1 120 s, s2 60 s, s3 0, s4 60 s, g1 0 -> sorted 0 0 60 60 120
+    assertEquals(Object.values(engagement), [5, "1.80", "60.0", "96.0", "0.400000"]);
+  } finally {
+    await db.drop();
+  }
+});
