@@ -1,6 +1,7 @@
 -- analytics.traffic_source_performance: per UTC day and traffic source (of the session's first
 -- event that day; 'unknown' when it has none): visitors, sessions, orders, revenue in the
--- reporting currency, conversion (sessions with a purchase / sessions) and aov. Read time over
+-- reporting currency, converted_sessions (with a purchase), conversion (converted / all sessions)
+-- and aov. Visitors are distinct per day: over several days, sum sessions, not visitors. Read time over
 -- analytics.kpi_sessions (one row per session and day): filter on day to read only those days.
 drop view if exists analytics.traffic_source_performance;
 create view analytics.traffic_source_performance as
@@ -29,6 +30,7 @@ select
     traffic_source,
     visitors,
     sessions,
+    converted_sessions,
     orders,
     round(revenue, 2) as revenue,
     round(converted_sessions::numeric / sessions, 6) as conversion_rate,

@@ -57,7 +57,8 @@ async function expectedPerformance(sql: Sql, dim: "traffic_source" | "device") {
         left join revenue as r using (day, session_id)
         group by 1, 2
     )
-    select day::text, value as ${dim}, visitors, sessions, orders, round(revenue, 2) as revenue,
+    select day::text, value as ${dim}, visitors, sessions, converted as converted_sessions,
+        orders, round(revenue, 2) as revenue,
         round(converted::numeric / sessions, 6) as conversion_rate,
         case when orders > 0 then round(revenue / orders, 2) end as aov
     from per_value order by 1, 2`);
