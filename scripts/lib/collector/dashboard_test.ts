@@ -338,13 +338,12 @@ Deno.test("dashboard in Chromium: populated, empty and database-down states", as
         // the trend: the current hour is marked partial, and the axes say UTC
         assert((await text("#note-trend")).includes("in progress: partial (30.00 USD so far)"));
         assert((await text("#trend-title")).includes("(UTC, USD)"));
-        const axis = await page.evaluate(() =>
+        const axis = await page.evaluate(() => {
           // deno-lint-ignore no-explicit-any
-          (globalThis as any).Chart.getChart(
-            (globalThis as any).document.getElementById("chart-trend"),
-          ).options.scales.x
-            .title.text
-        );
+          const g = globalThis as any;
+          return g.Chart.getChart(g.document.getElementById("chart-trend")).options.scales.x.title
+            .text;
+        });
         assertEquals(axis, "hour (UTC)");
         // data quality: reason code -> examples, behind the key, without the e-mail
         assertEquals((await cells("#reasons")).slice(1), [["negative_price", "1", "examples"]]);
