@@ -2,7 +2,7 @@ import { assert, assertEquals } from "./lib/testing/assert.ts";
 import { applyDefinitions, dbmate, migrationsDir } from "./migrate.ts";
 import { dbmatePath, testDb } from "./lib/testing/testdb.ts";
 
-Deno.test("migrations apply on PostgreSQL 18 with the four schemas and three roles", async () => {
+Deno.test("migrations apply on PostgreSQL 18 with the four schemas and the pipeline roles", async () => {
   const db = await testDb("migrate_basic");
   try {
     const [{ version }] = await db
@@ -18,6 +18,7 @@ Deno.test("migrations apply on PostgreSQL 18 with the four schemas and three rol
       "pipeline_analyst",
       "pipeline_ingest",
       "pipeline_owner",
+      "pipeline_quality_reader",
     ]);
     const owners = await db.sql`
       select distinct pg_get_userbyid(relowner) as owner from pg_class c
