@@ -95,7 +95,16 @@ create table analytics.kpi_hourly (
     primary key (hour, currency)
 );
 
--- Deferred HTTP analytics: the queue also carries what these rollups read.
+-- Deferred HTTP analytics: the queue also carries what these rollups read. Rows queued before
+-- this migration would lack it: the queue must be empty (a stopping collector applies it).
+do $$
+begin
+    if exists (select from ingest.deferred_events) then
+        raise exception 'ingest.deferred_events holds queued HTTP events without the columns the KPI rollups need'
+            using hint = 'stop deno task serve (it applies the queue when it stops) or run deno task refresh, then migrate again';
+    end if;
+end
+$$;
 alter table ingest.deferred_events
     add column price numeric(17, 2),
     add column currency text,
