@@ -10,7 +10,8 @@ import { applyDeferred } from "./deferred.ts";
 import { loadConfig } from "../common/config.ts";
 import type { Sql } from "../common/db.ts";
 import { bytesSource, loadSource, settings } from "../ingest/loader.ts";
-import { testDb } from "../testing/testdb.ts";
+import { dbmatePath, testDb } from "../testing/testdb.ts";
+import { dbmate } from "../../migrate.ts";
 import { generate } from "../../generate.ts";
 
 const cfg = settings(loadConfig({}));
@@ -507,6 +508,36 @@ Deno.test("segments, affinity and traffic figures equal hand-computed values", a
       from analytics.session_engagement where day = ${day(0)}::date`;
     // 9 events; durations: s1 120 s, s2 60 s, s3 0, s4 60 s, g1 0 -> sorted 0 0 60 60 120
     assertEquals(Object.values(engagement), [5, "1.80", "60.0", "96.0", "0.400000"]);
+  } finally {
+    await db.drop();
+  }
+});
+
+Deno.test("the KPI migration refuses to run over queued HTTP events, saying what to do", async () => {
+  const db = await testDb("kpis_migration", { migrationsOnly: true });
+  try {
+    const bin = await dbmatePath();
+    // back to before the KPI migrations (and their queue columns), and any later ones
+    const later = async () =>
+      (await db.sql`select count(*)::int as n from public.schema_migrations
+        where version >= '20261130001900'`)[0].n;
+    while (await later() > 0) await dbmate(bin, db.url, "rollback");
+    await db.sql`insert into ingest.deferred_events (
+        batch_id, event_time, event_type, session_id, quantity
+      ) values (1, now(), 'view', 's', 1)`;
+    let message = "";
+    try {
+      await dbmate(bin, db.url, "up");
+    } catch (e) {
+      message = (e as Error).message;
+    }
+    assert(message.includes("ingest.deferred_events holds queued HTTP events"), message);
+    await db.sql`delete from ingest.deferred_events`;
+    await dbmate(bin, db.url, "up");
+    const [{ n }] = await db.sql`select count(*)::int as n from information_schema.columns
+      where table_schema = 'ingest' and table_name = 'deferred_events'
+          and column_name in ('price', 'currency', 'device', 'traffic_source')`;
+    assertEquals(n, 4);
   } finally {
     await db.drop();
   }
