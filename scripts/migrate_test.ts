@@ -5,7 +5,7 @@ import { loadFile, settings } from "./lib/ingest/loader.ts";
 import { config } from "./lib/common/config.ts";
 import { dbmatePath, testDb } from "./lib/testing/testdb.ts";
 
-Deno.test("migrations apply on PostgreSQL 18 with the four schemas and three roles", async () => {
+Deno.test("migrations apply on PostgreSQL 18 with the four schemas and the pipeline roles", async () => {
   const db = await testDb("migrate_basic");
   try {
     const [{ version }] = await db
@@ -21,6 +21,7 @@ Deno.test("migrations apply on PostgreSQL 18 with the four schemas and three rol
       "pipeline_analyst",
       "pipeline_ingest",
       "pipeline_owner",
+      "pipeline_quality_reader",
     ]);
     const owners = await db.sql`
       select distinct pg_get_userbyid(relowner) as owner from pg_class c

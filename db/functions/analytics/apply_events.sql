@@ -378,6 +378,9 @@ begin
         cart_sessions = r.cart_sessions + excluded.cart_sessions,
         purchase_sessions = r.purchase_sessions + excluded.purchase_sessions,
         last_event_at = greatest(r.last_event_at, excluded.last_event_at);
+
+    -- the growth KPI rollups (db/functions/analytics/kpis.sql)
+    perform analytics.apply_kpis();
 end
 $$;
 

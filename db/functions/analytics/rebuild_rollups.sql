@@ -25,6 +25,10 @@ begin
     truncate analytics.rollup_daily, analytics.rollup_hourly, analytics.rollup_categories,
         analytics.rollup_products, analytics.rollup_customers, analytics.seen_day_visitors,
         analytics.seen_day_sessions;
+    truncate analytics.kpi_sessions, analytics.kpi_session_revenue,
+        analytics.kpi_session_categories, analytics.kpi_customer_days,
+        analytics.kpi_session_products, analytics.kpi_product_baskets, analytics.kpi_basket_totals,
+        analytics.kpi_product_pairs, analytics.kpi_hourly;
     perform analytics.rebuild_quality();
 
     drop view if exists pg_temp.batch_events;

@@ -14,6 +14,14 @@ export const ANALYTICS_VIEWS = [
   "customer_rfm",
   "data_quality",
   "pipeline_health",
+  "traffic_source_performance",
+  "device_performance",
+  "session_engagement",
+  "cart_abandonment",
+  "customer_segment_history",
+  "customer_segments",
+  "product_affinity",
+  "hourly_trend",
 ] as const;
 export type AnalyticsView = typeof ANALYTICS_VIEWS[number];
 

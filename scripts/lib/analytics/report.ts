@@ -1,6 +1,7 @@
 // The analytics report: reads the analytics views (as the analyst role) and renders them as
 // aligned terminal tables or plain JSON.
 import type { Sql } from "../common/db.ts";
+import { fetchKpiSections } from "./kpi_report.ts";
 
 export interface ReportOptions {
   /** first UTC day (YYYY-MM-DD) of the time series: daily sales, funnel, data quality */
@@ -154,6 +155,8 @@ export async function fetchReport(sql: Sql, opts: ReportOptions): Promise<Report
         group by s.status, s.position
         order by s.position`,
     });
+
+    sections.push(...await fetchKpiSections(tx, since, limit));
 
     sections.push({
       key: "data_quality",

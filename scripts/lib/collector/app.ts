@@ -9,6 +9,7 @@ import { DeferredAnalytics } from "../analytics/deferred.ts";
 import { Catalog, createAnalyticsHandler } from "./analytics.ts";
 import { ApiKeys } from "./auth.ts";
 import { type Asset, createDashboard, CSP } from "./dashboard.ts";
+import { createDeadLetterHandler, dashboardKpis, parseRange } from "./kpis.ts";
 import { createEventsHandler } from "./events.ts";
 import { Limiter } from "./limiter.ts";
 import { CONTENT_TYPE } from "./metrics.ts";
@@ -90,6 +91,11 @@ export function createApp(deps: AppDeps): App {
     analytics: cfg.HTTP_ANALYTICS,
   });
   const analytics = createAnalyticsHandler({ analyst: deps.analyst, catalog });
+  const deadLetter = createDeadLetterHandler({
+    sql: deps.analyst,
+    keys: cfg.DEAD_LETTER_KEYS,
+    role: cfg.DEAD_LETTER_ROLE,
+  });
   const dashboard = createDashboard({
     analyst: deps.analyst,
     catalog,
@@ -222,10 +228,23 @@ export function createApp(deps: AppDeps): App {
       label: "/v1/dashboard",
       handler: async () => json(200, await dashboard.data()),
     },
+    {
+      method: "GET",
+      pattern: /^\/v1\/dashboard\/kpis$/,
+      label: "/v1/dashboard/kpis",
+      handler: async (_req, url) =>
+        json(200, await dashboardKpis(deps.analyst, parseRange(url.searchParams))),
+    },
+    {
+      method: "GET",
+      pattern: /^\/v1\/dead-letter$/,
+      label: "/v1/dead-letter",
+      handler: async (req, url) => json(200, await deadLetter(req, url)),
+    },
     { method: "GET", pattern: /^\/$/, label: "/", handler: () => asset("/") },
     {
       method: "GET",
-      pattern: /^\/assets\/(dashboard\.js|chart\.umd\.min\.js)$/,
+      pattern: /^\/assets\/(dashboard\.js|dashboard_analyst\.js|chart\.umd\.min\.js)$/,
       label: "/assets",
       handler: (_req, url) => asset(url.pathname),
     },

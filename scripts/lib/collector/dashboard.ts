@@ -28,6 +28,10 @@ export async function loadAssets(): Promise<Record<string, Asset>> {
       body: await Deno.readFile(join(here, "dashboard.js")),
       type: "text/javascript; charset=utf-8",
     },
+    "/assets/dashboard_analyst.js": {
+      body: await Deno.readFile(join(here, "dashboard_analyst.js")),
+      type: "text/javascript; charset=utf-8",
+    },
     "/assets/chart.umd.min.js": {
       body: await Deno.readFile(join(chartDir, "chart.umd.min.js")),
       type: "text/javascript; charset=utf-8",

@@ -50,6 +50,13 @@ export const variables = {
     default: "dev-key",
     schema: z.string().min(1, "API_KEYS must list at least one key"),
   },
+  // dashboard data-quality drill-down (docs/analytics.md): keys that may read example rejected
+  // rows (none: drill-down off), and the database role those reads run as
+  DEAD_LETTER_KEYS: { default: "", schema: z.string() },
+  DEAD_LETTER_ROLE: {
+    default: "pipeline_quality_reader",
+    schema: z.string().regex(/^[a-z_][a-z0-9_]*$/),
+  },
   MAX_BODY_BYTES: { default: "10485760", schema: positiveInt("MAX_BODY_BYTES") },
   MAX_CONCURRENT_BATCHES: { default: "4", schema: positiveInt("MAX_CONCURRENT_BATCHES") },
   HTTP_ANALYTICS: {

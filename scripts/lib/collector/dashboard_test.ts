@@ -1,0 +1,423 @@
+// The analyst dashboard: its API (/v1/dashboard/kpis, /v1/dead-letter, every KPI view through
+// /v1/analytics) against a real database, and the page in headless Chromium in three states
+// (populated, empty, database down), asserting what the page shows and saving a screenshot of
+// each (DASHBOARD_SCREENSHOT_DIR, default a temporary directory, printed).
+import { assert, assertEquals } from "../testing/assert.ts";
+import { loadConfig } from "../common/config.ts";
+import { connect } from "../common/db.ts";
+import { logger } from "../common/log.ts";
+import { bytesSource, loadSource, settings } from "../ingest/loader.ts";
+import { type TestDb, testDb } from "../testing/testdb.ts";
+import { createApp } from "./app.ts";
+import { loadAssets } from "./dashboard.ts";
+import { parseRange } from "./kpis.ts";
+
+const PORT = Number(Deno.env.get("DASHBOARD_TEST_PORT") ?? 19191);
+/** a port where nothing listens: the "database down" state */
+const DEAD_DB_PORT = Number(Deno.env.get("DASHBOARD_TEST_DEAD_DB_PORT") ?? 19199);
+const CHROMIUM = Deno.env.get("CHROMIUM_PATH") ?? "/usr/bin/chromium";
+const DL_KEY = "dl-key-for-tests";
+const DAY = 86_400_000, HOUR = 3_600_000;
+const NOW = Date.now();
+const TODAY = Math.floor(NOW / DAY) * DAY;
+const day = (n: number) => new Date(TODAY - n * DAY).toISOString().slice(0, 10);
+/** the current hour (an event within it makes the hour partial) */
+const CURRENT = new Date(Math.max(Math.floor(NOW / HOUR) * HOUR, NOW - 30_000));
+const EMAIL = "alice@example.com";
+
+const HEADER = "event_id,event_time,event_type,user_id,session_id,product_id,category,price," +
+  "quantity,currency,device,traffic_source,user_email\n";
+let seq = 0;
+function ev(
+  time: Date,
+  type: string,
+  user: number | "",
+  session: string,
+  price: string,
+  currency: string,
+  source: string,
+  email = "",
+) {
+  const id = `0190d000-0000-7000-8000-${String(++seq).padStart(12, "0")}`;
+  return [
+    id,
+    time.toISOString(),
+    type,
+    user,
+    session,
+    42,
+    "books",
+    price,
+    price ? 1 : "",
+    currency,
+    "mobile",
+    source,
+    email,
+  ].join(",");
+}
+
+/** Current period (7 days to today): 30 USD + 20 EUR; previous period: 25 + 10 USD. */
+async function seed(db: TestDb) {
+  const lines = [
+    ev(CURRENT, "view", 1, "a", "", "USD", "ads"),
+    ev(CURRENT, "purchase", 1, "a", "30.00", "USD", "ads"),
+    ev(CURRENT, "view", "", "g", "", "USD", "social"),
+    ev(new Date(CURRENT.getTime() - DAY), "add_to_cart", 2, "b", "20.00", "EUR", "email"),
+    ev(new Date(CURRENT.getTime() - DAY), "purchase", 2, "b", "20.00", "EUR", "email"),
+    ev(new Date(CURRENT.getTime() - 8 * DAY), "purchase", 3, "c", "25.00", "USD", "ads"),
+    // the same hour a week ago: the trend's comparison
+    ev(new Date(CURRENT.getTime() - 7 * DAY), "purchase", 4, "d", "10.00", "USD", "ads"),
+    // rejected: a negative price, with an e-mail that must never reach the page
+    ev(CURRENT, "purchase", 5, "e", "-3.00", "USD", "ads", EMAIL),
+  ];
+  const r = await loadSource(
+    db.sql,
+    bytesSource(new TextEncoder().encode(HEADER + lines.join("\n") + "\n")),
+    "dash.csv",
+    settings(loadConfig({})),
+  );
+  assertEquals([r.outcome], ["loaded"]);
+  // an exact EUR rate for the conversion: 20 EUR = 22.00 USD
+  await db.sql`insert into core.exchange_rates (currency, day, usd_per_unit)
+    values ('EUR', ${
+    day(1)
+  }::date, 1.1) on conflict (currency, day) do update set usd_per_unit = 1.1`;
+}
+
+interface Served {
+  base: string;
+  close(): Promise<void>;
+}
+
+async function serve(dbUrl: string, vars: Record<string, string> = {}): Promise<Served> {
+  const dir = await Deno.makeTempDir({ prefix: "dashboard_test_" });
+  const cfg = loadConfig({
+    DATABASE_URL: dbUrl,
+    API_KEYS: "k",
+    DATA_DIR: dir,
+    LOG_DIR: `${dir}/logs`,
+    DEAD_LETTER_KEYS: DL_KEY,
+    ...vars,
+  });
+  const ingest = connect({ url: dbUrl, role: "pipeline_ingest", max: 1, connectTimeout: 2 });
+  const analyst = connect({ url: dbUrl, role: "pipeline_analyst", max: 2, connectTimeout: 2 });
+  const log = logger("dash", { level: "error", dir: `${dir}/logs`, quiet: true });
+  const app = createApp({ cfg, ingest, analyst, log, assets: await loadAssets() });
+  const server = Deno.serve({ port: PORT, hostname: "127.0.0.1", onListen() {} }, app.fetch);
+  return {
+    base: `http://127.0.0.1:${PORT}`,
+    async close() {
+      await app.drain(2_000);
+      await server.shutdown();
+      await Promise.all([ingest.end({ timeout: 2 }), analyst.end({ timeout: 2 })]);
+      await Deno.remove(dir, { recursive: true });
+    },
+  };
+}
+
+Deno.test("parseRange: default 7 days to today, the previous period, clear errors", () => {
+  const now = Date.parse("2026-11-30T15:00:00Z");
+  assertEquals(parseRange(new URLSearchParams(), now), {
+    from: "2026-11-24",
+    to: "2026-11-30",
+    days: 7,
+    previous_from: "2026-11-17",
+    previous_to: "2026-11-23",
+  });
+  assertEquals(
+    parseRange(new URLSearchParams("from=2026-11-01&to=2026-11-01"), now).previous_to,
+    "2026-10-31",
+  );
+  for (
+    const [q, msg] of [
+      ["from=2026-02-30", "from must be a UTC date"],
+      ["from=2026-11-10&to=2026-11-01", "is after to"],
+      ["from=2020-01-01&to=2026-01-01", "choose at most 366"],
+    ]
+  ) {
+    let err: Error | undefined;
+    try {
+      parseRange(new URLSearchParams(q), now);
+    } catch (e) {
+      err = e as Error;
+    }
+    assert(err?.message.includes(msg), `${q}: ${err?.message}`);
+  }
+});
+
+Deno.test("dashboard API: KPI figures, dead-letter drill-down behind its key, every KPI view", async () => {
+  const db = await testDb("dashboard_api");
+  const served = await serve(db.url);
+  try {
+    await seed(db);
+    const get = (path: string, headers: Record<string, string> = {}) =>
+      fetch(`${served.base}${path}`, { headers });
+    const res = await get("/v1/dashboard/kpis");
+    const k = await res.json();
+    assertEquals(res.status, 200, JSON.stringify(k));
+    assertEquals(k.currency, "USD");
+    assertEquals(k.cards.revenue, { value: 52, previous: 35, change: 17 / 35 });
+    assertEquals(k.cards.orders, { value: 2, previous: 2, change: 0 });
+    assertEquals(k.cards.aov.value, 26);
+    // sessions a, g, b: two with a purchase; previous c and d, both
+    assertEquals(k.cards.conversion, { value: 2 / 3, previous: 1, change: 2 / 3 - 1 });
+    assertEquals(k.funnel.map((f: { sessions: number }) => f.sessions), [2, 1, 2]);
+    assertEquals(k.traffic_sources.map((t: { traffic_source: string }) => t.traffic_source), [
+      "ads",
+      "email",
+      "social",
+    ]);
+    assertEquals(k.quality.reasons, [{ reason: "negative_price", rows: 1 }]);
+    assertEquals(k.trend.length, 24);
+    const partial = k.trend.filter((t: { is_partial: boolean }) => t.is_partial);
+    assertEquals(partial.length, 1);
+    assertEquals([partial[0].revenue, partial[0].last_week_revenue], [30, 10]);
+    assertEquals(
+      (await (await get("/v1/dashboard/kpis?from=2026-13-01")).json()).error,
+      'from must be a UTC date like 2026-11-21 (got "2026-13-01")',
+    );
+
+    // drill-down: the key, a reason code, never the e-mail
+    const dl = (key: string, q = "reason=negative_price") =>
+      get(`/v1/dead-letter?${q}`, { authorization: `Bearer ${key}` });
+    assertEquals((await dl("wrong")).status, 401);
+    assertEquals((await dl(DL_KEY, "reason=DROP%20TABLE")).status, 400);
+    const ok = await dl(DL_KEY);
+    const body = await ok.text();
+    assertEquals(ok.status, 200, body);
+    const rows = JSON.parse(body).rows;
+    assertEquals(rows.length, 1);
+    assertEquals([rows[0].price, rows[0].reasons, rows[0].has_email], [
+      "-3.00",
+      ["negative_price"],
+      true,
+    ]);
+    assert(!body.includes(EMAIL), "the e-mail left the database");
+    // the analyst role cannot read the dead letter, not even through the function
+    const analyst = connect({ url: db.url, role: "pipeline_analyst", max: 1 });
+    try {
+      let code = "";
+      try {
+        await analyst`select * from quality.dead_letter_examples('negative_price', 5)`;
+      } catch (e) {
+        code = (e as { code?: string }).code ?? "";
+      }
+      assertEquals(code, "42501");
+    } finally {
+      await analyst.end({ timeout: 2 });
+    }
+
+    for (
+      const v of [
+        "traffic_source_performance",
+        "device_performance",
+        "session_engagement",
+        "cart_abandonment",
+        "customer_segment_history",
+        "customer_segments",
+        "product_affinity",
+        "hourly_trend",
+      ]
+    ) {
+      const r = await get(`/v1/analytics/${v}`);
+      const j = await r.json();
+      assertEquals(r.status, 200, v);
+      assert(j.count > 0 || v === "product_affinity", `${v} has rows`);
+    }
+  } finally {
+    await served.close();
+    await db.drop();
+  }
+  // drill-down off without DEAD_LETTER_KEYS
+  const db2 = await testDb("dashboard_api_off");
+  const off = await serve(db2.url, { DEAD_LETTER_KEYS: "" });
+  try {
+    const r = await fetch(`${off.base}/v1/dead-letter?reason=negative_price`);
+    assertEquals([r.status, (await r.json()).error], [
+      404,
+      "The dead-letter drill-down is off: set DEAD_LETTER_KEYS to enable it",
+    ]);
+  } finally {
+    await off.close();
+    await db2.drop();
+  }
+});
+
+async function browser() {
+  try {
+    await Deno.stat(CHROMIUM);
+  } catch {
+    const msg = `${CHROMIUM} not found (apt-get install chromium)`;
+    if (Deno.env.get("DASHBOARD_BROWSER_REQUIRED") === "1") throw new Error(msg);
+    console.log(`note: ${msg}: dashboard screenshot tests skipped`);
+    return undefined;
+  }
+  const { chromium } = await import("playwright-core");
+  return await chromium.launch({
+    executablePath: CHROMIUM,
+    headless: true,
+    args: ["--no-sandbox", "--disable-gpu", "--no-first-run", "--disable-background-networking"],
+  });
+}
+
+const shots = Deno.env.get("DASHBOARD_SCREENSHOT_DIR") ??
+  await Deno.makeTempDir({ prefix: "dashboard_shots_" });
+
+Deno.test("dashboard in Chromium: populated, empty and database-down states", async (t) => {
+  const b = await browser();
+  if (!b) return;
+  await Deno.mkdir(shots, { recursive: true });
+  async function open(base: string) {
+    const page = await b!.newPage({ viewport: { width: 1400, height: 1500 } });
+    const problems: string[] = [];
+    page.on("pageerror", (e) => problems.push(`page error: ${e.message}`));
+    await page.goto(`${base}/?refresh=60000`);
+    await page.waitForSelector("body[data-kpi-refreshes]", { state: "attached" });
+    const text = async (sel: string) => ((await page.textContent(sel)) ?? "").trim();
+    const visible = (sel: string) => page.isVisible(sel);
+    return { page, problems, text, visible };
+  }
+  try {
+    await t.step("populated", async () => {
+      const db = await testDb("dashboard_page");
+      await seed(db);
+      const served = await serve(db.url);
+      try {
+        const { page, problems, text, visible } = await open(served.base);
+        assertEquals(await text("#card-revenue .label"), "Revenue (USD)");
+        assertEquals(await text("#card-revenue .value"), "52.00 USD");
+        assertEquals(
+          await text("#card-revenue .change"),
+          `▲ 48.6 % vs ${day(13)} – ${day(7)} (35.00 USD)`,
+        );
+        assertEquals(await text("#card-orders .value"), "2");
+        assertEquals(await text("#card-aov .value"), "26.00 USD");
+        assertEquals(await text("#card-conversion .value"), "66.67 %");
+        assert((await text("#card-conversion .change")).startsWith("▼ 33.3 % vs"));
+        assertEquals(await page.inputValue("#from"), day(6));
+        assertEquals(await page.inputValue("#to"), day(0));
+        assertEquals(await text("#tz"), "All dates and hours in UTC");
+        assertEquals(await visible("#empty-state"), false);
+        assertEquals(await visible("#down-state"), false);
+        const funnel = await page.$$eval(
+          "#funnel .funnel-row",
+          (rows) => rows.map((r) => (r as unknown as { textContent: string }).textContent),
+        );
+        assertEquals(funnel, [
+          "Viewed a product2 sessions",
+          "Added to cart1 sessions · 50.00 % of previous",
+          "Purchased2 sessions · 200.00 % of previous",
+        ]);
+        const cells = (sel: string) =>
+          page.$$eval(
+            `${sel} tr`,
+            (rows) =>
+              rows.map((r) =>
+                [...(r as unknown as { children: { textContent: string }[] }).children].map((c) =>
+                  c.textContent
+                )
+              ),
+          );
+        assertEquals((await cells("#traffic")).slice(1), [
+          ["ads", "1", "1", "30.00", "100.00 %", "30.00"],
+          ["email", "1", "1", "22.00", "100.00 %", "22.00"],
+          ["social", "1", "0", "0.00", "0.00 %", "–"],
+        ]);
+        assertEquals((await cells("#segments")).slice(1).map((r) => [r[0], r[1]]), [
+          ["High value", "0"],
+          ["Regular", "2"], // users 3 and 4: first purchase 7 and 8 days ago
+          ["New", "2"],
+          ["At risk", "0"],
+          ["Churned", "0"],
+        ]);
+        assertEquals((await cells("#products")).slice(1).map((r) => r.slice(0, 3)), [[
+          "1",
+          "42",
+          "4",
+        ]]);
+        // the trend: the current hour is marked partial, and the axes say UTC
+        assert((await text("#note-trend")).includes("in progress: partial (30.00 USD so far)"));
+        assert((await text("#trend-title")).includes("(UTC, USD)"));
+        const axis = await page.evaluate(() => {
+          // deno-lint-ignore no-explicit-any
+          const g = globalThis as any;
+          return g.Chart.getChart(g.document.getElementById("chart-trend")).options.scales.x.title
+            .text;
+        });
+        assertEquals(axis, "hour (UTC)");
+        // data quality: reason code -> examples, behind the key, without the e-mail
+        assertEquals((await cells("#reasons")).slice(1), [["negative_price", "1", "examples"]]);
+        await page.click('#reasons button[data-reason="negative_price"]');
+        await page.fill("#drill-key", "not-the-key");
+        await page.click("#drill-form button");
+        await page.locator("#drill-note", { hasText: /^cannot/ }).waitFor();
+        assert((await text("#drill-note")).includes("DEAD_LETTER_KEYS"));
+        await page.fill("#drill-key", DL_KEY);
+        await page.click("#drill-form button");
+        await page.locator("#drill-note", { hasText: "newest" }).waitFor();
+        const drill = (await cells("#drill-rows")).slice(1);
+        assertEquals(drill.map((r) => [r[1], r[2], r[7], r[9]]), [[
+          "9",
+          "negative_price",
+          "-3.00",
+          "(hidden)",
+        ]]);
+        assert(!(await page.content()).includes(EMAIL), "the e-mail reached the page");
+        await page.screenshot({ path: `${shots}/populated.png`, fullPage: true });
+        assertEquals(problems, []);
+        await page.close();
+      } finally {
+        await served.close();
+        await db.drop();
+      }
+    });
+
+    await t.step("empty", async () => {
+      const db = await testDb("dashboard_empty");
+      const served = await serve(db.url);
+      try {
+        const { page, problems, text, visible } = await open(served.base);
+        assertEquals(await visible("#empty-state"), true);
+        assert((await text("#empty-state")).includes("No events yet. Load some: make demo"));
+        assertEquals(await text("#card-revenue .value"), "0.00 USD");
+        assertEquals(
+          await text("#card-revenue .change"),
+          `no ${day(13)} – ${day(7)} figure to compare`,
+        );
+        assertEquals(await text("#card-aov .value"), "–");
+        assertEquals(await text("#traffic td"), "no sessions in the range");
+        await page.screenshot({ path: `${shots}/empty.png`, fullPage: true });
+        assertEquals(problems, []);
+        await page.close();
+      } finally {
+        await served.close();
+        await db.drop();
+      }
+    });
+
+    await t.step("database down", async () => {
+      const served = await serve(`postgres://postgres@127.0.0.1:${DEAD_DB_PORT}/nothing`);
+      try {
+        const { page, problems, text, visible } = await open(served.base);
+        assertEquals(await visible("#down-state"), true);
+        assert(
+          (await text("#down-state")).startsWith(
+            "The database is unreachable, so no figure is shown",
+          ),
+          await text("#down-state"),
+        );
+        assert((await text("#down-state")).includes("make up"));
+        assertEquals(await visible("#empty-state"), false);
+        assertEquals(await text("#card-revenue .value"), "–");
+        await page.screenshot({ path: `${shots}/database-down.png`, fullPage: true });
+        assertEquals(problems, []);
+        await page.close();
+      } finally {
+        await served.close();
+      }
+    });
+    console.log(`screenshots: ${shots}`);
+  } finally {
+    await b.close();
+  }
+});
