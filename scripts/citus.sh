@@ -7,6 +7,7 @@
 #                           then migrate the database (extension + distribution step included)
 #   citus.sh down|reset|status|url|pgbin|ports
 #   citus.sh workers        the workers as host:port,host:port (CITUS_WORKERS for migrate)
+#   citus.sh node-stop NAME [fast|immediate], node-start NAME   one node (coordinator|w1|w2)
 # Env: CITUS_TARBALL (Citus source .tar.gz, needed for the first build), CITUS_PORT (coordinator,
 # default 5480), CITUS_WORKER_PORTS (default "$((CITUS_PORT+1)) $((CITUS_PORT+2))"),
 # CITUS_CACHE (default ~/.cache/ecommerce-pipeline; as root /var/cache/ecommerce-pipeline), CITUS_DATA (default .data/citus),
@@ -15,10 +16,13 @@ set -euo pipefail
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 if [[ -f "$ROOT/.env" ]]; then
+  # .env fills in what the environment does not set (the environment wins)
+  saved_env=$(export -p)
   set -a
   # shellcheck disable=SC1091
   . "$ROOT/.env"
   set +a
+  eval "$saved_env"
 fi
 PG_VERSION=18.6.0
 # as root the servers run as PG_OS_USER, who cannot read root's home: cache in /var/cache then
@@ -286,6 +290,15 @@ reset)
   say "wiped $CITUS_DATA"
   ;;
 workers) workers ;;
+node-stop)
+  # fault tests: stop one node (coordinator|w1|w2), "immediate" = crash
+  use_pgbin
+  as_pg "$PGBIN/pg_ctl" -D "$CITUS_DATA/${2:?node name}" -m "${3:-fast}" -w stop >/dev/null
+  ;;
+node-start)
+  use_pgbin
+  for n in $(nodes); do [[ ${n%%:*} == "${2:?node name}" ]] && start_node "${n%%:*}" "${n##*:}"; done
+  ;;
 status)
   use_pgbin
   for n in $(nodes); do echo "${n%%:*} $(as_pg "$PGBIN/pg_ctl" -D "$CITUS_DATA/${n%%:*}" status 2>&1 | head -1)"; done
