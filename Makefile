@@ -49,8 +49,13 @@ demo: up ## seeded files with anomalies -> ingest -> counts and report
 load-test: up ## k6 load test against deno task serve (SCENARIO=steady|mixed|spike|soak|smoke)
 	@bash load/run.sh $(SCENARIO)
 
-bench: up ## performance report: raw COPY vs ingest vs pgloader (SIZE=100k|1m|5m)
+bench: up ## performance report: raw COPY vs ingest vs pgloader (SIZE=100k|1m|5m); CLUSTER=citus: single node vs Citus
+ifeq ($(CLUSTER),citus)
+	@env -u DATABASE_URL -u CITUS_WORKERS $(STACK) up
+	@$(DENO) run --allow-all bench/citus.ts --size $(SIZE) --single "$$(env -u DATABASE_URL $(STACK) url)"
+else
 	@$(DENO) run --allow-all bench/bench.ts --size $(SIZE)
+endif
 
 soak: up ## long fault-injection runs
 	@SOAK=1 $(DENO) test --allow-all scripts/faults_test.ts
