@@ -4,6 +4,21 @@ STACK := scripts/stack.sh
 DENO = $(shell $(STACK) deno)
 SCENARIO ?= steady
 SIZE ?= 1m
+# CLUSTER=citus: the distributed mode (coordinator + 2 workers, docs/citus.md)
+CLUSTER ?=
+ifeq ($(CLUSTER),citus)
+UP := scripts/citus.sh up
+DOWN := scripts/citus.sh down
+RESET := scripts/citus.sh reset
+export DATABASE_URL := $(shell scripts/citus.sh url)
+export CITUS_WORKERS := $(shell scripts/citus.sh workers)
+else ifeq ($(CLUSTER),)
+UP := $(STACK) up
+DOWN := $(STACK) down
+RESET := $(STACK) reset
+else
+$(error CLUSTER=$(CLUSTER): use CLUSTER=citus, or leave it unset for the single node)
+endif
 
 .PHONY: help tools up down reset psql migrate test ok demo generate ingest report load-test bench soak
 
@@ -13,14 +28,14 @@ help: ## list the commands
 tools: ## install pinned deno and dbmate into .tools/ when not on PATH
 	@$(STACK) tools
 
-up: ## start PostgreSQL 18 (Docker if available, else embedded), migrate, apply views
-	@$(STACK) up
+up: ## start PostgreSQL 18 (Docker if available, else embedded), migrate, apply views; CLUSTER=citus: Citus cluster
+	@$(UP)
 
-down: ## stop PostgreSQL (data kept)
-	@$(STACK) down
+down: ## stop PostgreSQL (data kept); CLUSTER=citus: the Citus cluster
+	@$(DOWN)
 
-reset: ## stop PostgreSQL and wipe its data
-	@$(STACK) reset
+reset: ## stop PostgreSQL and wipe its data; CLUSTER=citus: the Citus cluster
+	@$(RESET)
 
 psql: ## open a SQL shell (or print DATABASE_URL when psql is not installed)
 	@url="$$($(STACK) url)"; if command -v psql >/dev/null; then psql "$$url"; else echo "$$url"; fi
@@ -34,8 +49,13 @@ demo: up ## seeded files with anomalies -> ingest -> counts and report
 load-test: up ## k6 load test against deno task serve (SCENARIO=steady|mixed|spike|soak|smoke)
 	@bash load/run.sh $(SCENARIO)
 
-bench: up ## performance report: raw COPY vs ingest vs pgloader (SIZE=100k|1m|5m)
+bench: up ## performance report: raw COPY vs ingest vs pgloader (SIZE=100k|1m|5m); CLUSTER=citus: single node vs Citus
+ifeq ($(CLUSTER),citus)
+	@env -u DATABASE_URL -u CITUS_WORKERS $(STACK) up
+	@$(DENO) run --allow-all bench/citus.ts --size $(SIZE) --single "$$(env -u DATABASE_URL $(STACK) url)"
+else
 	@$(DENO) run --allow-all bench/bench.ts --size $(SIZE)
+endif
 
 soak: up ## long fault-injection runs
 	@SOAK=1 $(DENO) test --allow-all scripts/faults_test.ts

@@ -31,16 +31,69 @@ export async function waitForServer(url: string, seconds = 60): Promise<void> {
   });
 }
 
-/** Creates the database named in `url` when it does not exist. */
-export async function createDatabase(url: string): Promise<void> {
+/**
+ * Creates the database named in `url` when it does not exist. On a Citus coordinator with
+ * `workers` (host:port list, default CITUS_WORKERS), also on every worker, with the citus
+ * extension everywhere and the workers registered (Citus metadata is per database).
+ */
+export async function createDatabase(
+  url: string,
+  workers = citusWorkers(),
+): Promise<void> {
   const name = new URL(url).pathname.slice(1);
-  const sql = connect({ url: withDatabase(url, "postgres"), max: 1 });
+  const nodes = [url, ...workers.map((w) => withHost(url, w))];
+  for (const [i, nodeUrl] of nodes.entries()) {
+    const sql = connect({ url: withDatabase(nodeUrl, "postgres"), max: 1 });
+    try {
+      const [row] = await sql`select 1 as ok from pg_database where datname = ${name}`;
+      if (!row) await sql.unsafe(`create database "${name.replaceAll('"', '""')}"`);
+      if (i === 0 && workers.length === 0) return;
+    } finally {
+      await sql.end({ timeout: 1 });
+    }
+  }
+  for (const nodeUrl of nodes) {
+    const sql = connect({ url: nodeUrl, max: 1 });
+    try {
+      await sql`create extension if not exists citus`;
+    } finally {
+      await sql.end({ timeout: 1 });
+    }
+  }
+  const sql = connect({ url, max: 1 });
   try {
-    const [row] = await sql`select 1 as ok from pg_database where datname = ${name}`;
-    if (!row) await sql.unsafe(`create database "${name.replaceAll('"', '""')}"`);
+    const coordinator = new URL(url);
+    await sql`select citus_set_coordinator_host(${coordinator.hostname}, ${
+      Number(coordinator.port || 5432)
+    })`;
+    for (const w of workers) {
+      const [host, port] = w.split(":");
+      await sql`select citus_add_node(${host}, ${Number(port)})
+        where not exists (
+          select from pg_dist_node where nodename = ${host} and nodeport = ${Number(port)}
+        )`;
+    }
   } finally {
     await sql.end({ timeout: 1 });
   }
+}
+
+/** The Citus workers of the coordinator in DATABASE_URL (CITUS_WORKERS=host:port,...). */
+export function citusWorkers(): string[] {
+  return (Deno.env.get("CITUS_WORKERS") ?? "").split(",").map((w) => w.trim()).filter(Boolean)
+    .map((w) => {
+      if (!/^[^:,]+:\d+$/.test(w)) {
+        throw new Error(`CITUS_WORKERS entry "${w}" is not host:port (e.g. 127.0.0.1:5481)`);
+      }
+      return w;
+    });
+}
+
+/** Replaces host:port in a postgres URL. */
+export function withHost(url: string, hostPort: string): string {
+  const u = new URL(url);
+  u.host = hostPort;
+  return u.toString();
 }
 
 /** Runs a dbmate command (`up`, `rollback`, ...) against `url`. */
@@ -190,9 +243,21 @@ export async function migrate(url: string, dbmateBin: string): Promise<void> {
   const sql = connect({ url, max: 1 });
   try {
     await applyDefinitions(sql);
+    await distribute(sql);
   } finally {
     await sql.end({ timeout: 1 });
   }
+}
+
+/**
+ * The distribution step, where the citus extension is installed (a no-op elsewhere): runs
+ * core.distribute() (db/functions/core/distribute.sql). Returns what it did.
+ */
+export async function distribute(sql: Sql): Promise<string | null> {
+  const [citus] = await sql`select 1 as ok from pg_extension where extname = 'citus'`;
+  if (!citus) return null;
+  const [r] = await sql`select core.distribute() as done`;
+  return r.done as string;
 }
 
 if (import.meta.main) {

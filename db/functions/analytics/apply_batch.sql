@@ -92,7 +92,7 @@ begin
         drop view if exists pg_temp.batch_events;
         create temp view batch_events as select * from pg_temp.deferred_claimed;
         perform analytics.apply_events();
-        drop view pg_temp.batch_events;
+        drop view if exists pg_temp.batch_events;
     end if;
     drop table pg_temp.deferred_claimed;
 

@@ -45,7 +45,9 @@ begin
                 category,
                 count(*) as events,
                 coalesce(sum(quantity) filter (where event_type = 'purchase'), 0) as units,
-                coalesce(sum(total_amount), 0) as revenue,
+                -- typed: on Citus an INSERT ... SELECT over core.events (the rebuild) writes
+                -- into the rollups without the column's numeric(24, 2), storing 0 for 0.00
+                coalesce(sum(total_amount), 0)::numeric(24, 2) as revenue,
                 max(event_time) as last_event_at
             from events
             group by hour_start, event_type, product_id, category
@@ -70,7 +72,7 @@ begin
             coalesce(bit_or(hour_bit) filter (where event_type = 'purchase'), 0)
                 as purchase_hours,
             count(*) filter (where event_type = 'purchase') as orders,
-            coalesce(sum(total_amount), 0) as revenue,
+            coalesce(sum(total_amount), 0)::numeric(24, 2) as revenue,
             min(event_time) filter (where event_type = 'purchase') as first_purchase_at,
             max(event_time) filter (where event_type = 'purchase') as last_purchase_at
         from (

@@ -34,7 +34,7 @@ begin
     drop view if exists pg_temp.batch_events;
     create temp view batch_events as select * from core.events;
     perform analytics.apply_events();
-    drop view pg_temp.batch_events;
+    drop view if exists pg_temp.batch_events;
 
     select coalesce(sum(events), 0) into v_events from analytics.rollup_daily;
     return jsonb_build_object(

@@ -26,13 +26,19 @@ begin
     -- the batch and against every committed (or concurrently committing) batch the first
     -- accepted row wins. Ordering by id also gives concurrent batches one lock order (no
     -- deadlock on shared ids) and walks the btree in order.
-    insert into core.event_ids (event_id, payload_hash, batch_id, line_no)
-    select c.event_id, c.payload_hash, coalesce(nullif(c.src_batch_id, 0), p_batch_id), c.line_no
-    from pg_temp.checked as c
-    where c.is_valid
-    order by c.event_id, c.line_no
-    on conflict do nothing;
-    get diagnostics v_claimed = row_count;
+    -- Counted with RETURNING: on Citus, ROW_COUNT after an INSERT ... SELECT ... ON CONFLICT
+    -- DO NOTHING is the number of rows selected, not inserted (citusdata/citus#3377).
+    with claimed as (
+        insert into core.event_ids (event_id, payload_hash, batch_id, line_no)
+        select c.event_id, c.payload_hash, coalesce(nullif(c.src_batch_id, 0), p_batch_id),
+            c.line_no
+        from pg_temp.checked as c
+        where c.is_valid
+        order by c.event_id, c.line_no
+        on conflict do nothing
+        returning 1
+    )
+    select count(*) into v_claimed from claimed;
 
     drop table if exists pg_temp.rejected;
     create temp table rejected (

@@ -29,6 +29,9 @@ begin
         raise exception 'unknown reason code(s): %', array_to_string(v_unknown, ', ')
             using errcode = '22023', hint = 'use the codes of docs/contract.md section 2';
     end if;
+    -- one replay at a time (a row lock would do, but Citus refuses SELECT ... FOR UPDATE in
+    -- distributed mode): a concurrent replay waits here, then sees what this one left
+    perform pg_advisory_xact_lock(hashtextextended('quality.replay', 0));
     v_table := ingest.create_stage(v_replay_id, 2, null);
 
     -- malformed rows have no fields to re-check: they stay as they are
@@ -43,7 +46,6 @@ begin
         and ($1 is null or d.reasons && $1)
         and ($2 is null or d.source = $2)
     order by d.dead_letter_id
-    for update
     $insert$, v_table) using p_reasons, p_source;
     get diagnostics v_rows = row_count;
 

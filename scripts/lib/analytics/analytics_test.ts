@@ -170,16 +170,19 @@ function ntile(n: number, k: number): number[] {
 
 async function expectedRfm(sql: Sql) {
   const rows = await sql.unsafe(`
-    select user_id,
-        count(*) as frequency,
-        sum(price * quantity)::numeric(24, 2) as monetary,
-        min(event_time) as first_purchase_at,
-        max(event_time) as last_purchase_at,
-        (select max(event_time) from core.events) as as_of,
-        extract(day from (select max(event_time) from core.events) - max(event_time))::int
-            as recency_days,
-        extract(epoch from max(event_time) - min(event_time)) as lifespan_seconds
-    from core.events where event_type = 'purchase' group by user_id order by user_id`);
+    with latest as materialized (select max(event_time) as as_of from core.events)
+    select p.*, l.as_of, extract(day from l.as_of - p.last_purchase_at)::int as recency_days
+    from (
+        select user_id,
+            count(*) as frequency,
+            sum(price * quantity)::numeric(24, 2) as monetary,
+            min(event_time) as first_purchase_at,
+            max(event_time) as last_purchase_at,
+            extract(epoch from max(event_time) - min(event_time)) as lifespan_seconds
+        from core.events where event_type = 'purchase' group by user_id
+    ) as p
+    cross join latest as l
+    order by p.user_id`);
   // deno-lint-ignore no-explicit-any
   type R = Record<string, any>;
   const users: R[] = [...rows];

@@ -1,7 +1,14 @@
 // Test support: each test file gets its own freshly migrated database on the dev server.
 import { config } from "../common/config.ts";
 import { connect, type Sql, withDatabase } from "../common/db.ts";
-import { applyDefinitions, createDatabase, dbmate } from "../../migrate.ts";
+import {
+  applyDefinitions,
+  citusWorkers,
+  createDatabase,
+  dbmate,
+  distribute,
+  withHost,
+} from "../../migrate.ts";
 
 const root = new URL("../../..", import.meta.url).pathname;
 
@@ -42,7 +49,10 @@ export async function testDb(
   await createDatabase(url);
   if (!opts.empty) await dbmate(await dbmatePath(), url, "up");
   const sql = connect({ url, max: 4 });
-  if (!opts.empty && !opts.migrationsOnly) await applyDefinitions(sql);
+  if (!opts.empty && !opts.migrationsOnly) {
+    await applyDefinitions(sql);
+    await distribute(sql);
+  }
   return {
     url,
     sql,
@@ -55,10 +65,13 @@ export async function testDb(
 }
 
 async function dropDatabase(base: string, name: string) {
-  const admin = connect({ url: withDatabase(base, "postgres"), max: 1 });
-  try {
-    await admin.unsafe(`drop database if exists "${name}" with (force)`);
-  } finally {
-    await admin.end({ timeout: 5 });
+  // on a Citus coordinator (CITUS_WORKERS), the workers hold the database too
+  for (const url of [base, ...citusWorkers().map((w) => withHost(base, w))]) {
+    const admin = connect({ url: withDatabase(url, "postgres"), max: 1 });
+    try {
+      await admin.unsafe(`drop database if exists "${name}" with (force)`);
+    } finally {
+      await admin.end({ timeout: 5 });
+    }
   }
 }

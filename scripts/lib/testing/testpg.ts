@@ -93,7 +93,7 @@ export async function startCluster(label: string): Promise<Cluster> {
     },
   };
   await cluster.start();
-  await createDatabase(url);
+  await createDatabase(url, []); // a plain node, whatever CITUS_WORKERS says
   await dbmate(await dbmatePath(), url, "up");
   const sql = connect({ url, max: 1 });
   try {
