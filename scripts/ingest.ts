@@ -30,7 +30,8 @@ After commit the file moves to processed/ (or rejected/ when its header is unusa
 
 Options:
   --once               drain the inbox and exit (default: keep watching)
-  --dir DIR            the inbox (default: $DATA_DIR/incoming); processed/ and rejected/ sit beside it
+  --dir DIR            the inbox, an existing directory (default: $DATA_DIR/incoming, created);
+                       processed/ and rejected/ are created beside it
   --give-up-after S    with --once: exit 1 when the database stays unreachable this long (default 60)
   -h, --help           show this help
 
@@ -276,6 +277,16 @@ async function main() {
       error: e.message,
     })
   );
+  if (values.dir !== undefined) {
+    // an explicit inbox must exist: a typo must not create directories and report success
+    const info = await Deno.stat(values.dir).catch(() => undefined);
+    if (!info?.isDirectory) {
+      console.error(
+        `error: --dir "${values.dir}" is not an existing directory: create it (mkdir -p) or fix the path`,
+      );
+      Deno.exit(2);
+    }
+  }
   const dirs = dirsFor(values.dir ?? `${cfg.DATA_DIR}/incoming`);
   await ensureDirs(dirs);
   const stop = new AbortController();

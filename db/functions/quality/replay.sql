@@ -26,7 +26,8 @@ begin
         where r <> all (ingest.reason_codes() || array['conflicting_duplicate'])
     );
     if cardinality(v_unknown) > 0 then
-        raise exception 'unknown reason code(s): %', array_to_string(v_unknown, ', ')
+        raise exception 'unknown reason code(s): %; valid codes: %', array_to_string(v_unknown, ', '),
+            array_to_string(ingest.reason_codes() || array['conflicting_duplicate'], ', ')
             using errcode = '22023', hint = 'use the codes of docs/contract.md section 2';
     end if;
     v_table := ingest.create_stage(v_replay_id, 2, null);
