@@ -5,7 +5,7 @@ DENO = $(shell $(STACK) deno)
 SCENARIO ?= steady
 SIZE ?= 1m
 
-.PHONY: help tools up down reset psql migrate test ok demo generate ingest report load-test bench soak
+.PHONY: help tools up down reset psql test demo load-test bench soak
 
 help: ## list the commands
 	@grep -E '^[a-z-]+:.*## ' Makefile | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
@@ -34,7 +34,7 @@ demo: up ## seeded files with anomalies -> ingest -> counts and report
 load-test: up ## k6 load test against deno task serve (SCENARIO=steady|mixed|spike|soak|smoke)
 	@bash load/run.sh $(SCENARIO)
 
-bench: up ## performance report: raw COPY vs ingest vs pgloader (SIZE=100k|1m|5m)
+bench: up ## performance report: raw COPY vs ingest vs pgloader (SIZE=100k|1m|5m; INSTALL_PEERS=1 apt-installs pgloader)
 	@$(DENO) run --allow-all bench/bench.ts --size $(SIZE)
 
 soak: up ## long fault-injection runs
