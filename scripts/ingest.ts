@@ -1,7 +1,7 @@
 // deno task ingest: loads every CSV dropped into the inbox exactly once, one transaction per
 // file, then moves it to processed/ (or rejected/). Watch mode by default; --once drains.
 import { parseFlags } from "./lib/common/cli.ts";
-import { type Config, config } from "./lib/common/config.ts";
+import { type Config, config, INSECURE_DEFAULTS } from "./lib/common/config.ts";
 import { reportInbox } from "./lib/analytics/analytics.ts";
 import { absorbDriverCrashes, connect, type Sql } from "./lib/common/db.ts";
 import {
@@ -272,6 +272,11 @@ async function main() {
   }
   const cfg = config();
   const log = logger("ingest");
+  if (cfg.EMAIL_HASH_KEY === INSECURE_DEFAULTS.EMAIL_HASH_KEY) {
+    log.warn(
+      "EMAIL_HASH_KEY is the default: set a secret before real data arrives (hashes made with it cannot be re-keyed later)",
+    );
+  }
   absorbDriverCrashes((e) =>
     log.warn("database driver failed on a lost connection: the batch will be retried", {
       error: e.message,

@@ -90,6 +90,14 @@ export function createApp(deps: AppDeps): App {
     analytics: cfg.HTTP_ANALYTICS,
   });
   const analytics = createAnalyticsHandler({ analyst: deps.analyst, catalog });
+  // READ_KEYS set: analytics and dashboard data need one of them (the page itself holds none)
+  const readKeys = cfg.READ_KEYS.trim() === ""
+    ? undefined
+    : new ApiKeys(cfg.READ_KEYS, "READ_KEYS", "analytics");
+  const reader = (h: Handler): Handler => (req, url, params) => {
+    readKeys?.authenticate(req.headers.get("authorization"));
+    return h(req, url, params);
+  };
   const dashboard = createDashboard({
     analyst: deps.analyst,
     catalog,
@@ -180,25 +188,25 @@ export function createApp(deps: AppDeps): App {
       method: "GET",
       pattern: /^\/v1\/analytics\/?$/,
       label: "/v1/analytics",
-      handler: async () => json(200, await analytics.list()),
+      handler: reader(async () => json(200, await analytics.list())),
     },
     {
       method: "GET",
       pattern: /^\/v1\/analytics\/([^/]+)$/,
       label: "/v1/analytics/:view",
-      handler: async (_req, url, [view]) => {
+      handler: reader(async (_req, url, [view]) => {
         let name = view; // undecodable: looked up as is, and not found
         try {
           name = decodeURIComponent(view);
         } catch { /* keep the raw text */ }
         return json(200, await analytics.rows(name, url.searchParams));
-      },
+      }),
     },
     {
       method: "GET",
       pattern: /^\/v1\/dashboard$/,
       label: "/v1/dashboard",
-      handler: async () => json(200, await dashboard.data()),
+      handler: reader(async () => json(200, await dashboard.data())),
     },
     { method: "GET", pattern: /^\/$/, label: "/", handler: () => asset("/") },
     {

@@ -59,6 +59,19 @@ export const variables = {
     }),
   },
   ANALYTICS_INTERVAL_MS: { default: "250", schema: positiveInt("ANALYTICS_INTERVAL_MS") },
+  // #14 production: where serve listens, read keys, the demo override
+  SERVE_HOST: { default: "127.0.0.1", schema: z.string().min(1) },
+  READ_KEYS: { default: "", schema: z.string() },
+  ALLOW_INSECURE_DEFAULTS: {
+    default: "0",
+    schema: z.enum(["0", "1"], { error: "ALLOW_INSECURE_DEFAULTS must be 0 or 1" }),
+  },
+} as const;
+
+/** Defaults that are fine on a laptop and must never face a network. */
+export const INSECURE_DEFAULTS = {
+  API_KEYS: variables.API_KEYS.default,
+  EMAIL_HASH_KEY: variables.EMAIL_HASH_KEY.default,
 } as const;
 
 type Vars = typeof variables;
