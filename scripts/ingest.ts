@@ -20,6 +20,7 @@ import {
   settings,
 } from "./lib/ingest/loader.ts";
 import { type Logger, logger } from "./lib/common/log.ts";
+import { maintain, type MaintenanceResult } from "./lib/maintain/maintain.ts";
 import { backoffMs, CircuitBreaker, isTransient, sleep } from "./lib/common/retry.ts";
 
 const HELP = `Usage: deno task ingest [--once] [--dir DIR] [--give-up-after S]
@@ -44,6 +45,8 @@ export interface IngesterOptions {
   cfg: Config;
   log: Logger;
   signal?: AbortSignal;
+  /** the clock for maintenance (tests pass a fake one) */
+  clock?: () => Date;
 }
 
 export interface DrainSummary {
@@ -62,6 +65,29 @@ export class Ingester {
   constructor(readonly o: IngesterOptions) {
     this.breaker = new CircuitBreaker(o.cfg.BREAKER_THRESHOLD);
     this.#settings = settings(o.cfg);
+  }
+
+  #lastMaintenance = -Infinity;
+
+  /**
+   * In watch mode, every MAINTAIN_INTERVAL_MINUTES (0: never): retention and partitions
+   * ahead (deno task maintain). Returns the result when it ran. A failure is logged, not fatal.
+   */
+  async maintainIfDue(): Promise<MaintenanceResult | undefined> {
+    const every = this.o.cfg.MAINTAIN_INTERVAL_MINUTES * 60_000;
+    const now = (this.o.clock ?? (() => new Date()))();
+    if (every === 0 || now.getTime() - this.#lastMaintenance < every) return undefined;
+    this.#lastMaintenance = now.getTime();
+    try {
+      const r = await maintain(this.o.sql, this.o.dirs, now);
+      this.o.log.info("maintenance done", { ...r });
+      return r;
+    } catch (error) {
+      this.o.log.warn("maintenance failed: retried at the next interval", {
+        error: (error as Error).message,
+      });
+      return undefined;
+    }
   }
 
   get stopping(): boolean {
@@ -242,6 +268,7 @@ export class Ingester {
     })();
     log.info("watching inbox", { dir: dirs.inbox });
     while (!this.stopping) {
+      await this.maintainIfDue();
       if (pending) {
         pending = false;
         await this.drain();

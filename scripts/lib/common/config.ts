@@ -62,6 +62,12 @@ export const variables = {
   // #14 production: where serve listens, read keys, the demo override
   SERVE_HOST: { default: "127.0.0.1", schema: z.string().min(1) },
   READ_KEYS: { default: "", schema: z.string() },
+  MAINTAIN_INTERVAL_MINUTES: {
+    default: "60",
+    schema: z.coerce.number({ error: "MAINTAIN_INTERVAL_MINUTES must be a whole number" }).int(
+      "MAINTAIN_INTERVAL_MINUTES must be a whole number",
+    ).min(0, "MAINTAIN_INTERVAL_MINUTES must be 0 (never) or more"),
+  },
   ALLOW_INSECURE_DEFAULTS: {
     default: "0",
     schema: z.enum(["0", "1"], { error: "ALLOW_INSECURE_DEFAULTS must be 0 or 1" }),
