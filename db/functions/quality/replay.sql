@@ -37,7 +37,7 @@ begin
     insert into %s
     select d.line_no, d.event_id, d.event_time, d.event_type, d.user_id, d.session_id,
         d.product_id, d.category, d.price, d.quantity, d.currency, d.device, d.traffic_source,
-        d.payment_method, d.search_query, d.user_email, d.schema_version, d.batch_id,
+        d.payment_method, d.search_query, core.unseal_email(d.user_email_sealed), d.schema_version, d.batch_id,
         d.dead_letter_id
     from quality.dead_letter as d
     where d.raw_line is null
