@@ -68,6 +68,16 @@ export const variables = {
       "MAINTAIN_INTERVAL_MINUTES must be a whole number",
     ).min(0, "MAINTAIN_INTERVAL_MINUTES must be 0 (never) or more"),
   },
+  INGEST_METRICS_PORT: {
+    default: "0",
+    schema: z.coerce.number({ error: "INGEST_METRICS_PORT must be a port number" }).int(
+      "INGEST_METRICS_PORT must be a port number",
+    ).min(0, "INGEST_METRICS_PORT must be 0 (off) to 65535").max(
+      65535,
+      "INGEST_METRICS_PORT must be 0 (off) to 65535",
+    ),
+  },
+  INGEST_METRICS_HOST: { default: "127.0.0.1", schema: z.string().min(1) },
   ALLOW_INSECURE_DEFAULTS: {
     default: "0",
     schema: z.enum(["0", "1"], { error: "ALLOW_INSECURE_DEFAULTS must be 0 or 1" }),
