@@ -141,6 +141,7 @@ export function createApp(deps: AppDeps): App {
       t.dbRows.set({ outcome: "invalid" }, s.invalid);
       t.dbRows.set({ outcome: "duplicate" }, s.duplicates);
       t.dbBatches.set({}, s.batches);
+      t.queueAge.set({}, Number(s.analytics_queue_age_seconds ?? 0));
       t.files.reset();
       for (const status of ["loading", "done", "empty", "rejected"]) {
         t.files.set({ status }, s.files[status] ?? 0);
@@ -156,7 +157,9 @@ export function createApp(deps: AppDeps): App {
     } catch (error) {
       // process figures are still worth a scrape; database ones are left out, not stale
       t.databaseUp.set({}, 0);
-      for (const g of [t.dbRows, t.dbBatches, t.files, t.lastBatchAge, t.lastBatchValidity]) {
+      for (
+        const g of [t.dbRows, t.dbBatches, t.files, t.lastBatchAge, t.lastBatchValidity, t.queueAge]
+      ) {
         g.reset();
       }
       log.debug("metrics: database unreachable", { error: (error as Error).message });

@@ -79,6 +79,10 @@ export function createTelemetry() {
       "pipeline_analytics_deferred_lag_seconds",
       "At the last round that applied anything: seconds since its oldest batch committed",
     ),
+    queueAge: registry.gauge(
+      "pipeline_analytics_queue_age_seconds",
+      "Age of the oldest HTTP batch waiting for the analytics rollups (0: none waiting)",
+    ),
     inbox: registry.gauge(
       "pipeline_inbox_files",
       "Files waiting in the inbox (DATA_DIR/incoming, not *.tmp nor dotfiles)",
