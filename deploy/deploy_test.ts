@@ -35,7 +35,7 @@ Deno.test("Dockerfile: official Deno image at the pinned version, non-root, sour
 Deno.test("compose services: ingest, serve and migrate run scripts that exist, with secrets required", async () => {
   const file = await read("deploy/docker-compose.app.yml");
   const body = file.slice(file.indexOf("\nservices:\n"));
-  const services = [...body.matchAll(/^  ([a-z]+):$/gm)].map((m) => m[1]);
+  const services = [...body.matchAll(/^ {2}([a-z]+):$/gm)].map((m) => m[1]);
   assertEquals(services, ["migrate", "ingest", "serve"]);
   for (const m of file.matchAll(/command: \["(scripts\/[a-z_]+\.ts)"/g)) {
     assert(await exists(m[1]), m[1]);

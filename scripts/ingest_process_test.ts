@@ -62,7 +62,7 @@ Deno.test("ingest --metrics-port serves its counters; SIGTERM stops it cleanly (
     await Deno.writeTextFile(join(inbox, "a.csv.tmp"), lines.join("\n"));
     await Deno.rename(join(inbox, "a.csv.tmp"), join(inbox, "a.csv"));
     await Deno.writeTextFile(join(inbox, "b.csv"), "no,header,here\n1,2,3\n");
-    await until(async () => [...Deno.readDirSync(inbox)].length === 0, "the inbox to drain");
+    await until(() => [...Deno.readDirSync(inbox)].length === 0, "the inbox to drain");
 
     const res = await fetch(`http://127.0.0.1:${PORT}/metrics`);
     assertEquals(res.status, 200);
