@@ -5,7 +5,7 @@ const positiveInt = (name: string) =>
   z.coerce.number({ error: `${name} must be a whole number` }).int(`${name} must be a whole number`)
     .positive(`${name} must be greater than 0`);
 
-/** Every variable, its default and its form; the README configuration table mirrors this. */
+/** Every variable, its default and its form; docs/configuration.md mirrors this. */
 export const variables = {
   DATABASE_URL: {
     default: "postgres://postgres:postgres@127.0.0.1:5433/ecommerce",
