@@ -335,11 +335,6 @@ async function main() {
   }
   const cfg = config();
   const log = logger("ingest");
-  if (cfg.EMAIL_HASH_KEY === INSECURE_DEFAULTS.EMAIL_HASH_KEY) {
-    log.warn(
-      "EMAIL_HASH_KEY is the default: set a secret before real data arrives (hashes made with it cannot be re-keyed later)",
-    );
-  }
   absorbDriverCrashes((e) =>
     log.warn("database driver failed on a lost connection: the batch will be retried", {
       error: e.message,
@@ -357,6 +352,12 @@ async function main() {
   }
   const dirs = dirsFor(values.dir ?? `${cfg.DATA_DIR}/incoming`);
   await ensureDirs(dirs);
+  if (cfg.EMAIL_HASH_KEY === INSECURE_DEFAULTS.EMAIL_HASH_KEY) {
+    log.warn(
+      "EMAIL_HASH_KEY is the default: set a secret before real data arrives (hashes made with it cannot be re-keyed later)",
+    );
+  }
+
   const stop = new AbortController();
   for (const sig of ["SIGINT", "SIGTERM"] as const) {
     Deno.addSignalListener(sig, () => {

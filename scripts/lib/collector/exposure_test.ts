@@ -98,6 +98,11 @@ Deno.test("serve.ts refuses 0.0.0.0 with the defaults (exit 2, one line) and sta
       if (done) break;
       seen += value;
     }
+    // an answered request means serve.ts is past its start-up (signal handlers installed)
+    const health = await fetch(
+      `http://127.0.0.1:${/listening url=http:\/\/[^:]+:(\d+)\//.exec(seen)![1]}/health`,
+    );
+    await health.body?.cancel();
     child.kill("SIGTERM");
     for (;;) {
       const { done, value } = await reader.read();
