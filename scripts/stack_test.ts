@@ -187,7 +187,15 @@ Deno.test("as root, a checkout under a mode-700 directory runs its embedded serv
     const r = await run("cp", ["-a", join(root, f), join(repo, f)], {});
     assertEquals(r.code, 0, r.stderr);
   }
-  await Deno.symlink(await Deno.realPath(join(root, ".tools")), join(repo, ".tools"));
+  // .tools inside the private directory too (its entries link to the shared install): the
+  // server user can reach neither the data nor the binaries through the checkout
+  const tools = await Deno.realPath(join(root, ".tools", "node_modules"));
+  await Deno.mkdir(join(repo, ".tools", "node_modules"), { recursive: true });
+  for (const e of Deno.readDirSync(tools)) {
+    if (e.isDirectory) {
+      await Deno.symlink(join(tools, e.name), join(repo, ".tools", "node_modules", e.name));
+    }
+  }
   const env = {
     PATH: Deno.env.get("PATH")!,
     PGPORT: String(freePort()),
@@ -198,6 +206,11 @@ Deno.test("as root, a checkout under a mode-700 directory runs its embedded serv
     const up = await stack(["up"], env, repo);
     assertEquals(up.code, 0, up.stderr);
     assert(new RegExp(`cannot traverse ${repo}.*live in ${home}`).test(up.stderr), up.stderr);
+    assert(up.stderr.includes(`copying the PostgreSQL binaries to ${home}/native`), up.stderr);
+    // a second make up finds the server running, from the same place
+    const again = await stack(["up"], env, repo);
+    assertEquals(again.code, 0, again.stderr);
+    assert(/PostgreSQL already running/.test(again.stderr), again.stderr);
     assert((await Deno.stat(join(home, "postgres", "PG_VERSION"))).isFile);
     const sql = connect({
       url: `postgres://postgres:postgres@127.0.0.1:${env.PGPORT}/ecommerce`,
@@ -212,6 +225,10 @@ Deno.test("as root, a checkout under a mode-700 directory runs its embedded serv
     const reset = await stack(["reset"], env, repo);
     assertEquals(reset.code, 0, reset.stderr);
     assertEquals(await Deno.stat(home).then(() => true, () => false), false);
+    // ... and the server was stopped first
+    const answered = await Deno.connect({ hostname: "127.0.0.1", port: Number(env.PGPORT) })
+      .then((c) => (c.close(), true), () => false);
+    assertEquals(answered, false);
   } finally {
     await stack(["reset"], env, repo);
     await Deno.remove(outer, { recursive: true });
