@@ -171,9 +171,13 @@ compose_cmd() {
   fi
 }
 
+need_compose() {
+  compose_cmd || die "PIPELINE_DB=docker but neither the compose plugin ('docker compose') nor 'docker-compose' is installed: install one (Debian: apt-get install docker-compose-plugin), or use PIPELINE_DB=embedded"
+}
+
 compose() {
   local cmd
-  cmd="$(compose_cmd)" || die "a Docker engine answers but neither the compose plugin ('docker compose') nor 'docker-compose' is installed: install one (Debian: apt-get install docker-compose-plugin), or use PIPELINE_DB=embedded"
+  cmd="$(need_compose)"
   # shellcheck disable=SC2086
   PGPORT="$PG_PORT" $cmd -f "$ROOT/docker-compose.yml" "$@"
 }
@@ -302,7 +306,9 @@ cmd_up() {
     say "external database at $PG_HOST:$PG_PORT (not started by this project): migrating only"
     ;;
   docker)
-    say "Docker engine found: starting postgres:18 with $(compose_cmd || echo compose)"
+    local cmd
+    cmd="$(need_compose)"
+    say "starting postgres:18 with $cmd"
     compose up -d --wait
     ;;
   embedded) embedded_up ;;
