@@ -5,6 +5,7 @@ import { loadConfig } from "../common/config.ts";
 import { connect } from "../common/db.ts";
 import { logger } from "../common/log.ts";
 import { testDb } from "../testing/testdb.ts";
+import { eventsCsv } from "../testing/fixtures.ts";
 import { createApp } from "./app.ts";
 import { loadAssets } from "./dashboard.ts";
 import { checkExposure, isLoopback } from "./exposure.ts";
@@ -177,6 +178,48 @@ Deno.test("READ_KEYS: analytics and dashboard data need a read key; events keys 
     );
     assertEquals(posted.status, 401);
     await posted.body?.cancel();
+  } finally {
+    await app.deferred?.stop();
+    await Promise.all([ingest.end({ timeout: 2 }), analyst.end({ timeout: 2 })]);
+    await db.drop();
+    await Deno.remove(dir, { recursive: true });
+  }
+});
+
+Deno.test("/metrics: pipeline_analytics_queue_age_seconds is the age of the oldest deferred batch, 0 when none", async () => {
+  const db = await testDb("queue_age");
+  const dir = await Deno.makeTempDir({ prefix: "queue_age_" });
+  const cfg = loadConfig({
+    DATABASE_URL: db.url,
+    API_KEYS: "write-key-1",
+    DATA_DIR: dir,
+    LOG_DIR: `${dir}/logs`,
+  });
+  const ingest = connect({ url: db.url, role: "pipeline_ingest", max: 2 });
+  const analyst = connect({ url: db.url, role: "pipeline_analyst", max: 2 });
+  const log = logger("serve", { level: "error", dir: `${dir}/logs`, quiet: true });
+  const app = createApp({ cfg, ingest, analyst, log });
+  const age = async () => {
+    const text = await (await app.fetch(new Request("http://collector.test/metrics"))).text();
+    return Number(/^pipeline_analytics_queue_age_seconds (\S+)$/m.exec(text)![1]);
+  };
+  try {
+    assertEquals(await age(), 0);
+    const posted = await app.fetch(
+      new Request("http://collector.test/v1/events", {
+        method: "POST",
+        body: eventsCsv(2),
+        headers: { "content-type": "text/csv", authorization: "Bearer write-key-1" },
+      }),
+    );
+    assertEquals(posted.status, 200);
+    await posted.body?.cancel();
+    // the batch waits (no rounds started); make it two minutes old
+    await db.sql`update ingest.deferred_batches set queued_at = now() - interval '120 seconds'`;
+    const old = await age();
+    assert(old >= 120 && old < 3600, `queue age ${old}`);
+    await app.deferred!.flush();
+    assertEquals(await age(), 0);
   } finally {
     await app.deferred?.stop();
     await Promise.all([ingest.end({ timeout: 2 }), analyst.end({ timeout: 2 })]);
