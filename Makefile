@@ -20,7 +20,7 @@ else
 $(error CLUSTER=$(CLUSTER): use CLUSTER=citus, or leave it unset for the single node)
 endif
 
-.PHONY: help tools up down reset psql migrate test ok demo generate ingest report load-test bench soak
+.PHONY: help tools up down reset psql test demo load-test bench soak
 
 help: ## list the commands
 	@grep -E '^[a-z-]+:.*## ' Makefile | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
@@ -49,7 +49,7 @@ demo: up ## seeded files with anomalies -> ingest -> counts and report
 load-test: up ## k6 load test against deno task serve (SCENARIO=steady|mixed|spike|soak|smoke)
 	@bash load/run.sh $(SCENARIO)
 
-bench: up ## performance report: raw COPY vs ingest vs pgloader (SIZE=100k|1m|5m); CLUSTER=citus: single node vs Citus
+bench: up ## performance report: raw COPY vs ingest vs pgloader (SIZE=100k|1m|5m; INSTALL_PEERS=1 apt-installs pgloader); CLUSTER=citus: single node vs Citus
 ifeq ($(CLUSTER),citus)
 	@env -u DATABASE_URL -u CITUS_WORKERS $(STACK) up
 	@$(DENO) run --allow-all bench/citus.ts --size $(SIZE) --single "$$(env -u DATABASE_URL $(STACK) url)"

@@ -15,7 +15,7 @@ const HELP = `Usage: make bench [SIZE=100k|1m|5m]   (deno run -A bench/bench.ts 
 Options:
   --size S         rows in the main file: 100k, 1m or 5m (default 1m)
   --reps N         repetitions per measurement, median reported (default 3)
-  --skip-pgloader  do not run the pgloader peer
+  --skip-pgloader  do not run the pgloader peer (never installed unless INSTALL_PEERS=1)
   --skip-scaling   do not run the scaling and freshness parts
   -h, --help       show this help`;
 
@@ -237,8 +237,15 @@ async function pgloader(path: string, bytes: number, label: string) {
     bytes,
     runs: [],
   };
+  if (!(await has("pgloader")) && Deno.env.get("INSTALL_PEERS") !== "1") {
+    m.note =
+      "pgloader is not installed: install it (Debian: apt-get install pgloader) or run INSTALL_PEERS=1 make bench";
+    console.error(`bench: ${m.note}; skipped`);
+    record(m);
+    return;
+  }
   if (!(await has("pgloader"))) {
-    console.error("bench: installing pgloader (Debian package)");
+    console.error("bench: INSTALL_PEERS=1: installing pgloader (Debian package)");
     const ok = await new Deno.Command("bash", {
       args: [
         "-c",
@@ -356,7 +363,8 @@ async function freshness(n = 30, rowsPerFile = 500, everyMs = 500) {
 
 async function scaling() {
   const out: Record<string, unknown>[] = [];
-  for (const n of [10_000, 100_000, 1_000_000]) {
+  // SIZE bounds every generated file: single files up to SIZE rows, then 8 files of SIZE/10
+  for (const n of [10_000, 100_000, 1_000_000].filter((n) => n <= rows)) {
     const d = await dataset(n, 7);
     const sql = await freshDb();
     const { seconds } = await ingestOnce([d.path]);
@@ -368,8 +376,9 @@ async function scaling() {
       rows_per_s: Math.round(n / seconds),
     });
   }
-  // 8 files of 100k rows, 1 vs 2 ingesters
-  const splitDir = join(dataDir, "8x100k");
+  // 8 files of SIZE/10 rows, 1 vs 2 ingesters
+  const per = Math.max(1, Math.floor(rows / 10));
+  const splitDir = join(dataDir, `8x${per}`);
   let files: string[];
   try {
     files = [...Deno.readDirSync(splitDir)].filter((e) => e.name.endsWith(".csv"))
@@ -379,7 +388,7 @@ async function scaling() {
     await Deno.remove(splitDir, { recursive: true }).catch(() => {});
     const m = await generate({
       files: 8,
-      events: 100_000,
+      events: per,
       seed: 4321,
       anomalyRate: 0,
       duplicateRate: 0,
@@ -393,10 +402,10 @@ async function scaling() {
     const { seconds } = await ingestOnce(files, parallel);
     await sql.end();
     out.push({
-      case: `8 files x 100k rows, ${parallel} ingester(s)`,
-      rows: 800_000,
+      case: `8 files x ${per} rows, ${parallel} ingester(s)`,
+      rows: 8 * per,
       seconds,
-      rows_per_s: Math.round(800_000 / seconds),
+      rows_per_s: Math.round((8 * per) / seconds),
     });
   }
   return out;

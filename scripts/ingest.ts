@@ -1,7 +1,7 @@
 // deno task ingest: loads every CSV dropped into the inbox exactly once, one transaction per
 // file, then moves it to processed/ (or rejected/). Watch mode by default; --once drains.
 import { parseFlags } from "./lib/common/cli.ts";
-import { type Config, config } from "./lib/common/config.ts";
+import { type Config, config, INSECURE_DEFAULTS } from "./lib/common/config.ts";
 import { reportInbox } from "./lib/analytics/analytics.ts";
 import { absorbDriverCrashes, connect, type Sql } from "./lib/common/db.ts";
 import {
@@ -20,9 +20,15 @@ import {
   settings,
 } from "./lib/ingest/loader.ts";
 import { type Logger, logger } from "./lib/common/log.ts";
+import { maintain, type MaintenanceResult } from "./lib/maintain/maintain.ts";
+import {
+  createIngestTelemetry,
+  type IngestTelemetry,
+  renderIngestMetrics,
+} from "./lib/ingest/telemetry.ts";
 import { backoffMs, CircuitBreaker, isTransient, sleep } from "./lib/common/retry.ts";
 
-const HELP = `Usage: deno task ingest [--once] [--dir DIR] [--give-up-after S]
+const HELP = `Usage: deno task ingest [--once] [--dir DIR] [--give-up-after S] [--metrics-port N]
 
 Loads CSV files from the inbox into PostgreSQL, exactly once per content (SHA-256).
 Each file is one transaction: COPY, validation, dedupe, events, dead letter, metrics, ledger.
@@ -30,12 +36,18 @@ After commit the file moves to processed/ (or rejected/ when its header is unusa
 
 Options:
   --once               drain the inbox and exit (default: keep watching)
-  --dir DIR            the inbox (default: $DATA_DIR/incoming); processed/ and rejected/ sit beside it
+  --dir DIR            the inbox, an existing directory (default: $DATA_DIR/incoming, created);
+                       processed/ and rejected/ are created beside it
   --give-up-after S    with --once: exit 1 when the database stays unreachable this long (default 60)
+  --metrics-port N     serve Prometheus metrics on http://INGEST_METRICS_HOST:N/metrics
+                       (default: INGEST_METRICS_PORT, 0 = off)
   -h, --help           show this help
 
 Exit code: 0 when every file was handled (bad rows are not failures), 1 when a file could not
-be processed or the database stayed unreachable, 2 for bad flags or configuration.`;
+be processed or the database stayed unreachable, 2 for bad flags or configuration.
+In watch mode, maintenance (retention, partitions ahead: deno task maintain) runs every
+MAINTAIN_INTERVAL_MINUTES (default 60; 0 = never).
+SIGINT/SIGTERM: finish the file in hand (its transaction commits or rolls back), then exit 0.`;
 
 export interface IngesterOptions {
   dirs: Dirs;
@@ -43,6 +55,10 @@ export interface IngesterOptions {
   cfg: Config;
   log: Logger;
   signal?: AbortSignal;
+  /** the clock for maintenance (tests pass a fake one) */
+  clock?: () => Date;
+  /** this process's counters, served on --metrics-port */
+  telemetry?: IngestTelemetry;
 }
 
 export interface DrainSummary {
@@ -61,6 +77,30 @@ export class Ingester {
   constructor(readonly o: IngesterOptions) {
     this.breaker = new CircuitBreaker(o.cfg.BREAKER_THRESHOLD);
     this.#settings = settings(o.cfg);
+  }
+
+  #lastMaintenance = -Infinity;
+
+  /**
+   * In watch mode, every MAINTAIN_INTERVAL_MINUTES (0: never): retention and partitions
+   * ahead (deno task maintain). Returns the result when it ran. A failure is logged, not fatal.
+   */
+  async maintainIfDue(): Promise<MaintenanceResult | undefined> {
+    const every = this.o.cfg.MAINTAIN_INTERVAL_MINUTES * 60_000;
+    const now = (this.o.clock ?? (() => new Date()))();
+    if (every === 0 || now.getTime() - this.#lastMaintenance < every) return undefined;
+    this.#lastMaintenance = now.getTime();
+    try {
+      const r = await maintain(this.o.sql, this.o.dirs, now);
+      this.o.telemetry?.maintenance.set({}, Date.now() / 1000);
+      this.o.log.info("maintenance done", { ...r });
+      return r;
+    } catch (error) {
+      this.o.log.warn("maintenance failed: retried at the next interval", {
+        error: (error as Error).message,
+      });
+      return undefined;
+    }
   }
 
   get stopping(): boolean {
@@ -125,6 +165,7 @@ export class Ingester {
         }
         if (!isTransient(error)) {
           this.failed.set(entry.name, entry.mtime);
+          this.o.telemetry?.files.inc({ outcome: "failed" });
           log.error("file failed: left in the inbox; fix the cause, then touch or re-drop it", {
             file: entry.name,
             error: (error as Error).message,
@@ -147,7 +188,10 @@ export class Ingester {
           });
           await sleep(wait, this.o.signal);
         }
-        if (Date.now() - started > giveUpAfterMs) return "failed";
+        if (Date.now() - started > giveUpAfterMs) {
+          this.o.telemetry?.files.inc({ outcome: "failed" });
+          return "failed";
+        }
       }
     }
   }
@@ -174,6 +218,7 @@ export class Ingester {
   async #finish(entry: Entry, r: LoadResult) {
     const { log, dirs } = this.o;
     if (r.outcome !== "busy") crashPoint("after-commit");
+    this.#count(r);
     switch (r.outcome) {
       case "busy":
         log.debug("file held by another ingester", { file: entry.name });
@@ -229,6 +274,23 @@ export class Ingester {
     }
   }
 
+  #count(r: LoadResult) {
+    const t = this.o.telemetry;
+    if (!t || r.outcome === "busy") return;
+    const outcome =
+      r.outcome === "rejected" || r.outcome === "duplicate_file" || r.outcome === "empty"
+        ? r.outcome
+        : "loaded";
+    t.files.inc({ outcome });
+    t.lastFile.set({}, Date.now() / 1000);
+    if (outcome === "loaded") t.fileDuration.observe({}, r.totalMs / 1000);
+    if (r.result) {
+      t.rows.inc({ outcome: "valid" }, r.result.valid);
+      t.rows.inc({ outcome: "invalid" }, r.result.invalid);
+      t.rows.inc({ outcome: "duplicate" }, r.result.duplicates);
+    }
+  }
+
   /** Drains, then waits for file-system events (and rescans every few seconds as a net). */
   async watch(): Promise<void> {
     const { log, dirs, cfg } = this.o;
@@ -251,6 +313,7 @@ export class Ingester {
     })();
     log.info("watching inbox", { dir: dirs.inbox });
     while (!this.stopping) {
+      await this.maintainIfDue();
       if (pending) {
         pending = false;
         await this.drain();
@@ -271,6 +334,7 @@ async function main() {
     once: { type: "boolean", default: false },
     dir: { type: "string" },
     "give-up-after": { type: "string", default: "60" },
+    "metrics-port": { type: "string" },
   }, HELP);
   const giveUp = Number(values["give-up-after"]);
   if (!Number.isFinite(giveUp) || giveUp <= 0) {
@@ -286,8 +350,24 @@ async function main() {
       error: e.message,
     })
   );
+  if (values.dir !== undefined) {
+    // an explicit inbox must exist: a typo must not create directories and report success
+    const info = await Deno.stat(values.dir).catch(() => undefined);
+    if (!info?.isDirectory) {
+      console.error(
+        `error: --dir "${values.dir}" is not an existing directory: create it (mkdir -p) or fix the path`,
+      );
+      Deno.exit(2);
+    }
+  }
   const dirs = dirsFor(values.dir ?? `${cfg.DATA_DIR}/incoming`);
   await ensureDirs(dirs);
+  if (cfg.EMAIL_HASH_KEY === INSECURE_DEFAULTS.EMAIL_HASH_KEY) {
+    log.warn(
+      "EMAIL_HASH_KEY is the default: set a secret before real data arrives (hashes made with it cannot be re-keyed later)",
+    );
+  }
+
   const stop = new AbortController();
   for (const sig of ["SIGINT", "SIGTERM"] as const) {
     Deno.addSignalListener(sig, () => {
@@ -296,8 +376,32 @@ async function main() {
       stop.abort();
     });
   }
+  const metricsPort = values["metrics-port"] === undefined
+    ? cfg.INGEST_METRICS_PORT
+    : Number(values["metrics-port"]);
+  if (!Number.isInteger(metricsPort) || metricsPort < 0 || metricsPort > 65535) {
+    console.error(
+      `error: --metrics-port must be a whole number from 0 (off) to 65535 (got "${
+        values["metrics-port"]
+      }")`,
+    );
+    Deno.exit(2);
+  }
   const sql = connect({ max: 2 });
-  const ingester = new Ingester({ dirs, sql, cfg, log, signal: stop.signal });
+  const telemetry = createIngestTelemetry();
+  const metrics = metricsPort === 0 ? undefined : Deno.serve(
+    {
+      port: metricsPort,
+      hostname: cfg.INGEST_METRICS_HOST,
+      onListen: ({ hostname, port }) =>
+        log.info("metrics listening", { url: `http://${hostname}:${port}/metrics` }),
+    },
+    (req) =>
+      new URL(req.url).pathname === "/metrics"
+        ? renderIngestMetrics(telemetry, sql, dirs.inbox)
+        : new Response("only /metrics here\n", { status: 404 }),
+  );
+  const ingester = new Ingester({ dirs, sql, cfg, log, signal: stop.signal, telemetry });
   let code = 0;
   try {
     if (values.once) {
@@ -308,8 +412,10 @@ async function main() {
       await ingester.watch();
     }
   } finally {
+    await metrics?.shutdown();
     await sql.end({ timeout: 5 });
   }
+  log.info("stopped", { exit_code: code });
   Deno.exit(code);
 }
 

@@ -1,7 +1,7 @@
 // Brings a database to the current schema: waits for the server, creates the database,
 // runs dbmate migrations (state: tables, indexes, roles, data), then re-creates every function
 // (db/functions) and view (db/views) from their repeatable files.
-import { parseArgs } from "node:util";
+import { parseFlags } from "./lib/common/cli.ts";
 import { config } from "./lib/common/config.ts";
 import { connect, type Sql, withDatabase } from "./lib/common/db.ts";
 
@@ -110,11 +110,19 @@ export async function dbmateIn(
 ): Promise<string> {
   const u = new URL(url);
   if (!u.searchParams.has("sslmode")) u.searchParams.set("sslmode", "disable");
-  const out = await new Deno.Command(bin, {
-    args: ["--url", u.toString(), "--migrations-dir", dir, "--no-dump-schema", ...args],
-    stdout: "piped",
-    stderr: "piped",
-  }).output();
+  let out: Deno.CommandOutput;
+  try {
+    out = await new Deno.Command(bin, {
+      args: ["--url", u.toString(), "--migrations-dir", dir, "--no-dump-schema", ...args],
+      stdout: "piped",
+      stderr: "piped",
+    }).output();
+  } catch (error) {
+    throw new Error(
+      `cannot run dbmate "${bin}" (${(error as Error).message}): install dbmate, ` +
+        "or run deno task migrate without --dbmate to install it into .tools/",
+    );
+  }
   const text = new TextDecoder().decode(out.stdout) + new TextDecoder().decode(out.stderr);
   if (!out.success) throw new Error(`dbmate ${args.join(" ")} failed: ${text.trim()}`);
   return text;
@@ -260,26 +268,69 @@ export async function distribute(sql: Sql): Promise<string | null> {
   return r.done as string;
 }
 
-if (import.meta.main) {
-  const { values } = parseArgs({
-    args: Deno.args,
-    options: { dbmate: { type: "string", default: "dbmate" }, help: { type: "boolean" } },
+/** The dbmate binary: PATH, else .tools/ (installed from npm on first use by scripts/stack.sh). */
+export async function findDbmate(): Promise<string> {
+  const out = await new Deno.Command("bash", {
+    args: [`${root}scripts/stack.sh`, "dbmate"],
+    stdout: "piped",
+    stderr: "piped",
+  }).output().catch((error) => {
+    throw new Error(`cannot run scripts/stack.sh to find dbmate (${(error as Error).message})`);
   });
-  if (values.help) {
-    console.log(
-      "usage: deno task migrate [--dbmate PATH]\n\nCreates the database, runs dbmate up, re-creates db/functions and db/views.",
+  const text = new TextDecoder().decode(out.stdout).trim();
+  if (!out.success || text === "") {
+    const why = new TextDecoder().decode(out.stderr).trim().split("\n").pop();
+    throw new Error(
+      `dbmate is not on PATH and could not be installed into .tools/ (${why}): install dbmate or pass --dbmate PATH`,
     );
-    Deno.exit(0);
   }
+  return text.split("\n").pop()!;
+}
+
+/**
+ * One line saying what to do for the errors a migrating user without enough rights meets;
+ * undefined for any other error.
+ */
+export function privilegeHint(message: string): string | undefined {
+  if (
+    /permission denied to (grant role|create role)|must have admin option on role/.test(message)
+  ) {
+    return 'the migrating user must have CREATEROLE and admin rights on the pipeline_* roles: see docs/operations.md, "Minimum privileges", for the one-time superuser SQL';
+  }
+  if (/permission denied to create extension|permission denied for database/.test(message)) {
+    return 'the migrating user must own the database (or have CREATE on it) and pgcrypto must be installable: see docs/operations.md, "Minimum privileges"';
+  }
+  if (/password authentication failed|role ".*" does not exist/.test(message)) {
+    return "check the user and password in DATABASE_URL";
+  }
+  return undefined;
+}
+
+const HELP = `Usage: deno task migrate [--dbmate PATH]
+
+Brings the database of DATABASE_URL to the current schema: waits for the server, creates the
+database when missing, runs the dbmate migrations (db/migrations), then re-creates every function
+(db/functions) and view (db/views). Works against any PostgreSQL 18 server, including one this
+project did not start; docs/operations.md lists the privileges the user of DATABASE_URL needs.
+
+Options:
+  --dbmate PATH   the dbmate binary (default: dbmate on PATH, else installed into .tools/)
+  -h, --help      show this help`;
+
+if (import.meta.main) {
+  const values = parseFlags(Deno.args, { dbmate: { type: "string" } }, HELP);
   const url = config().DATABASE_URL;
   try {
-    await migrate(url, values.dbmate!);
+    const bin = values.dbmate ?? await findDbmate();
+    await migrate(url, bin);
     const sql = connect({ url, max: 1 });
     const [v] = await sql`select current_setting('server_version') as version`;
     await sql.end();
     console.error(`stack: database ready at ${new URL(url).host} (PostgreSQL ${v.version})`);
   } catch (error) {
-    console.error(`error: ${(error as Error).message}`);
+    const message = (error as Error).message;
+    const hint = privilegeHint(message);
+    console.error(`error: ${message}${hint ? `\nhint: ${hint}` : ""}`);
     Deno.exit(1);
   }
 }

@@ -41,8 +41,11 @@ try {
     });
   }
 } catch (error) {
-  console.error(`error: replay failed: ${(error as Error).message}`);
-  Deno.exit(1);
+  // 22023: an unknown --reason code (the message lists the valid ones): a usage error
+  const usage = (error as { code?: string }).code === "22023";
+  console.error(`error: ${usage ? "" : "replay failed: "}${(error as Error).message}`);
+  await sql.end({ timeout: 5 });
+  Deno.exit(usage ? 2 : 1);
 } finally {
   await sql.end({ timeout: 5 });
 }

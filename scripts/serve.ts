@@ -5,11 +5,12 @@ import { parseFlags } from "./lib/common/cli.ts";
 import { config } from "./lib/common/config.ts";
 import { absorbDriverCrashes, connect } from "./lib/common/db.ts";
 import { createApp } from "./lib/collector/app.ts";
+import { checkExposure } from "./lib/collector/exposure.ts";
 import { loadAssets } from "./lib/collector/dashboard.ts";
 import { purge, TTL_HOURS } from "./lib/collector/idempotency.ts";
 import { logger } from "./lib/common/log.ts";
 
-const HELP = `Usage: deno task serve [--port N] [--hostname H]
+const HELP = `Usage: deno task serve [--port N] [--hostname H] [--allow-insecure-defaults]
 
 The HTTP collector of the event pipeline.
 
@@ -20,14 +21,20 @@ The HTTP collector of the event pipeline.
   GET  /metrics                Prometheus text format
   GET  /v1/analytics[/<view>]  rows of an analytics view (?limit=N&column=value)
   GET  /v1/dashboard           every dashboard series as JSON
-  GET  /                       the live dashboard
+  GET  /                       the live dashboard (with READ_KEYS: open /#key=<read key>)
+  (with READ_KEYS set, /v1/analytics and /v1/dashboard need Authorization: Bearer <read key>)
 
 Options:
   --port N        listen on this port (default: SERVE_PORT, 8080; 0 picks a free one)
-  --hostname H    listen on this address (default 0.0.0.0)
+  --hostname H    listen on this address (default: SERVE_HOST, 127.0.0.1). A non-loopback
+                  address is refused while API_KEYS holds the demo key or EMAIL_HASH_KEY is
+                  the default
+  --allow-insecure-defaults
+                  listen on a network address anyway (a demo; ALLOW_INSECURE_DEFAULTS=1)
   -h, --help      show this help
 
-Configuration (environment or .env): SERVE_PORT, API_KEYS (comma-separated), MAX_BODY_BYTES,
+Configuration (environment or .env): SERVE_HOST, SERVE_PORT, API_KEYS (comma-separated),
+READ_KEYS (comma-separated, for analytics and the dashboard), MAX_BODY_BYTES,
 MAX_CONCURRENT_BATCHES, HTTP_ANALYTICS, ANALYTICS_INTERVAL_MS, DATABASE_URL, INGEST_ROLE,
 ANALYST_ROLE, DATA_DIR, LOG_LEVEL, LOG_DIR.
 SIGINT/SIGTERM: refuse new requests (503), finish those in flight (up to 30 s), exit; a second
@@ -39,15 +46,27 @@ const DRAIN_SECONDS = 30;
 async function main() {
   const values = parseFlags(Deno.args, {
     port: { type: "string" },
-    hostname: { type: "string", default: "0.0.0.0" },
+    hostname: { type: "string" },
+    "allow-insecure-defaults": { type: "boolean", default: false },
   }, HELP);
   const cfg = config();
+  const hostname = values.hostname ?? cfg.SERVE_HOST;
+  const exposure = checkExposure(
+    hostname,
+    cfg,
+    values["allow-insecure-defaults"] || cfg.ALLOW_INSECURE_DEFAULTS === "1",
+  );
+  if (exposure.refuse) {
+    console.error(`error: ${exposure.refuse}`);
+    Deno.exit(2);
+  }
   const port = values.port === undefined ? cfg.SERVE_PORT : Number(values.port);
   if (!Number.isInteger(port) || port < 0 || port > 65535) {
     console.error(`error: --port must be a whole number from 0 to 65535 (got "${values.port}")`);
     Deno.exit(2);
   }
   const log = logger("serve");
+  for (const w of exposure.warnings) log.warn(w);
   absorbDriverCrashes((e) =>
     log.warn("database driver failed on a lost connection: that request failed", {
       error: e.message,
@@ -75,7 +94,7 @@ async function main() {
 
   const server = Deno.serve({
     port,
-    hostname: values.hostname,
+    hostname,
     onListen: ({ hostname, port }) =>
       log.info("listening", {
         url: `http://${hostname}:${port}/`,

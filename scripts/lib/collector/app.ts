@@ -96,6 +96,14 @@ export function createApp(deps: AppDeps): App {
     keys: cfg.DEAD_LETTER_KEYS,
     role: cfg.DEAD_LETTER_ROLE,
   });
+  // READ_KEYS set: analytics and dashboard data need one of them (the page itself holds none)
+  const readKeys = cfg.READ_KEYS.trim() === ""
+    ? undefined
+    : new ApiKeys(cfg.READ_KEYS, "READ_KEYS", "analytics");
+  const reader = (h: Handler): Handler => (req, url, params) => {
+    readKeys?.authenticate(req.headers.get("authorization"));
+    return h(req, url, params);
+  };
   const dashboard = createDashboard({
     analyst: deps.analyst,
     catalog,
@@ -139,6 +147,7 @@ export function createApp(deps: AppDeps): App {
       t.dbRows.set({ outcome: "invalid" }, s.invalid);
       t.dbRows.set({ outcome: "duplicate" }, s.duplicates);
       t.dbBatches.set({}, s.batches);
+      t.queueAge.set({}, Number(s.analytics_queue_age_seconds ?? 0));
       t.files.reset();
       for (const status of ["loading", "done", "empty", "rejected"]) {
         t.files.set({ status }, s.files[status] ?? 0);
@@ -175,6 +184,7 @@ export function createApp(deps: AppDeps): App {
           t.schemaBatches,
           t.unknownColumnBatches,
           t.schemaAlerts,
+          t.queueAge,
         ]
       ) {
         g.reset();
@@ -208,32 +218,33 @@ export function createApp(deps: AppDeps): App {
       method: "GET",
       pattern: /^\/v1\/analytics\/?$/,
       label: "/v1/analytics",
-      handler: async () => json(200, await analytics.list()),
+      handler: reader(async () => json(200, await analytics.list())),
     },
     {
       method: "GET",
       pattern: /^\/v1\/analytics\/([^/]+)$/,
       label: "/v1/analytics/:view",
-      handler: async (_req, url, [view]) => {
+      handler: reader(async (_req, url, [view]) => {
         let name = view; // undecodable: looked up as is, and not found
         try {
           name = decodeURIComponent(view);
         } catch { /* keep the raw text */ }
         return json(200, await analytics.rows(name, url.searchParams));
-      },
+      }),
     },
     {
       method: "GET",
       pattern: /^\/v1\/dashboard$/,
       label: "/v1/dashboard",
-      handler: async () => json(200, await dashboard.data()),
+      handler: reader(async () => json(200, await dashboard.data())),
     },
     {
       method: "GET",
       pattern: /^\/v1\/dashboard\/kpis$/,
       label: "/v1/dashboard/kpis",
-      handler: async (_req, url) =>
-        json(200, await dashboardKpis(deps.analyst, parseRange(url.searchParams))),
+      handler: reader(async (_req, url) =>
+        json(200, await dashboardKpis(deps.analyst, parseRange(url.searchParams)))
+      ),
     },
     {
       method: "GET",

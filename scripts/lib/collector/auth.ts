@@ -7,9 +7,10 @@ const digest = (s: string) => createHash("sha256").update(s, "utf8").digest();
 export class ApiKeys {
   readonly #digests: Buffer[];
 
-  constructor(list: string) {
+  /** `variable` and `realm` name the key list in messages (API_KEYS/events, READ_KEYS/analytics) */
+  constructor(list: string, readonly variable = "API_KEYS", readonly realm = "events") {
     const keys = list.split(",").map((k) => k.trim()).filter((k) => k !== "");
-    if (keys.length === 0) throw new RangeError("API_KEYS must list at least one key");
+    if (keys.length === 0) throw new RangeError(`${variable} must list at least one key`);
     this.#digests = keys.map(digest);
   }
 
@@ -25,9 +26,9 @@ export class ApiKeys {
       throw new HttpError(
         401,
         header
-          ? 'The Authorization header is not "Bearer <key>": send Authorization: Bearer <one of API_KEYS>'
-          : "No API key: send Authorization: Bearer <one of API_KEYS>",
-        { "www-authenticate": 'Bearer realm="events"' },
+          ? `The Authorization header is not "Bearer <key>": send Authorization: Bearer <one of ${this.variable}>`
+          : `No API key: send Authorization: Bearer <one of ${this.variable}>`,
+        { "www-authenticate": `Bearer realm="${this.realm}"` },
       );
     }
     const given = digest(m[1]);
@@ -36,9 +37,13 @@ export class ApiKeys {
       if (timingSafeEqual(d, given) && match < 0) match = i;
     });
     if (match < 0) {
-      throw new HttpError(401, "Unknown API key: send one of the keys configured in API_KEYS", {
-        "www-authenticate": 'Bearer realm="events", error="invalid_token"',
-      });
+      throw new HttpError(
+        401,
+        `Unknown API key: send one of the keys configured in ${this.variable}`,
+        {
+          "www-authenticate": `Bearer realm="${this.realm}", error="invalid_token"`,
+        },
+      );
     }
     return this.#digests[match].toString("hex").slice(0, 32);
   }

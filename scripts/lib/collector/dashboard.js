@@ -215,7 +215,12 @@ let refreshes = 0;
 async function refresh() {
   const status = document.getElementById("status");
   try {
-    const res = await fetch("/v1/dashboard", { cache: "no-store" });
+    // with READ_KEYS set, open the page as /#key=<read key> (the fragment never leaves the browser)
+    const key = new URLSearchParams(location.hash.slice(1)).get("key");
+    const res = await fetch("/v1/dashboard", {
+      cache: "no-store",
+      headers: key ? { authorization: `Bearer ${key}` } : {},
+    });
     const data = await res.json();
     if (!res.ok) throw new Error(data.error || `HTTP ${res.status}`);
     drawEvents(data.events_per_minute);

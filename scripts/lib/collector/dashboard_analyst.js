@@ -283,7 +283,12 @@
       const q = new URLSearchParams();
       if (range.from) q.set("from", range.from);
       if (range.to) q.set("to", range.to);
-      const res = await fetch(`/v1/dashboard/kpis?${q}`, { cache: "no-store" });
+      // with READ_KEYS set, open the page as /#key=<read key> (the fragment never leaves the browser)
+      const key = new URLSearchParams(location.hash.slice(1)).get("key");
+      const res = await fetch(`/v1/dashboard/kpis?${q}`, {
+        cache: "no-store",
+        headers: key ? { authorization: `Bearer ${key}` } : {},
+      });
       const data = await res.json();
       if (!res.ok) {
         const e = new Error(data.error || `HTTP ${res.status}`);

@@ -21,6 +21,8 @@ export interface PipelineStatus {
   late: number;
   last_batch: LastBatch | null;
   files: Record<string, number>;
+  /** seconds the oldest deferred HTTP batch has waited for the rollups (0: none) */
+  analytics_queue_age_seconds?: number;
 }
 
 export class TimeoutError extends Error {

@@ -94,6 +94,10 @@ export function createTelemetry() {
       "Open schema alerts in quality.alerts, by kind (schema_mismatch: a pinned source sent another version; deprecated_schema)",
       ["kind"],
     ),
+    queueAge: registry.gauge(
+      "pipeline_analytics_queue_age_seconds",
+      "Age of the oldest HTTP batch waiting for the analytics rollups (0: none waiting)",
+    ),
     inbox: registry.gauge(
       "pipeline_inbox_files",
       "Files waiting in the inbox (DATA_DIR/incoming, not *.tmp nor dotfiles)",

@@ -5,7 +5,7 @@ const positiveInt = (name: string) =>
   z.coerce.number({ error: `${name} must be a whole number` }).int(`${name} must be a whole number`)
     .positive(`${name} must be greater than 0`);
 
-/** Every variable, its default and its form; the README configuration table mirrors this. */
+/** Every variable, its default and its form; docs/configuration.md mirrors this. */
 export const variables = {
   DATABASE_URL: {
     default: "postgres://postgres:postgres@127.0.0.1:5433/ecommerce",
@@ -66,6 +66,35 @@ export const variables = {
     }),
   },
   ANALYTICS_INTERVAL_MS: { default: "250", schema: positiveInt("ANALYTICS_INTERVAL_MS") },
+  // #14 production: where serve listens, read keys, the demo override
+  SERVE_HOST: { default: "127.0.0.1", schema: z.string().min(1) },
+  READ_KEYS: { default: "", schema: z.string() },
+  MAINTAIN_INTERVAL_MINUTES: {
+    default: "60",
+    schema: z.coerce.number({ error: "MAINTAIN_INTERVAL_MINUTES must be a whole number" }).int(
+      "MAINTAIN_INTERVAL_MINUTES must be a whole number",
+    ).min(0, "MAINTAIN_INTERVAL_MINUTES must be 0 (never) or more"),
+  },
+  INGEST_METRICS_PORT: {
+    default: "0",
+    schema: z.coerce.number({ error: "INGEST_METRICS_PORT must be a port number" }).int(
+      "INGEST_METRICS_PORT must be a port number",
+    ).min(0, "INGEST_METRICS_PORT must be 0 (off) to 65535").max(
+      65535,
+      "INGEST_METRICS_PORT must be 0 (off) to 65535",
+    ),
+  },
+  INGEST_METRICS_HOST: { default: "127.0.0.1", schema: z.string().min(1) },
+  ALLOW_INSECURE_DEFAULTS: {
+    default: "0",
+    schema: z.enum(["0", "1"], { error: "ALLOW_INSECURE_DEFAULTS must be 0 or 1" }),
+  },
+} as const;
+
+/** Defaults that are fine on a laptop and must never face a network. */
+export const INSECURE_DEFAULTS = {
+  API_KEYS: variables.API_KEYS.default,
+  EMAIL_HASH_KEY: variables.EMAIL_HASH_KEY.default,
 } as const;
 
 type Vars = typeof variables;

@@ -38,8 +38,14 @@ export interface Cluster {
   destroy(): Promise<void>;
 }
 
-/** initdb + start + migrate a private cluster; destroy() stops it and removes its files. */
-export async function startCluster(label: string): Promise<Cluster> {
+/**
+ * initdb + start + migrate a private cluster (`migrate: false`: only initdb + start, the
+ * superuser postgres/postgres); destroy() stops it and removes its files.
+ */
+export async function startCluster(
+  label: string,
+  opts: { migrate?: boolean } = {},
+): Promise<Cluster> {
   const bin = (await run("bash", [`${root}scripts/stack.sh`, "pgbin"])).text.trim().split("\n")
     .pop()!;
   const dir = await Deno.makeTempDir({ prefix: `pg-${label}-` });
@@ -93,6 +99,7 @@ export async function startCluster(label: string): Promise<Cluster> {
     },
   };
   await cluster.start();
+  if (opts.migrate === false) return cluster;
   await createDatabase(url, []); // a plain node, whatever CITUS_WORKERS says
   await dbmate(await dbmatePath(), url, "up");
   const sql = connect({ url, max: 1 });

@@ -1,0 +1,48 @@
+// Retention: core.apply_retention (SQL decides what is old) plus the files of processed/ and
+// rejected/ older than the cutoffs SQL gives (TypeScript only deletes them).
+import { join } from "node:path";
+import type { Sql } from "../common/db.ts";
+import type { Dirs } from "../ingest/inbox.ts";
+
+export interface MaintenanceResult {
+  clock: string;
+  partitions_created: string[];
+  partitions_dropped: string[];
+  partitions_detached: string[];
+  rows_deleted: Record<string, number>;
+  files_deleted: { processed: number; rejected: number };
+}
+
+/** Deletes regular files directly in `dir` modified before `cutoff`; a missing dir is empty. */
+async function deleteOlder(dir: string, cutoff: Date): Promise<number> {
+  let n = 0;
+  try {
+    for await (const e of Deno.readDir(dir)) {
+      if (!e.isFile) continue;
+      const path = join(dir, e.name);
+      const info = await Deno.lstat(path).catch(() => undefined);
+      if (!info?.isFile || !info.mtime || info.mtime >= cutoff) continue;
+      await Deno.remove(path).then(() => n++, () => {});
+    }
+  } catch (error) {
+    if (!(error instanceof Deno.errors.NotFound)) throw error;
+  }
+  return n;
+}
+
+/** One maintenance run at `now` (a parameter: tests use a fake clock). */
+export async function maintain(
+  sql: Sql,
+  dirs: Pick<Dirs, "processed" | "rejected">,
+  now: Date,
+): Promise<MaintenanceResult> {
+  const [{ result }] = await sql`select core.apply_retention(${now}) as result`;
+  const cutoffs = await sql<{ kind: string; cutoff: Date | null }[]>`
+    select kind, cutoff from core.retention_cutoffs(${now})
+    where kind in ('processed_files', 'rejected_files')`;
+  const cut = Object.fromEntries(cutoffs.map((c) => [c.kind, c.cutoff]));
+  const files = { processed: 0, rejected: 0 };
+  if (cut.processed_files) files.processed = await deleteOlder(dirs.processed, cut.processed_files);
+  if (cut.rejected_files) files.rejected = await deleteOlder(dirs.rejected, cut.rejected_files);
+  return { ...result, files_deleted: files };
+}
