@@ -29,7 +29,8 @@ set user_email = public.pgp_sym_decrypt(
     user_email_sealed, (select k.key from core.dead_letter_key as k)
 )
 where user_email_sealed is not null;
-alter table quality.dead_letter drop column user_email_sealed;
+-- cascade: functions in db/functions whose SQL bodies read it (quality.dead_letter_examples)
+alter table quality.dead_letter drop column user_email_sealed cascade;
 -- cascade: core.seal_email and core.unseal_email (db/functions) read it; migrate re-creates them
 drop table core.dead_letter_key cascade;
 reset role;

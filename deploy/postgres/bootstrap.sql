@@ -9,7 +9,7 @@
 do $$
 begin
     if not exists (select from pg_roles where rolname = 'pipeline_migrator') then
-        -- CREATEROLE: the first migration creates the three pipeline_* roles itself
+        -- CREATEROLE: the migrations create the pipeline_* roles themselves
         create role pipeline_migrator login createrole password 'change-me';
     end if;
     -- roles are cluster-wide: when another database of this server already created them, the
@@ -23,9 +23,13 @@ begin
     if not exists (select from pg_roles where rolname = 'pipeline_analyst') then
         create role pipeline_analyst nologin;
     end if;
+    if not exists (select from pg_roles where rolname = 'pipeline_quality_reader') then
+        create role pipeline_quality_reader nologin;
+    end if;
 end
 $$;
-grant pipeline_owner, pipeline_ingest, pipeline_analyst to pipeline_migrator with admin option;
+grant pipeline_owner, pipeline_ingest, pipeline_analyst, pipeline_quality_reader to pipeline_migrator
+with admin option;
 
 -- Then the database, owned by the migrating login (a statement of its own: it cannot run in a
 -- transaction): it may then create the pgcrypto extension (trusted since PostgreSQL 13), its

@@ -33,7 +33,7 @@ begin atomic
     select
         d.dead_letter_id, d.source, d.line_no, d.created_at, d.reasons, d.event_id, d.event_time,
         d.event_type, d.user_id, d.session_id, d.product_id, d.category, d.price, d.quantity,
-        d.currency, d.device, d.traffic_source, d.user_email is not null
+        d.currency, d.device, d.traffic_source, d.user_email_sealed is not null
     from quality.dead_letter as d
     where p_reason = any (d.reasons) and d.replayed_at is null
     order by d.dead_letter_id desc
