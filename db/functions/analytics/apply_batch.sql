@@ -27,11 +27,11 @@ begin
     if to_regclass('pg_temp.batch_events') is not null then
         insert into ingest.deferred_events (
             batch_id, event_time, event_type, user_id, session_id, product_id, category,
-            quantity, total_amount
+            quantity, total_amount, currency
         )
         select
             p_batch_id, event_time, event_type, user_id, session_id, product_id, category,
-            quantity, total_amount
+            quantity, total_amount, currency
         from pg_temp.batch_events;
     end if;
 end

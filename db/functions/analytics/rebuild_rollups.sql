@@ -24,7 +24,7 @@ begin
 
     truncate analytics.rollup_daily, analytics.rollup_hourly, analytics.rollup_categories,
         analytics.rollup_products, analytics.rollup_customers, analytics.seen_day_visitors,
-        analytics.seen_day_sessions;
+        analytics.seen_day_sessions, analytics.rollup_revenue, analytics.rollup_customer_revenue;
     perform analytics.rebuild_quality();
 
     drop view if exists pg_temp.batch_events;
