@@ -59,6 +59,13 @@ export const variables = {
     }),
   },
   ANALYTICS_INTERVAL_MS: { default: "250", schema: positiveInt("ANALYTICS_INTERVAL_MS") },
+  REPORTING_CURRENCY: {
+    default: "USD",
+    schema: z.string().regex(
+      /^[A-Z]{3}$/,
+      "REPORTING_CURRENCY must be a three-letter currency code in capitals, such as USD",
+    ),
+  },
 } as const;
 
 type Vars = typeof variables;
