@@ -209,7 +209,7 @@ const HOUR_WEIGHTS = [
   0.6,
 ];
 /** Traffic per UTC weekday, Sunday first (busier weekends' evenings, a quieter Friday), relative. */
-const WEEKDAY_WEIGHTS = [1.15, 1.05, 1, 0.98, 0.97, 0.9, 0.95];
+export const WEEKDAY_WEIGHTS = [1.15, 1.05, 1, 0.98, 0.97, 0.9, 0.95];
 const HOUR_MS = 3_600_000;
 
 /**
