@@ -40,12 +40,13 @@ const COLUMNS = ["currency", "day", "usd_per_unit"] as const;
 
 /** Parses the CSV into rows with their physical line; throws on a missing column. */
 export function readRatesCsv(text: string): Record<string, string | number>[] {
-  const records: { record: string[]; info: { lines: number } }[] = parse(text, {
+  // with info: true each record comes with its physical line (csv-parse's types omit it)
+  const records = parse(text, {
     bom: true,
     skip_empty_lines: true,
     relax_column_count: true,
     info: true,
-  });
+  }) as unknown as { record: string[]; info: { lines: number } }[];
   if (records.length === 0) throw new Error("the file is empty: expected a header line");
   const header = records[0].record.map((h) => h.trim().toLowerCase());
   const missing = COLUMNS.filter((c) => !header.includes(c));
