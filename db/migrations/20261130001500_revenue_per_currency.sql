@@ -28,6 +28,17 @@ create table analytics.rollup_customer_revenue (
     primary key (user_id, day, currency)
 );
 
+-- The revenue of the rollups that exist already: rebuilt from core.events. Queued HTTP events
+-- (deferred analytics) are in core.events already and would be counted twice when applied:
+-- the queue must be empty.
+do $$
+begin
+    if exists (select from ingest.deferred_events) then
+        raise exception 'ingest.deferred_events holds queued HTTP events: their revenue would be counted twice'
+            using hint = 'stop deno task serve (it applies the queue when it stops) or run deno task refresh, then migrate again';
+    end if;
+end
+$$;
 -- The revenue of the rollups that exist already: rebuilt from core.events.
 insert into analytics.rollup_revenue
 select
@@ -43,15 +54,10 @@ from core.events
 where event_type = 'purchase' and user_id is not null
 group by 1, 2, 3;
 
--- Deferred analytics queue the currency too. Rows queued before this migration have none:
--- their purchases are in the backfill above, so analytics.apply_events skips their revenue.
-alter table ingest.deferred_events add column currency text;
-
 reset role;
 
 -- migrate:down
 set local role pipeline_owner;
-alter table ingest.deferred_events drop column if exists currency;
 drop table if exists analytics.rollup_customer_revenue;
 drop table if exists analytics.rollup_revenue;
 reset role;

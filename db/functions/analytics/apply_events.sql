@@ -300,8 +300,7 @@ begin
             revenue = r.revenue + excluded.revenue
     ),
 
-    -- revenue in its own currency, per hour (the views convert at each day's rate); a
-    -- purchase queued before currencies were queued has none and is counted already
+    -- revenue in its own currency, per hour (the views convert at each day's rate)
     revenue_hours as (
         insert into analytics.rollup_revenue as r (
             hour, currency, product_id, category, orders, units, revenue
