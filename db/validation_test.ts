@@ -80,6 +80,20 @@ const CASES: [string, Row, string[]][] = [
   ]],
   ["invalid_user_id", purchase({ user_id: "-3" }), ["invalid_user_id"]],
   ["invalid_user_id zero", purchase({ user_id: "0" }), ["invalid_user_id"]],
+  ["user_id 19 digits, bigint max", purchase({ user_id: "9223372036854775807" }), []],
+  ["user_id leading zeros", purchase({ user_id: "0009223372036854775807" }), []],
+  ["invalid_user_id max + 1", purchase({ user_id: "9223372036854775808" }), ["invalid_user_id"]],
+  ["invalid_user_id 20 digits", purchase({ user_id: "10000000000000000000" }), [
+    "invalid_user_id",
+  ]],
+  ["invalid_user_id zeros only", purchase({ user_id: "000" }), ["invalid_user_id"]],
+  ["product_id 19 digits", purchase({ product_id: "1234567890123456789" }), []],
+  ["invalid_product_id max + 1", purchase({ product_id: "9223372036854775808" }), [
+    "invalid_product_id",
+  ]],
+  ["invalid_product_id 20 digits", purchase({ product_id: "99999999999999999999" }), [
+    "invalid_product_id",
+  ]],
   ["missing_session_id", purchase({ session_id: "" }), ["missing_session_id"]],
   ["invalid_session_id", purchase({ session_id: "s".repeat(65) }), ["invalid_session_id"]],
   ["missing_product_id", purchase({ product_id: "" }), ["missing_product_id"]],
@@ -200,6 +214,29 @@ Deno.test("validation stores normalised values: NULL price on views, USD default
     const [{ expected }] = await db.sql`
       select encode(public.hmac('a@example.com', 'change-me-in-production', 'sha256'), 'hex') as expected`;
     assertEquals(ev[0].h, expected);
+  } finally {
+    await db.drop();
+  }
+});
+
+Deno.test("19-digit ids are stored exactly and read back exactly by TypeScript", async () => {
+  const db = await testDb("validation_big_ids");
+  try {
+    const rows = [
+      purchase({ user_id: "9223372036854775807", product_id: "00001234567890123456789" }),
+      purchase({ user_id: "9007199254740993", product_id: "42" }), // 2^53 + 1: not a double
+    ];
+    await loadSource(db.sql, bytesSource(csv(rows)), "ids.csv", settings(loadConfig({})));
+    const ev = await db.sql`
+      select user_id, product_id, user_id::text as u, count(*) over () as n
+      from core.events order by line_no`;
+    assertEquals(
+      ev.map((e) => [e.user_id, e.product_id, e.u, e.n]),
+      [
+        ["9223372036854775807", "1234567890123456789", "9223372036854775807", 2],
+        ["9007199254740993", 42, "9007199254740993", 2],
+      ],
+    );
   } finally {
     await db.drop();
   }

@@ -243,14 +243,22 @@ export async function applyDefinitions(sql: Sql): Promise<number> {
   return files.length;
 }
 
-/** Everything `make up` does after the server runs. */
-export async function migrate(url: string, dbmateBin: string): Promise<void> {
+/** Everything `make up` does after the server runs; writes REPORTING_CURRENCY to core.settings. */
+export async function migrate(
+  url: string,
+  dbmateBin: string,
+  reportingCurrency = config().REPORTING_CURRENCY,
+): Promise<void> {
   await waitForServer(url);
   await createDatabase(url);
   await dbmate(dbmateBin, url, "up");
   const sql = connect({ url, max: 1 });
   try {
     await applyDefinitions(sql);
+    await sql.begin(async (tx) => {
+      await tx.unsafe("set local role pipeline_owner");
+      await tx`select core.set_reporting_currency(${reportingCurrency})`;
+    });
     await distribute(sql);
   } finally {
     await sql.end({ timeout: 1 });

@@ -106,6 +106,15 @@ Deno.test("deno task report prints tables and JSON from the analytics views as t
       conversion_rate: 0.5,
       revenue_per_visitor: 12.5,
     });
+    assertEquals(report.reporting_currency, "USD");
+    assertEquals(report.revenue_by_currency, [{
+      day: today,
+      currency: "USD",
+      orders: 1,
+      revenue: 25,
+      rate_to_reporting: 1,
+      revenue_reporting: 25,
+    }]);
     assertEquals(report.top_products.map((p: { product_id: number }) => p.product_id), [42, 43]);
     assertEquals(
       report.rfm_status.map((s: { status: string; customers: number }) => [s.status, s.customers]),
@@ -130,6 +139,9 @@ Deno.test("deno task report prints tables and JSON from the analytics views as t
       ]
     ) assert(text.stdout.includes(title), title);
     assert(text.stdout.includes("negative_price"));
+    assert(text.stdout.includes("money in USD"), text.stdout);
+    assert(text.stdout.includes("revenue USD"), text.stdout);
+    assert(text.stdout.includes("Revenue by currency"), text.stdout);
 
     // --since after the data: the time series are empty, the rest is not
     const later = await run(["--json", "--since", "2099-01-01"], env);

@@ -412,6 +412,7 @@ Deno.test("POST /v1/events: a series of CSV and NDJSON batches gives exact count
       150,
     );
     assertEquals(dash.top_categories, [{ category: "books", revenue: 150, orders: 6 }]);
+    assertEquals(dash.reporting_currency, "USD");
     assertEquals(
       dash.funnel.steps.map((s: { step: string }) => s.step),
       ["view_sessions", "add_to_cart_sessions", "purchase_sessions"],
@@ -829,6 +830,10 @@ async function browserCheck(base: string, db: TestDb) {
     }, charts);
     assertEquals(empty, [], `charts without data: ${empty.join(", ")}`);
     assert(!(await page.textContent("#status"))?.startsWith("cannot refresh"));
+    // every revenue figure says its currency
+    assertEquals(await page.textContent("#currency-revenue"), "USD");
+    assertEquals(await page.textContent("#currency-categories"), "USD");
+    assert((await page.textContent("#note-revenue"))?.includes(" USD"));
     assertEquals(problems, []);
   } finally {
     await context.close();

@@ -1,31 +1,47 @@
 -- analytics.daily_sales: one row per UTC day with at least one event (contract section 5).
 -- Purchases only for orders/units/revenue; visitor = user_id, or 'guest:' || session_id.
+-- Money (revenue, aov, revenue_per_visitor) is in reporting_currency, each currency converted
+-- at the day's rate when read (core.to_reporting), so a rate loaded late corrects it at once.
 -- applied on every make up: dropping first lets a new version change the columns
 drop view if exists analytics.daily_sales;
 create view analytics.daily_sales as
 with daily as (
-    select day, events, orders, units, revenue, visitors, buyers
+    select day, events, orders, units, visitors, buyers
     from analytics.rollup_daily
+),
+
+per_currency as (
+    select (hour at time zone 'UTC')::date as day, currency, sum(revenue) as revenue
+    from analytics.rollup_revenue
+    group by 1, 2
+),
+
+money as (
+    select day, round(sum(core.to_reporting(revenue, currency, day)), 2) as revenue
+    from per_currency
+    group by day
 ),
 
 final as (
     select
-        day,
-        orders,
-        units,
-        revenue,
-        round(revenue / nullif(orders, 0), 2) as aov,
-        buyers,
-        visitors,
-        round(buyers::numeric / nullif(visitors, 0), 6) as conversion_rate,
-        round(revenue / nullif(visitors, 0), 2) as revenue_per_visitor,
-        events
-    from daily
+        d.day,
+        d.orders,
+        d.units,
+        coalesce(m.revenue, 0.00) as revenue,
+        round(coalesce(m.revenue, 0.00) / nullif(d.orders, 0), 2) as aov,
+        d.buyers,
+        d.visitors,
+        round(d.buyers::numeric / nullif(d.visitors, 0), 6) as conversion_rate,
+        round(coalesce(m.revenue, 0.00) / nullif(d.visitors, 0), 2) as revenue_per_visitor,
+        d.events,
+        core.reporting_currency() as reporting_currency
+    from daily as d
+    left join money as m on m.day = d.day
 )
 
 select * from final;
 
 comment on view analytics.daily_sales is
-'Per UTC day: orders, units, revenue, aov = revenue/orders, buyers (distinct purchasing users), visitors (distinct user_id or guest session), conversion_rate = buyers/visitors, revenue_per_visitor. Rates NULL when the denominator is 0.';
+'Per UTC day: orders, units, revenue (in reporting_currency, each currency at the day''s rate), aov = revenue/orders, buyers (distinct purchasing users), visitors (distinct user_id or guest session), conversion_rate = buyers/visitors, revenue_per_visitor. Rates NULL when the denominator is 0.';
 
 grant select on analytics.daily_sales to pipeline_analyst;

@@ -1,11 +1,20 @@
 -- analytics.customer_rfm: one row per user with at least one purchase, as of the latest
 -- event_time in the data. NTILE ties are broken by user_id so the scores are reproducible.
+-- monetary and ltv in reporting_currency, each day's purchases at that day's rate.
 -- applied on every make up: dropping first lets a new version change the columns
 drop view if exists analytics.customer_rfm;
 create view analytics.customer_rfm as
-with customers as (
-    select user_id, orders, revenue, first_purchase_at, last_purchase_at
-    from analytics.rollup_customers
+with money as (
+    select user_id, round(sum(core.to_reporting(revenue, currency, day)), 2) as revenue
+    from analytics.rollup_customer_revenue
+    group by user_id
+),
+
+customers as (
+    select c.user_id, c.orders, coalesce(m.revenue, 0.00) as revenue, c.first_purchase_at,
+        c.last_purchase_at
+    from analytics.rollup_customers as c
+    left join money as m on m.user_id = c.user_id
 ),
 
 data_end as (
@@ -57,13 +66,14 @@ final as (
         round(lifespan_days, 4) as lifespan_days,
         first_purchase_at,
         last_purchase_at,
-        as_of
+        as_of,
+        core.reporting_currency() as reporting_currency
     from scored
 )
 
 select * from final;
 
 comment on view analytics.customer_rfm is
-'Per purchasing user, as of the latest event_time: recency_days (whole days since the last purchase), frequency (orders), monetary (revenue), r/f/m scores 1-5 by NTILE(5) (more recent, more orders, more revenue = higher), status active <= 30 d, at_risk <= 90 d, dormant <= 180 d, else churned; ltv = monetary / lifespan_days * 365 (monetary when lifespan < 1 day).';
+'Per purchasing user, as of the latest event_time: recency_days (whole days since the last purchase), frequency (orders), monetary (revenue in reporting_currency, each day at its rate), r/f/m scores 1-5 by NTILE(5) (more recent, more orders, more revenue = higher), status active <= 30 d, at_risk <= 90 d, dormant <= 180 d, else churned; ltv = monetary / lifespan_days * 365 (monetary when lifespan < 1 day).';
 
 grant select on analytics.customer_rfm to pipeline_analyst;

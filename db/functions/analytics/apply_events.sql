@@ -24,6 +24,7 @@ begin
             category,
             quantity,
             total_amount,
+            currency,
             -- date_bin from a UTC midnight gives the UTC hour and day, far cheaper per row than
             -- a time zone conversion; each aggregation evaluates only what it uses
             date_bin('1 hour', event_time, timestamptz '2000-01-01 00:00:00+00') as hour_start,
@@ -298,6 +299,36 @@ begin
             views = r.views + excluded.views,
             orders = r.orders + excluded.orders,
             units = r.units + excluded.units,
+            revenue = r.revenue + excluded.revenue
+    ),
+
+    -- revenue in its own currency, per hour (the views convert at each day's rate)
+    revenue_hours as (
+        insert into analytics.rollup_revenue as r (
+            hour, currency, product_id, category, orders, units, revenue
+        )
+        select hour_start, currency, product_id, category, count(*), sum(quantity),
+            sum(total_amount)
+        from events
+        where event_type = 'purchase' and currency is not null
+        group by hour_start, currency, product_id, category
+        on conflict (hour, currency, product_id, category) do update
+        set orders = r.orders + excluded.orders,
+            units = r.units + excluded.units,
+            revenue = r.revenue + excluded.revenue
+    ),
+
+    customer_revenue as (
+        insert into analytics.rollup_customer_revenue as r (
+            user_id, day, currency, orders, revenue
+        )
+        select user_id, (day_start at time zone 'UTC')::date, currency, count(*),
+            sum(total_amount)
+        from events
+        where event_type = 'purchase' and currency is not null and user_id is not null
+        group by user_id, day_start, currency
+        on conflict (user_id, day, currency) do update
+        set orders = r.orders + excluded.orders,
             revenue = r.revenue + excluded.revenue
     ),
 

@@ -28,7 +28,8 @@ begin
     truncate analytics.kpi_sessions, analytics.kpi_session_revenue,
         analytics.kpi_session_categories, analytics.kpi_customer_days,
         analytics.kpi_session_products, analytics.kpi_product_baskets, analytics.kpi_basket_totals,
-        analytics.kpi_product_pairs, analytics.kpi_hourly;
+        analytics.kpi_product_pairs, analytics.kpi_hourly, analytics.rollup_revenue,
+        analytics.rollup_customer_revenue;
     perform analytics.rebuild_quality();
 
     drop view if exists pg_temp.batch_events;

@@ -120,14 +120,17 @@ begin
                         and pg_input_is_valid(t.event_time, 'timestamptz')
                         then t.event_time::timestamptz
                 end as ts,
+                -- ids: decimal digits, leading zeros allowed, value 1..9223372036854775807
+                -- (bigint); a longer or larger value is invalid (docs/rules.md)
                 case
-                    when length(t.user_id) <= 18 and translate(t.user_id, '0123456789', '') = ''
-                        then t.user_id::bigint
+                    when translate(t.user_id, '0123456789', '') = ''
+                        and pg_input_is_valid(ltrim(t.user_id, '0'), 'bigint')
+                        then ltrim(t.user_id, '0')::bigint
                 end as user_num,
                 case
-                    when length(t.product_id) <= 18
-                        and translate(t.product_id, '0123456789', '') = ''
-                        then t.product_id::bigint
+                    when translate(t.product_id, '0123456789', '') = ''
+                        and pg_input_is_valid(ltrim(t.product_id, '0'), 'bigint')
+                        then ltrim(t.product_id, '0')::bigint
                 end as product_num,
                 case
                     when length(t.price) <= 19

@@ -60,6 +60,24 @@ function load(sql: Sql, name: string, events: Ev[], kind: "file" | "http" = "fil
 
 const visitorSql = "case when user_id is null then 'guest:' || session_id else user_id::text end";
 
+/** US dollars per unit on a day: that day's rate, else the latest earlier, else the earliest later. */
+const rateSql = (currency: string, day: string) => `
+    coalesce(
+        (select usd_per_unit from core.exchange_rates
+         where currency = ${currency} and day <= ${day} order by day desc limit 1),
+        (select usd_per_unit from core.exchange_rates
+         where currency = ${currency} and day > ${day} order by day limit 1))`;
+
+/** core.events with amount_rep: each purchase converted on its own, at its UTC day's rates. */
+const EVENTS = `(
+    select e.*,
+        e.total_amount * ${rateSql("e.currency", "(e.event_time at time zone 'UTC')::date")}
+            / ${rateSql("s.reporting_currency", "(e.event_time at time zone 'UTC')::date")}
+            as amount_rep,
+        s.reporting_currency
+    from core.events as e cross join core.settings as s
+) as ev`;
+
 async function expectedDailySales(sql: Sql) {
   return await sql.unsafe(`
     with d as (
@@ -67,19 +85,21 @@ async function expectedDailySales(sql: Sql) {
             (event_time at time zone 'UTC')::date as day,
             count(*) filter (where event_type = 'purchase') as orders,
             coalesce(sum(quantity) filter (where event_type = 'purchase'), 0) as units,
-            coalesce(sum(price * quantity) filter (where event_type = 'purchase'), 0) as revenue,
+            coalesce(sum(amount_rep) filter (where event_type = 'purchase'), 0)::numeric(24, 2)
+                as revenue,
             count(distinct user_id) filter (where event_type = 'purchase') as buyers,
             count(distinct ${visitorSql}) as visitors,
-            count(*) as events
-        from core.events
+            count(*) as events,
+            min(reporting_currency) as reporting_currency
+        from ${EVENTS}
         group by 1
     )
-    select day, orders, units, revenue::numeric(24, 2) as revenue,
+    select day, orders, units, revenue,
         case when orders > 0 then round(revenue / orders, 2) end as aov,
         buyers, visitors,
         case when visitors > 0 then round(buyers::numeric / visitors, 6) end as conversion_rate,
         case when visitors > 0 then round(revenue / visitors, 2) end as revenue_per_visitor,
-        events
+        events, reporting_currency
     from d order by day`);
 }
 
@@ -90,9 +110,10 @@ async function expectedHourly(sql: Sql) {
         event_type,
         count(*) as events,
         count(distinct ${visitorSql}) as visitors,
-        coalesce(sum(total_amount) filter (where event_type = 'purchase'), 0)::numeric(24, 2)
-            as revenue
-    from core.events
+        coalesce(sum(amount_rep) filter (where event_type = 'purchase'), 0)::numeric(24, 2)
+            as revenue,
+        min(reporting_currency) as reporting_currency
+    from ${EVENTS}
     group by 1, 2
     order by 1, 2`);
 }
@@ -105,14 +126,16 @@ async function expectedCategories(sql: Sql) {
             count(*) filter (where event_type = 'add_to_cart') as add_to_carts,
             count(*) filter (where event_type = 'purchase') as orders,
             coalesce(sum(quantity) filter (where event_type = 'purchase'), 0) as units,
-            coalesce(sum(price * quantity) filter (where event_type = 'purchase'), 0) as revenue,
-            count(*) as events
-        from core.events where category is not null group by category
+            coalesce(sum(amount_rep) filter (where event_type = 'purchase'), 0)::numeric(24, 2)
+                as revenue,
+            count(*) as events,
+            min(reporting_currency) as reporting_currency
+        from ${EVENTS} where category is not null group by category
     )
-    select category, views, add_to_carts, orders, units, revenue::numeric(24, 2) as revenue,
+    select category, views, add_to_carts, orders, units, revenue,
         case when units > 0 then round(revenue / units, 2) end as avg_selling_price,
         case when views > 0 then round(orders::numeric / views, 6) end as view_to_purchase_rate,
-        events
+        events, reporting_currency
     from c order by category`);
 }
 
@@ -122,10 +145,11 @@ async function expectedProducts(sql: Sql) {
         count(*) filter (where event_type = 'view') as views,
         count(*) filter (where event_type = 'purchase') as orders,
         coalesce(sum(quantity) filter (where event_type = 'purchase'), 0) as units,
-        coalesce(sum(total_amount) filter (where event_type = 'purchase'), 0)::numeric(24, 2)
+        coalesce(sum(amount_rep) filter (where event_type = 'purchase'), 0)::numeric(24, 2)
             as revenue,
-        count(*) as events
-    from core.events where product_id is not null group by product_id order by product_id`);
+        count(*) as events,
+        min(reporting_currency) as reporting_currency
+    from ${EVENTS} where product_id is not null group by product_id order by product_id`);
   // rank in TypeScript: 1 + the number of products with strictly more revenue
   const cents = (r: Record<string, unknown>) => Math.round(Number(r.revenue) * 100);
   return rows.map((r) => ({
@@ -137,6 +161,7 @@ async function expectedProducts(sql: Sql) {
     conversion: r.views > 0 ? (r.orders / r.views).toFixed(6) : null,
     revenue_rank: 1 + rows.filter((o) => cents(o) > cents(r)).length,
     events: r.events,
+    reporting_currency: r.reporting_currency,
   }));
 }
 
@@ -175,11 +200,12 @@ async function expectedRfm(sql: Sql) {
     from (
         select user_id,
             count(*) as frequency,
-            sum(price * quantity)::numeric(24, 2) as monetary,
+            sum(amount_rep)::numeric(24, 2) as monetary,
+            min(reporting_currency) as reporting_currency,
             min(event_time) as first_purchase_at,
             max(event_time) as last_purchase_at,
             extract(epoch from max(event_time) - min(event_time)) as lifespan_seconds
-        from core.events where event_type = 'purchase' group by user_id
+        from ${EVENTS} where event_type = 'purchase' group by user_id
     ) as p
     cross join latest as l
     order by p.user_id`);
@@ -217,6 +243,7 @@ async function expectedRfm(sql: Sql) {
       first_purchase_at: u.first_purchase_at,
       last_purchase_at: u.last_purchase_at,
       as_of: u.as_of,
+      reporting_currency: u.reporting_currency,
     };
   });
 }

@@ -30,6 +30,8 @@ export interface Section {
 
 export interface Report {
   generated_at: string;
+  /** the currency of every money column (core.settings.reporting_currency) */
+  reporting_currency: string;
   since: string | null;
   limit: number;
   sections: Section[];
@@ -43,9 +45,14 @@ export async function fetchReport(sql: Sql, opts: ReportOptions): Promise<Report
   const limit = opts.limit;
   const sections: Section[] = [];
   let generated = new Date();
+  let currency = "";
   await sql.begin("isolation level repeatable read read only", async (tx) => {
-    const [{ now }] = await tx`select now() as now`;
+    const [{ now, reporting }] = await tx`
+      select now() as now, (select reporting_currency from analytics.reporting_currency) as reporting`;
     generated = now;
+    currency = reporting;
+    /** a money column in the reporting currency: its title says which */
+    const money = (key: string, title = key) => col(key, "money", `${title} ${currency}`);
 
     sections.push({
       key: "daily_sales",
@@ -54,12 +61,12 @@ export async function fetchReport(sql: Sql, opts: ReportOptions): Promise<Report
         col("day", "text"),
         col("orders", "int"),
         col("units", "int"),
-        col("revenue", "money"),
-        col("aov", "money"),
+        money("revenue"),
+        money("aov"),
         col("buyers", "int"),
         col("visitors", "int"),
         col("conversion_rate", "rate", "conversion"),
-        col("revenue_per_visitor", "money", "rev/visitor"),
+        money("revenue_per_visitor", "rev/visitor"),
       ],
       rows: await tx`
         select day::text as day, orders, units, revenue::float8 as revenue, aov::float8 as aov, buyers,
@@ -72,6 +79,27 @@ export async function fetchReport(sql: Sql, opts: ReportOptions): Promise<Report
     });
 
     sections.push({
+      key: "revenue_by_currency",
+      title: `Revenue by currency paid in, converted to ${currency} at each day's rate`,
+      columns: [
+        col("day", "text"),
+        col("currency", "text"),
+        col("orders", "int"),
+        col("revenue", "money", "revenue (paid)"),
+        col("rate_to_reporting", "text", `rate ${currency}/unit`),
+        money("revenue_reporting", "revenue"),
+      ],
+      rows: await tx`
+        select day::text as day, currency, orders, revenue::float8 as revenue,
+            rate_to_reporting::float8 as rate_to_reporting,
+            revenue_reporting::float8 as revenue_reporting
+        from analytics.daily_revenue_by_currency
+        where ${since}::date is null or day >= ${since}::date
+        order by day desc, currency
+        limit ${limit}`,
+    });
+
+    sections.push({
       key: "top_categories",
       title: "Top categories by revenue (all time)",
       columns: [
@@ -80,8 +108,8 @@ export async function fetchReport(sql: Sql, opts: ReportOptions): Promise<Report
         col("add_to_carts", "int", "carts"),
         col("orders", "int"),
         col("units", "int"),
-        col("revenue", "money"),
-        col("avg_selling_price", "money", "avg price"),
+        money("revenue"),
+        money("avg_selling_price", "avg price"),
         col("view_to_purchase_rate", "rate", "view->buy"),
       ],
       rows: await tx`
@@ -102,7 +130,7 @@ export async function fetchReport(sql: Sql, opts: ReportOptions): Promise<Report
         col("views", "int"),
         col("orders", "int"),
         col("units", "int"),
-        col("revenue", "money"),
+        money("revenue"),
         col("conversion", "rate"),
       ],
       rows: await tx`
@@ -142,8 +170,8 @@ export async function fetchReport(sql: Sql, opts: ReportOptions): Promise<Report
       columns: [
         col("status", "text"),
         col("customers", "int"),
-        col("monetary", "money", "revenue"),
-        col("avg_ltv", "money", "avg ltv"),
+        money("monetary", "revenue"),
+        money("avg_ltv", "avg ltv"),
       ],
       rows: await tx`
         select s.status, count(r.user_id)::int as customers,
@@ -208,7 +236,13 @@ export async function fetchReport(sql: Sql, opts: ReportOptions): Promise<Report
     });
   });
   for (const s of sections) s.rows = s.rows.map((r) => ({ ...r }));
-  return { generated_at: generated.toISOString(), since, limit, sections };
+  return {
+    generated_at: generated.toISOString(),
+    reporting_currency: currency,
+    since,
+    limit,
+    sections,
+  };
 }
 
 const numberFormats = new Set<Format>(["id", "int", "money", "rate", "seconds"]);
@@ -262,6 +296,7 @@ export function formatTable(columns: Column[], rows: Row[]): string {
 /** The whole report as terminal text. */
 export function renderReport(report: Report): string {
   const head = `Analytics report, ${report.generated_at.slice(0, 19)}Z` +
+    `, money in ${report.reporting_currency}` +
     (report.since ? `, since ${report.since}` : "") + `, up to ${report.limit} rows per table`;
   const parts = [head];
   for (const s of report.sections) parts.push(`${s.title}\n${formatTable(s.columns, s.rows)}`);
@@ -272,6 +307,7 @@ export function renderReport(report: Report): string {
 export function reportJson(report: Report): string {
   const out: Record<string, unknown> = {
     generated_at: report.generated_at,
+    reporting_currency: report.reporting_currency,
     since: report.since,
     limit: report.limit,
   };

@@ -60,13 +60,13 @@ function drawEvents(rows) {
   note("events", rows.length ? "" : "no events with an event time in the last hour");
 }
 
-function drawRevenue(rows) {
+function drawRevenue(rows, currency) {
   const c = chart("revenue", {
     type: "line",
     data: {
       labels: [],
       datasets: [{
-        label: "revenue",
+        label: `revenue (${currency})`,
         data: [],
         borderColor: COLORS[0],
         backgroundColor: "rgba(78,121,167,0.2)",
@@ -81,7 +81,10 @@ function drawRevenue(rows) {
   c.update();
   note(
     "revenue",
-    rows.length ? `total ${money(rows.reduce((s, r) => s + r.revenue, 0))}` : "no data",
+    rows.length
+      ? `total ${money(rows.reduce((s, r) => s + r.revenue, 0))} ${currency}, ` +
+        "each currency converted at its day's rate"
+      : "no data",
   );
 }
 
@@ -123,7 +126,7 @@ function drawFunnel(funnel) {
   note("funnel", funnel.day ? `day ${funnel.day}` : "no data");
 }
 
-function drawCategories(rows) {
+function drawCategories(rows, currency) {
   const c = chart("categories", {
     type: "bar",
     data: { labels: [], datasets: [{ label: "revenue", data: [], backgroundColor: COLORS[0] }] },
@@ -132,7 +135,7 @@ function drawCategories(rows) {
   c.data.labels = rows.map((r) => r.category);
   c.data.datasets[0].data = rows.map((r) => r.revenue);
   c.update();
-  note("categories", rows.length ? "" : "no data");
+  note("categories", rows.length ? `revenue in ${currency}, all time` : "no data");
 }
 
 function drawReasons(all) {
@@ -224,10 +227,14 @@ async function refresh() {
     const data = await res.json();
     if (!res.ok) throw new Error(data.error || `HTTP ${res.status}`);
     drawEvents(data.events_per_minute);
-    drawRevenue(data.revenue_per_hour);
+    const currency = data.reporting_currency ?? "?";
+    for (const id of ["revenue", "categories"]) {
+      document.getElementById(`currency-${id}`).textContent = currency;
+    }
+    drawRevenue(data.revenue_per_hour, currency);
     drawValidity(data.validity);
     drawFunnel(data.funnel);
-    drawCategories(data.top_categories);
+    drawCategories(data.top_categories, currency);
     drawReasons(data.dead_letter_reasons);
     drawHealth(data.health);
     status.className = "";

@@ -58,6 +58,8 @@ export interface DashboardData {
   database: "reachable" | "unreachable";
   /** analytics views the page uses that do not exist (yet) */
   views_missing: string[];
+  /** the currency of revenue_per_hour and top_categories (analytics.reporting_currency) */
+  reporting_currency: string | null;
   events_per_minute: { minute: string; event_type: string; events: number }[];
   revenue_per_hour: { hour: string; revenue: number }[];
   validity: Rows;
@@ -72,6 +74,7 @@ function empty(database: DashboardData["database"]): DashboardData {
     generated_at: new Date().toISOString(),
     database,
     views_missing: [],
+    reporting_currency: null,
     events_per_minute: [],
     revenue_per_hour: [],
     validity: [],
@@ -111,6 +114,10 @@ export function createDashboard(deps: DashboardDeps) {
       out.dead_letter_reasons = (await tx`select * from analytics.collector_reasons(24)`).map((
         r,
       ) => ({ reason: r.reason, rows: num(r.rows) }));
+      if (want("reporting_currency", ["reporting_currency"])) {
+        const [c] = await tx`select reporting_currency from analytics.reporting_currency`;
+        out.reporting_currency = c?.reporting_currency ?? null;
+      }
       if (want("hourly_events", ["hour", "revenue"])) {
         out.revenue_per_hour = (await tx`
           select hour, sum(revenue) as revenue from (

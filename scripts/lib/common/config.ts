@@ -89,6 +89,13 @@ export const variables = {
     default: "0",
     schema: z.enum(["0", "1"], { error: "ALLOW_INSECURE_DEFAULTS must be 0 or 1" }),
   },
+  REPORTING_CURRENCY: {
+    default: "USD",
+    schema: z.string().regex(
+      /^[A-Z]{3}$/,
+      "REPORTING_CURRENCY must be a three-letter currency code in capitals, such as USD",
+    ),
+  },
 } as const;
 
 /** Defaults that are fine on a laptop and must never face a network. */

@@ -26,17 +26,24 @@ export function connect(opts: ConnectOptions = {}): Sql {
     connect_timeout: opts.connectTimeout ?? 10,
     idle_timeout: 30,
     connection: { TimeZone: "UTC", ...connection },
-    // counts and ids fit in a double; strings for int8 would leak into every caller
+    // int8 as a number while a double holds it exactly (counts, sums, ids up to 2^53 - 1),
+    // else as its exact decimal string (19-digit ids such as snowflake ids)
     types: {
       bigint: {
         to: 20,
         from: [20],
-        serialize: (x: number) => String(x),
-        parse: (x: string) => Number(x),
+        serialize: (x: number | string | bigint) => String(x),
+        parse: parseInt8,
       },
     },
   };
   return postgres(url, options);
+}
+
+/** An int8 from PostgreSQL: a number when exact, else the decimal string (never rounded). */
+export function parseInt8(x: string): number | string {
+  const n = Number(x);
+  return Number.isSafeInteger(n) ? n : x;
 }
 
 /**

@@ -92,8 +92,27 @@ function mutation(
 
 const badIds = ["not-a-uuid", "12345", "evt_0001", "0190a1b2-c3d4-7e5f-8a9b"];
 const badTypes = ["click", "checkout", "add-to-cart", "page_view", "purchased"];
-const badUserIds = ["abc", "0", "-42", "12.5", "0x1F", "1_000", "1234567890123456789"];
-const badProductIds = ["SKU-1001", "0", "-5", "3.7", "1e3", "12345678901234567890"];
+// the last two overflow a bigint: max + 1 (19 digits) and 20 digits
+const badUserIds = [
+  "abc",
+  "0",
+  "-42",
+  "12.5",
+  "0x1F",
+  "1_000",
+  "9223372036854775808",
+  "12345678901234567890",
+];
+const badProductIds = [
+  "SKU-1001",
+  "0",
+  "-5",
+  "3.7",
+  "1e3",
+  "00",
+  "9223372036854775808",
+  "12345678901234567890",
+];
 const badCategories = ["garden", "food", "electronic", "unknown", "misc", ""];
 const badPrices = ["12.345", "abc", "NaN", "Infinity", "$19.99", "1e3", "19,99", "+5.00"];
 const badQuantities = ["0", "-1", "1001", "two", "2.5", "", "99999999999999999999"];

@@ -1,6 +1,6 @@
 // The product catalog: products in the contract's 8 categories, a price range per category,
 // popularity that follows a long tail, and what people type into the search box.
-import { CATEGORIES, type Category } from "./schema.ts";
+import { CATEGORIES, type Category, type Currency } from "./schema.ts";
 import { cumulative, type Random } from "./random.ts";
 
 /** Price range per category, in currency units (min, max). */
@@ -113,11 +113,37 @@ export interface Product {
   id: number;
   idText: string;
   category: Category;
+  /** The US price, in cents (the other markets' prices derive from it). */
   priceCents: number;
-  /** Price with 2 decimals, e.g. "129.99". */
-  priceText: string;
-  /** Kept for the row writer (rows.ts): `product_id,category,price`. */
-  csv: Uint8Array | null;
+  /** Price with 2 decimals per market currency, e.g. USD "129.99", EUR "125.99", GBP "103.99". */
+  prices: Readonly<Record<Currency, string>>;
+  /** Kept for the row writer (rows.ts): `product_id,category,price` per currency. */
+  csv: Partial<Record<Currency, Uint8Array>>;
+}
+
+/**
+ * Units of a market's currency per US dollar that the shop prices with: the inverse of the
+ * shipped default rates (db/migrations/20261130000100_exchange_rates.sql: EUR 1.0350, GBP
+ * 1.2480 USD per unit). A product costs the converted amount, rounded down to whole units,
+ * with the US price's ending (129.99 USD -> 125.99 EUR, 103.99 GBP): not the same number.
+ */
+export const MARKET_PER_USD: Readonly<Record<Currency, number>> = {
+  USD: 1,
+  EUR: 1 / 1.035,
+  GBP: 1 / 1.248,
+};
+
+/** The product's price in each market currency, from its US price in cents. */
+export function marketPrices(usdCents: number): Record<Currency, string> {
+  const ending = usdCents % 100;
+  const units = Math.floor(usdCents / 100);
+  const local = (c: Currency) =>
+    c === "USD" ? usdCents : Math.max(1, Math.floor(units * MARKET_PER_USD[c])) * 100 + ending;
+  return {
+    USD: centsToText(local("USD")),
+    EUR: centsToText(local("EUR")),
+    GBP: centsToText(local("GBP")),
+  };
 }
 
 /** Formats cents as a decimal with exactly 2 fraction digits. */
@@ -169,8 +195,8 @@ export class Catalog {
         idText: String(id),
         category,
         priceCents,
-        priceText: centsToText(priceCents),
-        csv: null,
+        prices: marketPrices(priceCents),
+        csv: {},
       };
       products.push(product);
       byCategory[category].push(product);

@@ -41,6 +41,7 @@ export function startRun(plan: Plan): Run {
     users: plan.users,
     products: plan.products,
     concurrency: plan.concurrency,
+    funnel: plan.funnel,
   });
   const runEnd = windowOf(plan, plan.continuous ? 0 : plan.files - 1)[1];
   return {
@@ -115,6 +116,7 @@ class FileRows {
   /** Physical line of the next row (the header is line 1). */
   private line = 2;
   private readonly step: number;
+  private readonly warp: TrafficCycle;
   private readonly resendBelow: number;
 
   constructor(
@@ -124,6 +126,7 @@ class FileRows {
     to: number,
   ) {
     this.step = (to - from) / run.plan.events;
+    this.warp = new TrafficCycle(from, to, run.plan.traffic === "flat");
     this.resendBelow = run.plan.anomalyRate + run.plan.duplicateRate;
   }
 
@@ -135,7 +138,7 @@ class FileRows {
     const counts = this.counts;
     let i = this.done;
     while (i < n && !w.full) {
-      const slotMs = Math.floor(this.from + (i + rng.next()) * this.step);
+      const slotMs = Math.floor(this.warp.map(this.from + (i + rng.next()) * this.step));
       const roll = rng.next();
       if (i === n - 1 && anomalies.pendingUnterminated) {
         const id = uuidText(ids.next(slotMs));
@@ -187,5 +190,79 @@ class FileRows {
       countReasons(this.counts.reasons, ["conflicting_duplicate"]);
     } else this.counts.duplicates++;
     return true;
+  }
+}
+
+/** Traffic per UTC hour of the day (a shop's evening peak, a quiet night), relative. */
+const HOUR_WEIGHTS = [
+  0.35,
+  0.25,
+  0.2,
+  0.18,
+  0.2,
+  0.3,
+  0.5,
+  0.75,
+  0.95,
+  1.05,
+  1.1,
+  1.15,
+  1.2,
+  1.15,
+  1.1,
+  1.1,
+  1.15,
+  1.25,
+  1.4,
+  1.55,
+  1.6,
+  1.45,
+  1.05,
+  0.6,
+];
+/** Traffic per UTC weekday, Sunday first (busier weekends' evenings, a quieter Friday), relative. */
+export const WEEKDAY_WEIGHTS = [1.15, 1.05, 1, 0.98, 0.97, 0.9, 0.95];
+const HOUR_MS = 3_600_000;
+
+/**
+ * Moves evenly spread times within a window [from, to) so that their density follows the daily
+ * and weekly cycle (HOUR_WEIGHTS x WEEKDAY_WEIGHTS), keeping their order and the window. A
+ * window inside one UTC hour is unchanged; flat leaves every window unchanged.
+ */
+export class TrafficCycle {
+  private readonly bounds: number[] = [];
+  private readonly cum: number[] = [];
+
+  constructor(private readonly from: number, private readonly to: number, flat = false) {
+    if (flat || to - from <= 0) return;
+    const bounds = [from];
+    for (let h = Math.floor(from / HOUR_MS + 1) * HOUR_MS; h < to; h += HOUR_MS) bounds.push(h);
+    bounds.push(to);
+    if (bounds.length <= 2) return;
+    const weights = bounds.slice(0, -1).map((start, j) => {
+      const d = new Date(start);
+      return (bounds[j + 1] - start) * HOUR_WEIGHTS[d.getUTCHours()] *
+        WEEKDAY_WEIGHTS[d.getUTCDay()];
+    });
+    const total = weights.reduce((a, b) => a + b, 0);
+    let acc = 0;
+    this.cum.push(0);
+    for (const w of weights) this.cum.push((acc += w) / total);
+    this.bounds = bounds;
+  }
+
+  /** The time at the same share of the window's traffic as `ms` is of its duration. */
+  map(ms: number): number {
+    if (this.bounds.length === 0) return ms;
+    const f = (ms - this.from) / (this.to - this.from);
+    let lo = 0, hi = this.cum.length - 2;
+    while (lo < hi) {
+      const mid = (lo + hi + 1) >> 1;
+      if (this.cum[mid] <= f) lo = mid;
+      else hi = mid - 1;
+    }
+    const span = this.cum[lo + 1] - this.cum[lo];
+    const t = this.bounds[lo] + (f - this.cum[lo]) / span * (this.bounds[lo + 1] - this.bounds[lo]);
+    return Math.min(Math.max(t, this.from), this.to - 1);
   }
 }

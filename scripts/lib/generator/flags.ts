@@ -27,6 +27,13 @@ late events injected at known rates, and optionally a manifest of the expected c
   --out DIR            output directory, created if missing (default ${DEFAULTS.outDir})
   --manifest FILE      also write the expected counts per file as JSON
   --id-version V       event ids: 7 (time-ordered UUIDv7) or 4 (random UUIDv4) (default ${DEFAULTS.idVersion})
+  --cart-rate R        per product viewed, chance of an add to cart, 0..1 (default ${DEFAULTS.cartRate});
+                       scaled per segment, traffic source and device
+  --checkout-rate R    chance that a session that carted buys, 0..1 (default ${DEFAULTS.checkoutRate})
+  --buy-now-rate R     per product viewed, chance of buying at once without a cart, 0..1
+                       (default ${DEFAULTS.buyNowRate})
+  --traffic T          cycle: event times follow a shop's daily and weekly cycle within each
+                       file's window; flat: evenly spread (default ${DEFAULTS.traffic})
   --quiet              print nothing but errors
   -h, --help           show this help
 
@@ -54,6 +61,10 @@ const OPTIONS = {
   out: { type: "string" },
   manifest: { type: "string" },
   "id-version": { type: "string" },
+  "cart-rate": { type: "string" },
+  "checkout-rate": { type: "string" },
+  "buy-now-rate": { type: "string" },
+  traffic: { type: "string" },
   quiet: { type: "boolean" },
   help: { type: "boolean", short: "h" },
 } as const;
@@ -81,6 +92,15 @@ function oneOf<T extends number>(flag: string, text: string | undefined, allowed
   const value = Number(text.trim()) as T;
   if (!/^\s*\d+\s*$/.test(text) || !allowed.includes(value)) {
     throw new OptionError(`--${flag} must be ${allowed.join(" or ")} (got "${text}")`);
+  }
+  return value;
+}
+
+function traffic(text: string | undefined): "cycle" | "flat" | undefined {
+  if (text === undefined) return undefined;
+  const value = text.trim();
+  if (value !== "cycle" && value !== "flat") {
+    throw new OptionError(`--traffic must be cycle or flat (got "${text}")`);
   }
   return value;
 }
@@ -151,6 +171,10 @@ export function parseFlags(args: string[]): Cli {
     outDir: path("out", values.out),
     manifestPath: path("manifest", values.manifest),
     idVersion: oneOf("id-version", values["id-version"], [7, 4] as const),
+    cartRate: rate("cart-rate", values["cart-rate"]),
+    checkoutRate: rate("checkout-rate", values["checkout-rate"]),
+    buyNowRate: rate("buy-now-rate", values["buy-now-rate"]),
+    traffic: traffic(values.traffic),
   };
   for (const key of Object.keys(options) as (keyof GenerateOptions)[]) {
     if (options[key] === undefined) delete options[key];

@@ -25,12 +25,12 @@ interface Profile {
   browse: number;
   /** Per product looked at: chance it was found by a search first. */
   search: number;
-  /** Per product viewed: chance of a wishlist, of an add to cart. */
+  /** Per product viewed: chance of a wishlist; add to cart relative to the funnel's cart rate. */
   wishlist: number;
   addToCart: number;
   /** Per product viewed, when the cart is not empty: chance of removing something. */
   remove: number;
-  /** At the end of a session with a non-empty cart: chance of buying it. */
+  /** At the end of a session that carted: relative to the funnel's checkout rate. */
   checkout: number;
   /** Chance of a larger quantity (2..5) on an add to cart. */
   bulk: number;
@@ -46,10 +46,10 @@ const PROFILES: Readonly<Record<Segment | "guest", Profile>> = {
     activity: 1,
     browse: 4,
     search: 0.24,
-    wishlist: 0.18,
-    addToCart: 0.28,
-    remove: 0.15,
-    checkout: 0.55,
+    wishlist: 0.05,
+    addToCart: 0.8,
+    remove: 0.03,
+    checkout: 0.8,
     bulk: 0.2,
     upmarket: 0,
     sources: [10, 35, 20, 2, 25, 8],
@@ -59,10 +59,10 @@ const PROFILES: Readonly<Record<Segment | "guest", Profile>> = {
     activity: 1.6,
     browse: 5,
     search: 0.2,
-    wishlist: 0.22,
-    addToCart: 0.33,
-    remove: 0.15,
-    checkout: 0.7,
+    wishlist: 0.06,
+    addToCart: 1,
+    remove: 0.03,
+    checkout: 1,
     bulk: 0.3,
     upmarket: 0.1,
     sources: [35, 20, 8, 25, 7, 5],
@@ -72,10 +72,10 @@ const PROFILES: Readonly<Record<Segment | "guest", Profile>> = {
     activity: 2.5,
     browse: 6,
     search: 0.17,
-    wishlist: 0.22,
-    addToCart: 0.39,
-    remove: 0.15,
-    checkout: 0.85,
+    wishlist: 0.07,
+    addToCart: 1.5,
+    remove: 0.03,
+    checkout: 1.3,
     bulk: 0.45,
     upmarket: 0.4,
     sources: [45, 10, 5, 30, 5, 5],
@@ -85,10 +85,10 @@ const PROFILES: Readonly<Record<Segment | "guest", Profile>> = {
     activity: 0.15,
     browse: 2,
     search: 0.25,
-    wishlist: 0.15,
-    addToCart: 0.15,
-    remove: 0.17,
-    checkout: 0.35,
+    wishlist: 0.04,
+    addToCart: 0.5,
+    remove: 0.04,
+    checkout: 0.6,
     bulk: 0.1,
     upmarket: 0,
     sources: [10, 15, 10, 45, 15, 5],
@@ -107,6 +107,33 @@ const PROFILES: Readonly<Record<Segment | "guest", Profile>> = {
     sources: [15, 35, 20, 0, 20, 10],
   },
 };
+
+/**
+ * How a session converts, before the segment, traffic source and device factors below:
+ * `cart` = chance of an add to cart per product viewed, `checkout` = chance that a session that
+ * carted buys its cart, `buyNow` = chance per product viewed of buying it at once without a
+ * cart ("buy now": the only purchases without an add to cart in the same session). The
+ * defaults give a few % of sessions with a cart and 1-5 % of visitors buying per day
+ * (scripts/lib/generator/stats_test.ts).
+ */
+export interface Funnel {
+  cart: number;
+  checkout: number;
+  buyNow: number;
+}
+
+export const DEFAULT_FUNNEL: Readonly<Funnel> = { cart: 0.009, checkout: 0.45, buyNow: 0.0003 };
+
+/** Conversion factors: email and direct traffic and desktops buy more than social and mobile. */
+const SOURCE_FACTOR: Readonly<Record<TrafficSource, number>> = {
+  direct: 1.3,
+  search: 1,
+  social: 0.45,
+  email: 1.7,
+  ads: 0.7,
+  referral: 1.1,
+};
+const DEVICE_FACTOR: Readonly<Record<Device, number>> = { desktop: 1.3, mobile: 0.75, tablet: 1 };
 
 /** Share of sessions without a logged-in user. */
 export const GUEST_SESSION_SHARE = 0.1;
@@ -225,6 +252,8 @@ export interface ShopOptions {
   products: number;
   /** Sessions open at the same time (their events interleave). */
   concurrency: number;
+  /** Conversion rates (default DEFAULT_FUNNEL). */
+  funnel?: Funnel;
 }
 
 interface OpenSession {
@@ -241,9 +270,11 @@ export class Shop {
   private readonly userActivity: number[];
   private readonly open: OpenSession[] = [];
   private readonly sourceCums: Record<Segment | "guest", number[]>;
+  private readonly funnel: Funnel;
 
   constructor(private readonly rng: Random, catalog: Catalog, options: ShopOptions) {
     this.catalog = catalog;
+    this.funnel = options.funnel ?? DEFAULT_FUNNEL;
     const segmentCum = cumulative(SEGMENTS.map((s) => PROFILES[s].share));
     const users: User[] = [];
     for (let i = 0; i < options.users; i++) {
@@ -321,8 +352,14 @@ export class Shop {
       payment: PaymentMethod | null = null,
     ) => events.push(shopEvent(type, session, product, quantity, query, payment));
 
+    const factor = SOURCE_FACTOR[session.source] * DEVICE_FACTOR[session.device];
+    const cartChance = Math.min(1, this.funnel.cart * profile.addToCart * factor);
+    const buyNowChance = Math.min(1, this.funnel.buyNow * profile.addToCart * factor);
+    const checkoutChance = Math.min(1, this.funnel.checkout * profile.checkout);
+    let carted = false;
+    let boughtNow = false;
     const looks = rng.count(profile.browse);
-    for (let i = 0; i < looks; i++) {
+    for (let i = 0; i < looks && !boughtNow; i++) {
       let product: Product;
       if (rng.chance(profile.search)) {
         const category = user && rng.chance(0.5) ? user.favourite : this.catalog.pickCategory(rng);
@@ -340,23 +377,35 @@ export class Shop {
       add("view", product);
       if (!user) continue;
       if (rng.chance(profile.wishlist)) add("wishlist", product);
-      if (rng.chance(profile.addToCart)) {
+      if (rng.chance(buyNowChance)) {
+        // buy now: this product at once, no cart; the session ends with the purchase
+        add("purchase", product, 1, "", rng.chance(0.85) ? user.payment : this.payment());
+        boughtNow = true;
+        break;
+      }
+      if (rng.chance(cartChance)) {
         const item = { product, quantity: this.quantity(user) };
         user.cart.push(item);
         add("add_to_cart", product, item.quantity);
+        carted = true;
       }
       if (user.cart.length > 0 && rng.chance(profile.remove)) {
         const [item] = user.cart.splice(rng.int(user.cart.length), 1);
         add("remove_from_cart", item.product, item.quantity);
       }
     }
-    if (user && user.cart.length > 0 && rng.chance(profile.checkout)) {
-      const payment = rng.chance(0.85) ? user.payment : PAYMENT_METHODS[rng.weighted(PAYMENT_CUM)];
+    // only a session that carted checks out (what earlier sessions left in the cart goes too)
+    if (user && carted && user.cart.length > 0 && rng.chance(checkoutChance)) {
+      const payment = rng.chance(0.85) ? user.payment : this.payment();
       for (const item of user.cart) add("purchase", item.product, item.quantity, "", payment);
       user.cart.length = 0;
     }
     if (user && user.cart.length > CART_LIMIT) user.cart.splice(0, user.cart.length - CART_LIMIT);
     return { events, next: 0 };
+  }
+
+  private payment(): PaymentMethod {
+    return PAYMENT_METHODS[this.rng.weighted(PAYMENT_CUM)];
   }
 
   /** 1 mostly, up to 5; now and then a bulk buy of 6 to 12. */

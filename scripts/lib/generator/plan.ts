@@ -3,6 +3,7 @@
 import { join } from "node:path";
 import { MAX_SEED, randomSeed } from "./random.ts";
 import type { SchemaVersion } from "./schema.ts";
+import { DEFAULT_FUNNEL, type Funnel } from "./model.ts";
 
 /** Options of `generate()`; each mirrors a command-line flag (shown in brackets). */
 export interface GenerateOptions {
@@ -32,6 +33,14 @@ export interface GenerateOptions {
   manifestPath?: string;
   /** UUID version of event ids [--id-version, default 7]. */
   idVersion?: 4 | 7;
+  /** Per product viewed: chance of an add to cart [--cart-rate, default 0.009]. */
+  cartRate?: number;
+  /** Chance that a session that carted buys [--checkout-rate, default 0.45]. */
+  checkoutRate?: number;
+  /** Per product viewed: chance of buying it at once, without a cart [--buy-now-rate, 0.0003]. */
+  buyNowRate?: number;
+  /** Event times within a window: a shop's daily and weekly cycle, or flat [--traffic]. */
+  traffic?: "cycle" | "flat";
 }
 
 /** A bad option or flag value; the CLI prints its message and exits 2. */
@@ -49,6 +58,10 @@ export const DEFAULTS = {
   schemaVersion: 2 as SchemaVersion,
   outDir: "data/incoming",
   idVersion: 7 as 4 | 7,
+  cartRate: DEFAULT_FUNNEL.cart,
+  checkoutRate: DEFAULT_FUNNEL.checkout,
+  buyNowRate: DEFAULT_FUNNEL.buyNow,
+  traffic: "cycle" as "cycle" | "flat",
 };
 
 export const MAX_EVENTS = 100_000_000;
@@ -75,6 +88,8 @@ export interface Plan {
   idVersion: 4 | 7;
   outDir: string;
   manifestPath?: string;
+  funnel: Funnel;
+  traffic: "cycle" | "flat";
   /** Shop size, from the volume of the run. */
   users: number;
   products: number;
@@ -136,6 +151,19 @@ export function makePlan(options: GenerateOptions, now = Date.now()): Plan {
     schemaVersion === 1 || schemaVersion === 2 || schemaVersion === 3,
     `--schema-version must be 1, 2 or 3 (got "${schemaVersion}")`,
   );
+  const funnel: Funnel = {
+    cart: options.cartRate ?? DEFAULTS.cartRate,
+    checkout: options.checkoutRate ?? DEFAULTS.checkoutRate,
+    buyNow: options.buyNowRate ?? DEFAULTS.buyNowRate,
+  };
+  rate(funnel.cart, "--cart-rate");
+  rate(funnel.checkout, "--checkout-rate");
+  rate(funnel.buyNow, "--buy-now-rate");
+  const traffic = options.traffic ?? DEFAULTS.traffic;
+  check(
+    traffic === "cycle" || traffic === "flat",
+    `--traffic must be cycle or flat (got "${traffic}")`,
+  );
   const idVersion = options.idVersion ?? DEFAULTS.idVersion;
   check(idVersion === 4 || idVersion === 7, `--id-version must be 7 or 4 (got "${idVersion}")`);
   const outDir = options.outDir ?? DEFAULTS.outDir;
@@ -168,7 +196,8 @@ export function makePlan(options: GenerateOptions, now = Date.now()): Plan {
     );
   }
 
-  // the shop grows with the run: about 25 events per user, 100 per product
+  // the shop grows with the run: about 10 events per user (most visitors come once or twice,
+  // so few of them buy), 100 per product
   const volume = continuous ? events * 60 : files * events;
   const perSecond = events / (intervalMs / 1000);
   return {
@@ -186,7 +215,9 @@ export function makePlan(options: GenerateOptions, now = Date.now()): Plan {
     idVersion,
     outDir,
     manifestPath,
-    users: clamp(volume / 25, 50, 100_000),
+    funnel,
+    traffic,
+    users: clamp(volume / 10, 50, 200_000),
     products: clamp(volume / 100, 40, 5_000),
     // sessions last a few minutes (about 8 events); a file holds at least ~20 events of each
     concurrency: clamp(Math.min(events / 20, perSecond * 300 / 8), 1, 100),

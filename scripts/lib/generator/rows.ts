@@ -139,7 +139,11 @@ export interface Override {
   quantity?: string;
 }
 
-const priceOf = (e: ShopEvent) => e.product && e.type !== "search" ? e.product.priceText : "";
+/** The price in the session's market currency (schema version 1 has no currency: USD). */
+const priceOf = (e: ShopEvent, version: SchemaVersion) =>
+  e.product && e.type !== "search"
+    ? e.product.prices[version === 1 ? "USD" : e.session.currency]
+    : "";
 const quantityOf = (e: ShopEvent) => e.quantity > 0 ? String(e.quantity) : "";
 
 /** The field texts of an event under the given schema version, in header order. */
@@ -159,7 +163,7 @@ export function eventFields(
     e.type,
     user ? user.idText : "",
   ];
-  const price = override.price ?? priceOf(e);
+  const price = override.price ?? priceOf(e, version);
   if (version === 1) {
     return [...common, product ? product.idText : "", product ? product.category : "", price];
   }
@@ -273,7 +277,12 @@ export function writeEvent(
   }
   if (!product) w.copy(NO_PRODUCT);
   else {
-    w.copy(product.csv ??= bytesOf(`${product.idText},${product.category},${product.priceText}`));
+    const currency = version === 1 ? "USD" : session.currency;
+    w.copy(
+      product.csv[currency] ??= bytesOf(
+        `${product.idText},${product.category},${product.prices[currency]}`,
+      ),
+    );
   }
   if (version === 1) {
     w.copy(LF_BYTES);

@@ -95,7 +95,11 @@ const trimmed = (v: string | undefined) => {
 };
 
 const isUuid = (v: string) => /^\{?[0-9a-f]{4}(-?[0-9a-f]{4}){7}\}?$/i.test(v);
-const isPositiveInt = (v: string) => /^\d{1,18}$/.test(v) && Number(v) > 0;
+const BIGINT_MAX = 9223372036854775807n;
+/** digits only, leading zeros allowed, value 1..BIGINT_MAX */
+const isPositiveInt = (v: string) => /^\d+$/.test(v) && BigInt(v) > 0n && BigInt(v) <= BIGINT_MAX;
+/** an id as the database stores it: its value, without leading zeros */
+const idValue = (v: string) => BigInt(v).toString();
 
 function parseTime(v: string): number {
   const m =
@@ -279,9 +283,9 @@ export class ReferenceChecker {
       const payload = JSON.stringify([
         time,
         type,
-        user === null ? null : Number(user),
+        user === null ? null : idValue(user),
         session,
-        product === null ? null : Number(product),
+        product === null ? null : idValue(product),
         category,
         ignored || price === null ? null : Number(price),
         ignored || !v2 || quantity === null ? 1 : Number(quantity),
