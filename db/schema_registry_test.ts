@@ -89,6 +89,9 @@ Deno.test("registering v3 and loading v1, v2 and v3 files together: exact counts
       anomalyRate: 0.05,
       duplicateRate: 0.04,
       lateRate: 0.02,
+      // coupons ride on purchases: a shop that sells more than the realistic default
+      cartRate: 0.4,
+      checkoutRate: 0.8,
     };
     const run = (dir: string, seed: number, schemaVersion: 1 | 2 | 3, files: number) =>
       generate({ ...common, files, seed, schemaVersion, outDir: join(base, dir) });

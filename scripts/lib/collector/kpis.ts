@@ -94,7 +94,7 @@ async function totals(tx: postgres.TransactionSql, from: string, to: string): Pr
 export async function dashboardKpis(analyst: Sql, range: Range) {
   return await read(analyst, async (tx) => {
     const [meta] = await tx`
-      select (select currency from analytics.reporting_currency) as currency,
+      select (select reporting_currency from analytics.reporting_currency) as currency,
           exists (select from analytics.kpi_sessions) as has_events,
           (select max(day) from analytics.kpi_sessions)::text as last_day,
           now() as now`;
