@@ -22,7 +22,7 @@ import {
 import { type Logger, logger } from "./lib/common/log.ts";
 import { backoffMs, CircuitBreaker, isTransient, sleep } from "./lib/common/retry.ts";
 
-const HELP = `Usage: deno task ingest [--once] [--dir DIR] [--give-up-after S]
+const HELP = `Usage: deno task ingest [--once] [--dir DIR] [--workers N] [--give-up-after S]
 
 Loads CSV files from the inbox into PostgreSQL, exactly once per content (SHA-256).
 Each file is one transaction: COPY, validation, dedupe, events, dead letter, metrics, ledger.
@@ -31,6 +31,8 @@ After commit the file moves to processed/ (or rejected/ when its header is unusa
 Options:
   --once               drain the inbox and exit (default: keep watching)
   --dir DIR            the inbox (default: $DATA_DIR/incoming); processed/ and rejected/ sit beside it
+  --workers N          files loaded in parallel, each its own transaction and connection
+                       (default: the number of cores, ${navigator.hardwareConcurrency})
   --give-up-after S    with --once: exit 1 when the database stays unreachable this long (default 60)
   -h, --help           show this help
 
@@ -43,6 +45,14 @@ export interface IngesterOptions {
   cfg: Config;
   log: Logger;
   signal?: AbortSignal;
+  /** files loaded at the same time, each in its own transaction (default 1) */
+  workers?: number;
+  /**
+   * --once: a file another session holds is tried again until it is loaded or gone, so the
+   * run drains the inbox (after a crash, the dead process's transaction may hold a file for a
+   * moment after its files were taken over)
+   */
+  waitForBusy?: boolean;
 }
 
 export interface DrainSummary {
@@ -72,15 +82,32 @@ export class Ingester {
     const summary: DrainSummary = { handled: 0, failed: 0, rows: 0 };
     const ready = await listReady(this.o.dirs.inbox);
     await this.#reportInbox(ready.length);
-    for (const entry of ready) {
-      if (this.stopping) break;
-      if (this.failed.get(entry.name) === entry.mtime) continue;
-      const r = await this.#one(entry, giveUpAfterMs);
-      if (r === "failed") summary.failed++;
-      else if (r !== "skipped") {
-        summary.handled++;
-        summary.rows += r.result?.rows ?? 0;
-      }
+    const started = Date.now();
+    let queue = ready;
+    while (queue.length > 0) {
+      // each worker takes the next file in inbox order; a file is still one transaction
+      const busy: Entry[] = [];
+      let next = 0;
+      const files = queue;
+      const work = async () => {
+        while (next < files.length && !this.stopping) {
+          const entry = files[next++];
+          if (this.failed.get(entry.name) === entry.mtime) continue;
+          const r = await this.#one(entry, giveUpAfterMs);
+          if (r === "failed") summary.failed++;
+          else if (r !== "skipped" && r.outcome === "busy") busy.push(entry);
+          else if (r !== "skipped") {
+            summary.handled++;
+            summary.rows += r.result?.rows ?? 0;
+          }
+        }
+      };
+      const workers = Math.max(1, Math.min(this.o.workers ?? 1, files.length));
+      await Promise.all(Array.from({ length: workers }, work));
+      if (!this.o.waitForBusy || this.stopping || Date.now() - started > giveUpAfterMs) break;
+      if (busy.length > 0) await sleep(250, this.o.signal);
+      const still = new Set((await listReady(this.o.dirs.inbox)).map((e) => e.name));
+      queue = busy.filter((e) => still.has(e.name));
     }
     if (summary.handled > 0) await this.#reportInbox((await listReady(this.o.dirs.inbox)).length);
     return summary;
@@ -261,7 +288,13 @@ async function main() {
     once: { type: "boolean", default: false },
     dir: { type: "string" },
     "give-up-after": { type: "string", default: "60" },
+    workers: { type: "string", default: String(navigator.hardwareConcurrency) },
   }, HELP);
+  const workers = Number(values.workers);
+  if (!Number.isInteger(workers) || workers < 1 || workers > 64) {
+    console.error(`error: --workers must be a whole number from 1 to 64 (got "${values.workers}")`);
+    Deno.exit(2);
+  }
   const giveUp = Number(values["give-up-after"]);
   if (!Number.isFinite(giveUp) || giveUp <= 0) {
     console.error(
@@ -286,8 +319,17 @@ async function main() {
       stop.abort();
     });
   }
-  const sql = connect({ max: 2 });
-  const ingester = new Ingester({ dirs, sql, cfg, log, signal: stop.signal });
+  // one connection per worker, plus one for the inbox report and probes
+  const sql = connect({ max: workers + 1 });
+  const ingester = new Ingester({
+    dirs,
+    sql,
+    cfg,
+    log,
+    signal: stop.signal,
+    workers,
+    waitForBusy: values.once,
+  });
   let code = 0;
   try {
     if (values.once) {
