@@ -86,6 +86,10 @@ function firstLine(csv: Uint8Array): string {
   return new TextDecoder().decode(csv.subarray(start, end));
 }
 
+async function* chunksOf(chunks: Uint8Array[]): AsyncGenerator<Uint8Array> {
+  for (const c of chunks) yield c;
+}
+
 export class GroupCommitter {
   #pending: Pending[] = [];
   #running = 0;
@@ -231,13 +235,10 @@ export class GroupCommitter {
           }
         } else {
           const copyStarted = performance.now();
-          async function* stream() {
-            for (const k of load) yield parts[k].copy;
-          }
           await copyStream(
             tx,
             `copy ${opened.copy_table} (${opened.copy_columns}) from stdin (format csv)`,
-            stream(),
+            chunksOf(load.map((k) => parts[k].copy)),
           );
           const copyMs = performance.now() - copyStarted;
           const malformed = load.flatMap((k) => parts[k].scanner.malformed);
