@@ -1,15 +1,16 @@
 // Per-row cost of the validation and dedupe steps, without the rest of the pipeline:
 //   deno run -A bench/check_profile.ts [--rows 200000] [--anomaly-rate 0.02] [--reps 3]
 // Generates one seeded file (cached in bench/data/), COPYs it into a batch's staging table in
-// one transaction, then times ingest.check_stage and ingest.accept_checked (each --reps times,
-// median), and rolls back: nothing is stored. Uses a database of its own (check_profile),
-// re-applying db/functions so the current files are what is measured.
+// one transaction, then times ingest.check_stage, ingest.accept_checked and the whole
+// ingest.process_batch (each --reps times, median, in a savepoint rolled back after each), and
+// rolls back: nothing is stored. Uses a database of its own (check_profile, dropped at the end),
+// with db/functions applied, so the current files are what is measured.
 import { join } from "node:path";
 import { parseFlags } from "../scripts/lib/common/cli.ts";
 import { loadConfig } from "../scripts/lib/common/config.ts";
 import { connect, withDatabase } from "../scripts/lib/common/db.ts";
 import { CsvScanner } from "../scripts/lib/ingest/csv.ts";
-import { copyStream, settings } from "../scripts/lib/ingest/loader.ts";
+import { copyStream, malformedJson, settings } from "../scripts/lib/ingest/loader.ts";
 import { applyDefinitions, createDatabase, dbmate } from "../scripts/migrate.ts";
 import { dbmatePath } from "../scripts/lib/testing/testdb.ts";
 import { generate, type Manifest } from "../scripts/generate.ts";
@@ -96,9 +97,17 @@ await sql.begin(async (tx) => {
     "accept_checked",
     () => tx`select * from ingest.accept_checked(${opened.batch_id}::bigint)`,
   );
+  await timeIt("process_batch", () =>
+    tx`
+    select ingest.process_batch(${opened.batch_id}::bigint,
+      ${scanner.rows + scanner.malformed.length}::bigint,
+      ${tx.json(malformedJson(scanner.malformed))}::jsonb, ${tx.json(s)}::jsonb)`);
   throw new Error("rollback");
 }).catch((e) => {
   if (e.message !== "rollback") throw e;
 });
 console.log(JSON.stringify({ rows, anomaly_rate: anomalyRate, id_version: idVersion, ...out }));
 await sql.end();
+const admin = connect({ url: withDatabase(cfg.DATABASE_URL, "postgres"), max: 1 });
+await admin.unsafe("drop database if exists check_profile with (force)");
+await admin.end();
