@@ -185,6 +185,7 @@ async function typedCopy(path: string, bytes: number, label: string) {
 async function ingestOnce(
   files: string[],
   parallel = 1,
+  workers = 1,
 ): Promise<{ seconds: number; rssMb: number }> {
   const inbox = await Deno.makeTempDir({ prefix: "bench-inbox-" });
   const dir = join(inbox, "incoming");
@@ -194,7 +195,16 @@ async function ingestOnce(
   const t = performance.now();
   const children = Array.from({ length: parallel }, () =>
     new Deno.Command(Deno.execPath(), {
-      args: ["run", "--allow-all", join(root, "scripts/ingest.ts"), "--once", "--dir", dir],
+      args: [
+        "run",
+        "--allow-all",
+        join(root, "scripts/ingest.ts"),
+        "--once",
+        "--dir",
+        dir,
+        "--workers",
+        String(workers),
+      ],
       env: { DATABASE_URL: benchUrl, LOG_LEVEL: "warn", LOG_DIR: join(inbox, "logs") },
       stdout: "null",
       stderr: "inherit",
@@ -376,7 +386,7 @@ async function scaling() {
       rows_per_s: Math.round(n / seconds),
     });
   }
-  // 8 files of SIZE/10 rows, 1 vs 2 ingesters
+  // 8 files of SIZE/10 rows: one ingester with --workers 1, then one worker per core
   const per = Math.max(1, Math.floor(rows / 10));
   const splitDir = join(dataDir, `8x${per}`);
   let files: string[];
@@ -397,12 +407,13 @@ async function scaling() {
     });
     files = m.files.map((f) => join(splitDir, f.name));
   }
-  for (const parallel of [1, 2]) {
+  // one ingester with 1 worker, then with one worker per core (deno task ingest --workers N)
+  for (const workers of [1, navigator.hardwareConcurrency]) {
     const sql = await freshDb();
-    const { seconds } = await ingestOnce(files, parallel);
+    const { seconds } = await ingestOnce(files, 1, workers);
     await sql.end();
     out.push({
-      case: `8 files x ${per} rows, ${parallel} ingester(s)`,
+      case: `8 files x ${per} rows, --workers ${workers}`,
       rows: 8 * per,
       seconds,
       rows_per_s: Math.round((8 * per) / seconds),

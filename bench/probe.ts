@@ -2,7 +2,7 @@
 import { connect, withDatabase } from "../scripts/lib/common/db.ts";
 import { loadConfig } from "../scripts/lib/common/config.ts";
 import { loadFile, settings } from "../scripts/lib/ingest/loader.ts";
-import { createDatabase, dbmate } from "../scripts/migrate.ts";
+import { applyDefinitions, createDatabase, dbmate } from "../scripts/migrate.ts";
 import { dbmatePath } from "../scripts/lib/testing/testdb.ts";
 const url = withDatabase(loadConfig().DATABASE_URL, "bench_probe");
 const admin = connect({ url: withDatabase(url, "postgres"), max: 1 });
@@ -21,6 +21,7 @@ if (Deno.env.get("PROBE_EXPLAIN")) {
   ) await admin.unsafe(stmt);
 }
 const sql = connect({ url, max: 2 });
+await applyDefinitions(sql);
 const t = performance.now();
 const r = await loadFile(sql, Deno.args[0], settings(loadConfig()), {});
 const ms = performance.now() - t;

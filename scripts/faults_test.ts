@@ -56,8 +56,13 @@ function ingest(
   });
 }
 
-async function once(url: string, run: Run, env: Record<string, string> = {}) {
-  const out = await ingest(url, run, ["--once"], env, "piped").output();
+async function once(
+  url: string,
+  run: Run,
+  env: Record<string, string> = {},
+  args: string[] = [],
+) {
+  const out = await ingest(url, run, ["--once", ...args], env, "piped").output();
   return { code: out.code, stderr: new TextDecoder().decode(out.stderr) };
 }
 
@@ -104,14 +109,20 @@ async function assertInvariants(sql: Sql, run: Run) {
   });
 }
 
-for (const stage of ["mid-copy", "after-copy", "after-procedure", "after-commit"]) {
-  Deno.test(`ingest killed at ${stage}, restarted: every row in exactly one place`, async () => {
-    const db = await testDb(`crash_${stage}`);
+for (
+  const [stage, workers] of ["mid-copy", "after-copy", "after-procedure", "after-commit"]
+    .flatMap((s) => [[s, "1"], [s, "2"]])
+) {
+  Deno.test(`ingest killed at ${stage} (${workers} workers), restarted: every row in exactly one place`, async () => {
+    const db = await testDb(`crash_${stage}_${workers}`);
     const run = await newRun();
     try {
       await drop(run, "a.csv", mixedCsv(12_000, 1)); // > 1 MiB, so mid-copy is reached
       await drop(run, "b.csv", mixedCsv(500, 2));
-      const crashed = await once(db.url, run, { PIPELINE_CRASH_AT: stage });
+      const crashed = await once(db.url, run, { PIPELINE_CRASH_AT: stage }, [
+        "--workers",
+        workers,
+      ]);
       assertEquals(crashed.code, 137, crashed.stderr);
       assert(crashed.stderr.includes(`crash point "${stage}"`));
       const again = await once(db.url, run);
@@ -131,7 +142,7 @@ Deno.test(`ingest SIGKILLed ${SOAK ? 100 : 20} times during a multi-file run los
     const kills = SOAK ? 100 : 20;
     let dropped = 0;
     for (let k = 0; k < kills; k++) {
-      const child = ingest(db.url, run, []).spawn();
+      const child = ingest(db.url, run, ["--workers", String(1 + (k % 2))]).spawn();
       // keep files arriving while the ingester lives
       await drop(
         run,

@@ -28,7 +28,8 @@ import {
 } from "./lib/ingest/telemetry.ts";
 import { backoffMs, CircuitBreaker, isTransient, sleep } from "./lib/common/retry.ts";
 
-const HELP = `Usage: deno task ingest [--once] [--dir DIR] [--give-up-after S] [--metrics-port N]
+const HELP = `Usage: deno task ingest [--once] [--dir DIR] [--workers N] [--give-up-after S]
+                          [--metrics-port N]
 
 Loads CSV files from the inbox into PostgreSQL, exactly once per content (SHA-256).
 Each file is one transaction: COPY, validation, dedupe, events, dead letter, metrics, ledger.
@@ -38,6 +39,8 @@ Options:
   --once               drain the inbox and exit (default: keep watching)
   --dir DIR            the inbox, an existing directory (default: $DATA_DIR/incoming, created);
                        processed/ and rejected/ are created beside it
+  --workers N          files loaded in parallel, each its own transaction and connection
+                       (default: the number of cores, ${navigator.hardwareConcurrency})
   --give-up-after S    with --once: exit 1 when the database stays unreachable this long (default 60)
   --metrics-port N     serve Prometheus metrics on http://INGEST_METRICS_HOST:N/metrics
                        (default: INGEST_METRICS_PORT, 0 = off)
@@ -59,6 +62,14 @@ export interface IngesterOptions {
   clock?: () => Date;
   /** this process's counters, served on --metrics-port */
   telemetry?: IngestTelemetry;
+  /** files loaded at the same time, each in its own transaction (default 1) */
+  workers?: number;
+  /**
+   * --once: a file another session holds is tried again until it is loaded or gone, so the
+   * run drains the inbox (after a crash, the dead process's transaction may hold a file for a
+   * moment after its files were taken over)
+   */
+  waitForBusy?: boolean;
 }
 
 export interface DrainSummary {
@@ -112,15 +123,32 @@ export class Ingester {
     const summary: DrainSummary = { handled: 0, failed: 0, rows: 0 };
     const ready = await listReady(this.o.dirs.inbox);
     await this.#reportInbox(ready.length);
-    for (const entry of ready) {
-      if (this.stopping) break;
-      if (this.failed.get(entry.name) === entry.mtime) continue;
-      const r = await this.#one(entry, giveUpAfterMs);
-      if (r === "failed") summary.failed++;
-      else if (r !== "skipped") {
-        summary.handled++;
-        summary.rows += r.result?.rows ?? 0;
-      }
+    const started = Date.now();
+    let queue = ready;
+    while (queue.length > 0) {
+      // each worker takes the next file in inbox order; a file is still one transaction
+      const busy: Entry[] = [];
+      let next = 0;
+      const files = queue;
+      const work = async () => {
+        while (next < files.length && !this.stopping) {
+          const entry = files[next++];
+          if (this.failed.get(entry.name) === entry.mtime) continue;
+          const r = await this.#one(entry, giveUpAfterMs);
+          if (r === "failed") summary.failed++;
+          else if (r !== "skipped" && r.outcome === "busy") busy.push(entry);
+          else if (r !== "skipped") {
+            summary.handled++;
+            summary.rows += r.result?.rows ?? 0;
+          }
+        }
+      };
+      const workers = Math.max(1, Math.min(this.o.workers ?? 1, files.length));
+      await Promise.all(Array.from({ length: workers }, work));
+      if (!this.o.waitForBusy || this.stopping || Date.now() - started > giveUpAfterMs) break;
+      if (busy.length > 0) await sleep(250, this.o.signal);
+      const still = new Set((await listReady(this.o.dirs.inbox)).map((e) => e.name));
+      queue = busy.filter((e) => still.has(e.name));
     }
     if (summary.handled > 0) await this.#reportInbox((await listReady(this.o.dirs.inbox)).length);
     return summary;
@@ -335,7 +363,13 @@ async function main() {
     dir: { type: "string" },
     "give-up-after": { type: "string", default: "60" },
     "metrics-port": { type: "string" },
+    workers: { type: "string", default: String(navigator.hardwareConcurrency) },
   }, HELP);
+  const workers = Number(values.workers);
+  if (!Number.isInteger(workers) || workers < 1 || workers > 64) {
+    console.error(`error: --workers must be a whole number from 1 to 64 (got "${values.workers}")`);
+    Deno.exit(2);
+  }
   const giveUp = Number(values["give-up-after"]);
   if (!Number.isFinite(giveUp) || giveUp <= 0) {
     console.error(
@@ -387,7 +421,8 @@ async function main() {
     );
     Deno.exit(2);
   }
-  const sql = connect({ max: 2 });
+  // one connection per worker, plus one for the inbox report and probes
+  const sql = connect({ max: workers + 1 });
   const telemetry = createIngestTelemetry();
   const metrics = metricsPort === 0 ? undefined : Deno.serve(
     {
@@ -401,7 +436,16 @@ async function main() {
         ? renderIngestMetrics(telemetry, sql, dirs.inbox)
         : new Response("only /metrics here\n", { status: 404 }),
   );
-  const ingester = new Ingester({ dirs, sql, cfg, log, signal: stop.signal, telemetry });
+  const ingester = new Ingester({
+    dirs,
+    sql,
+    cfg,
+    log,
+    signal: stop.signal,
+    telemetry,
+    workers,
+    waitForBusy: values.once,
+  });
   let code = 0;
   try {
     if (values.once) {

@@ -45,9 +45,18 @@ begin
         line_no bigint, src_batch_id bigint, is_conflict boolean
     ) on commit drop;
     if v_claimed < v_valid then
-        -- rare: some ids were taken; the taken ones are those whose winner is another row
+        -- rare: some ids were taken; the taken ones are those whose winner is another row.
+        -- Only these rows compare payloads: a conflict is a fingerprint that differs. Winners
+        -- stored by earlier versions carry the older text-based fingerprint, so a row that
+        -- differs from the current one is compared with that form too (here only, on collision).
         insert into pg_temp.rejected
-        select c.line_no, c.src_batch_id, e.payload_hash <> c.payload_hash
+        select c.line_no, c.src_batch_id,
+            e.payload_hash <> c.payload_hash
+            and e.payload_hash <> hashtextextended(concat_ws('|',
+                c.event_time, c.event_type, c.user_id, c.session_id, c.product_id, c.category,
+                c.price, c.quantity, c.currency, c.device, c.traffic_source, c.payment_method,
+                c.search_query, encode(c.email_hash, 'hex')
+            ), 0)
         from pg_temp.checked as c
         join core.event_ids as e on e.event_id = c.event_id
         where c.is_valid

@@ -89,6 +89,9 @@ export function createApp(deps: AppDeps): App {
     settings: settings(cfg),
     maxBodyBytes: cfg.MAX_BODY_BYTES,
     analytics: cfg.HTTP_ANALYTICS,
+    groupCommitMs: cfg.GROUP_COMMIT_MS,
+    // one group transaction per core (each holds one of the MAX_CONCURRENT_BATCHES connections)
+    maxGroups: Math.max(1, Math.min(cfg.MAX_CONCURRENT_BATCHES, navigator.hardwareConcurrency)),
   });
   const analytics = createAnalyticsHandler({ analyst: deps.analyst, catalog });
   const deadLetter = createDeadLetterHandler({

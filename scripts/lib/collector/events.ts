@@ -11,6 +11,7 @@ import type { Limiter } from "./limiter.ts";
 import { NdjsonError, ndjsonToCsv } from "./ndjson.ts";
 import { HttpError, text } from "./responses.ts";
 import type { Telemetry } from "./telemetry.ts";
+import { GroupCommitter, type GroupRequest } from "./group.ts";
 
 export const CSV = "text/csv";
 export const NDJSON = "application/x-ndjson";
@@ -35,6 +36,10 @@ export interface EventsDeps {
   busyRetryAfter?: number;
   /** HTTP_ANALYTICS: rollups in the batch transaction, or queued for DeferredAnalytics */
   analytics?: "inline" | "deferred";
+  /** GROUP_COMMIT_MS: concurrent requests within this window share a transaction (0: off) */
+  groupCommitMs?: number;
+  /** group transactions at the same time (default 2) */
+  maxGroups?: number;
 }
 
 interface Reply {
@@ -64,6 +69,12 @@ export function bodyFormat(req: Request): string {
   }
   return format;
 }
+
+const keyReused = () =>
+  reply(422, {
+    error:
+      "This Idempotency-Key was already used with a different body: use a new key for a new batch",
+  });
 
 function reply(status: number, body: unknown, r?: LoadResult): Reply {
   return { status, body: JSON.stringify(body), batchId: r?.result?.batch_id ?? null, result: r };
@@ -103,6 +114,53 @@ function toReply(r: LoadResult, format: string, lineOf: (n: number) => number): 
 export function createEventsHandler(deps: EventsDeps) {
   const { telemetry: t, log } = deps;
 
+  /** One request in its own transaction, the Idempotency-Key claimed and stored in it. */
+  const single = (req: GroupRequest) =>
+    deps.ingest.begin(async (tx): Promise<Reply & { replayed?: boolean }> => {
+      if (req.key) {
+        const prior = await claim(tx, req.client, req.key, req.fingerprint);
+        if (prior) {
+          if (prior.request_sha256 !== req.fingerprint) return keyReused();
+          return {
+            status: prior.status,
+            body: prior.body,
+            batchId: prior.batch_id,
+            replayed: true,
+          };
+        }
+      }
+      const r = await loadSource(
+        tx,
+        bytesSource(req.csv),
+        `http:${crypto.randomUUID()}`,
+        deps.settings,
+        {
+          kind: "http",
+          analytics: deps.analytics,
+          sourceKey: req.client,
+        },
+      );
+      const answer = toReply(r, req.format, req.lineOf);
+      if (req.key) await store(tx, req.client, req.key, answer.status, answer.body, answer.batchId);
+      return answer;
+    });
+
+  const group = deps.groupCommitMs
+    ? new GroupCommitter({
+      sql: deps.ingest,
+      settings: deps.settings,
+      log,
+      windowMs: deps.groupCommitMs,
+      maxGroups: deps.maxGroups ?? 2,
+      maxBytes: Math.max(deps.maxBodyBytes, 16 << 20),
+      analytics: deps.analytics,
+      answer: (r, req) => toReply(r, req.format, req.lineOf),
+      keyReused,
+      single,
+      onGroup: (n) => t.groupSize.observe({}, n),
+    })
+    : undefined;
+
   return async function postEvents(req: Request): Promise<Response> {
     const client = deps.keys.authenticate(req.headers.get("authorization"));
     const format = bodyFormat(req);
@@ -141,35 +199,9 @@ export function createEventsHandler(deps: EventsDeps) {
         }
       }
       const fingerprint = requestFingerprint(format, bytes);
-      const name = `http:${crypto.randomUUID()}`;
       const started = performance.now();
-      const out = await deps.ingest.begin(async (tx): Promise<Reply & { replayed?: boolean }> => {
-        if (key) {
-          const prior = await claim(tx, client, key, fingerprint);
-          if (prior) {
-            if (prior.request_sha256 !== fingerprint) {
-              return reply(422, {
-                error:
-                  "This Idempotency-Key was already used with a different body: use a new key for a new batch",
-              });
-            }
-            return {
-              status: prior.status,
-              body: prior.body,
-              batchId: prior.batch_id,
-              replayed: true,
-            };
-          }
-        }
-        const r = await loadSource(tx, bytesSource(csv), name, deps.settings, {
-          kind: "http",
-          analytics: deps.analytics,
-          sourceKey: client,
-        });
-        const answer = toReply(r, format, lineOf);
-        if (key) await store(tx, client, key, answer.status, answer.body, answer.batchId);
-        return answer;
-      });
+      const request: GroupRequest = { client, key, fingerprint, csv, format, lineOf };
+      const out = group ? await group.submit(request) : await single(request);
       const seconds = (performance.now() - started) / 1000;
       const res = out.result?.result;
       if (res && !out.replayed) {

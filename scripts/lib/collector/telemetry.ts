@@ -25,6 +25,12 @@ export function createTelemetry() {
       [],
       SECONDS,
     ),
+    groupSize: registry.histogram(
+      "pipeline_http_group_requests",
+      "Requests that shared one database transaction (group commit, GROUP_COMMIT_MS)",
+      [],
+      [1, 2, 4, 8, 16, 32, 64],
+    ),
     lastValidity: registry.gauge(
       "pipeline_http_last_validity_ratio",
       "Validity rate (valid / (valid + invalid)) of this process's last batch with such rows",

@@ -59,6 +59,15 @@ export const variables = {
   },
   MAX_BODY_BYTES: { default: "10485760", schema: positiveInt("MAX_BODY_BYTES") },
   MAX_CONCURRENT_BATCHES: { default: "4", schema: positiveInt("MAX_CONCURRENT_BATCHES") },
+  GROUP_COMMIT_MS: {
+    default: "2",
+    schema: z.coerce.number({ error: "GROUP_COMMIT_MS must be a whole number of milliseconds" })
+      .int("GROUP_COMMIT_MS must be a whole number of milliseconds")
+      .min(0, "GROUP_COMMIT_MS must be 0 (off) or more").max(
+        1000,
+        "GROUP_COMMIT_MS must be at most 1000",
+      ),
+  },
   HTTP_ANALYTICS: {
     default: "deferred",
     schema: z.enum(["deferred", "inline"], {

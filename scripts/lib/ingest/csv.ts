@@ -49,6 +49,12 @@ export class CsvScanner {
   rows = 0;
   malformed: MalformedRow[] = [];
 
+  /**
+   * Added to every line number it reports (default 0): the HTTP collector stages several
+   * requests as one batch and keeps their lines apart this way.
+   */
+  constructor(readonly lineOffset = 0) {}
+
   #expected = 0;
   #inQuote = false;
   #line = 1;
@@ -180,7 +186,7 @@ export class CsvScanner {
     }
     if (bad !== undefined || fields !== this.#expected) {
       this.malformed.push({
-        lineNo,
+        lineNo: lineNo + this.lineOffset,
         raw: body.slice(0, len),
         why: bad ?? `${fields} fields where the header has ${this.#expected}`,
       });
@@ -194,7 +200,7 @@ export class CsvScanner {
     this.#reserve(body.length + 24);
     const out = this.#out;
     let p = this.#pos;
-    const digits = String(lineNo);
+    const digits = String(lineNo + this.lineOffset);
     for (let k = 0; k < digits.length; k++) out[p++] = digits.charCodeAt(k);
     out[p++] = COMMA;
     out.set(body, p);

@@ -116,7 +116,7 @@ async function hashOf(source: AsyncIterable<Uint8Array>): Promise<string> {
   return h.hex();
 }
 
-function malformedJson(rows: MalformedRow[]) {
+export function malformedJson(rows: MalformedRow[]) {
   return rows.map((m) => ({
     line_no: m.lineNo,
     raw: rawText(m.raw),
