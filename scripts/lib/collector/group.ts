@@ -240,6 +240,7 @@ export class GroupCommitter {
               bytes: parts[k].item.req.csv.length,
               totalMs: 0,
               reason: opened.reason,
+              schemaVersion: opened.schema_version,
             }, parts[k].item.req);
           }
         } else {
@@ -297,6 +298,7 @@ export class GroupCommitter {
               totalMs: 0,
               copyMs,
               unknownColumns: opened.unknown_columns ?? [],
+              schemaVersion: opened.schema_version,
               result,
             }, p.item.req);
           }
