@@ -11,8 +11,14 @@ const root = new URL("..", import.meta.url).pathname;
 const deno = Deno.execPath();
 
 async function run(cmd: string, args: string[], env: Record<string, string>, cwd = root) {
-  const out = await new Deno.Command(cmd, { args, env, cwd, stdout: "piped", stderr: "piped" })
-    .output();
+  // the caller's PIPELINE_DB (.ci/run exports embedded) must not decide what these tests see
+  const out = await new Deno.Command(cmd, {
+    args,
+    env: { PIPELINE_DB: "auto", ...env },
+    cwd,
+    stdout: "piped",
+    stderr: "piped",
+  }).output();
   const dec = new TextDecoder();
   return { code: out.code, stdout: dec.decode(out.stdout), stderr: dec.decode(out.stderr) };
 }
