@@ -35,7 +35,7 @@ declare
     v_batch_id bigint;
     v_table text;
 begin
-    if p_source_kind not in ('file', 'http') then
+    if p_source_kind not in ('file', 'http', 'kafka') then
         raise exception 'unknown source kind "%"', p_source_kind using errcode = '22023';
     end if;
     v_batch_id := nextval('ingest.batch_ids');
