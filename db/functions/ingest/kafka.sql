@@ -104,16 +104,19 @@ end
 $$;
 
 -- The end of the partitions as the consumer last saw them (for the lag), outside any batch.
+-- A partition never loaded yet gets its row here, so its lag shows before its first batch.
 create function ingest.kafka_report_watermarks(p_group text, p_watermarks jsonb)
 returns void
 language sql
 security definer
 set search_path = pg_catalog, pg_temp
 begin atomic
-    update ingest.kafka_offsets as o
-    set high_watermark = w.high_watermark, updated_at = clock_timestamp()
+    insert into ingest.kafka_offsets as o (consumer_group, topic, partition, high_watermark)
+    select p_group, w.topic, w.partition, w.high_watermark
     from jsonb_to_recordset(p_watermarks) as w (topic text, partition int, high_watermark bigint)
-    where o.consumer_group = p_group and o.topic = w.topic and o.partition = w.partition;
+    order by w.topic, w.partition
+    on conflict (consumer_group, topic, partition) do update
+    set high_watermark = excluded.high_watermark, updated_at = clock_timestamp();
 end;
 
 -- Lag per partition: messages in Kafka not yet loaded (NULL position: all retained ones count).

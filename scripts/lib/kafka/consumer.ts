@@ -1,0 +1,245 @@
+// The Kafka consumer: kafkajs fetches, this module batches and loads. Offsets are never
+// committed to Kafka (autoCommit off); on every partition assignment the stored positions are
+// read from PostgreSQL and the consumer seeks there. Whatever a fetch returns that was already
+// loaded is dropped inside the loading transaction (sink.ts), so a late or missed seek costs
+// time, never correctness.
+import { Kafka, type KafkaConfig, logLevel, type SASLOptions } from "kafkajs";
+import type { Sql } from "../common/db.ts";
+import type { Logger } from "../common/log.ts";
+import type { Settings } from "../ingest/loader.ts";
+import { backoffMs, sleep } from "../common/retry.ts";
+import type { Message, TopicFormat } from "./batch.ts";
+import { flush, type FlushResult, type PartitionBatch } from "./sink.ts";
+
+export interface ClientSettings {
+  brokers: string[];
+  clientId?: string;
+  /** TLS: true, or a PEM CA bundle to trust */
+  ssl?: boolean | { ca: string };
+  sasl?: {
+    mechanism: "plain" | "scram-sha-256" | "scram-sha-512";
+    username: string;
+    password: string;
+  };
+}
+
+export function kafkaClient(s: ClientSettings): Kafka {
+  const config: KafkaConfig = {
+    brokers: s.brokers,
+    clientId: s.clientId ?? "ecommerce-pipeline",
+    logLevel: logLevel.NOTHING,
+    retry: { retries: 8, initialRetryTime: 200, maxRetryTime: 5_000 },
+  };
+  if (s.ssl) config.ssl = s.ssl === true ? true : { ca: [s.ssl.ca] };
+  if (s.sasl) config.sasl = s.sasl as SASLOptions;
+  return new Kafka(config);
+}
+
+export interface ConsumerOptions {
+  client: ClientSettings;
+  group: string;
+  topics: ReadonlyMap<string, TopicFormat>;
+  maxRows: number;
+  maxWaitMs: number;
+  sql: Sql;
+  settings: Settings;
+  log: Logger;
+  /** backoff ceiling while PostgreSQL is unreachable */
+  retryMaxMs?: number;
+  /** how often the partitions' ends are read for the lag (0: only at commits) */
+  watermarkIntervalMs?: number;
+  onFlush?: (r: FlushResult, seconds: number) => void;
+  onError?: (error: Error) => void;
+}
+
+interface Pending {
+  part: PartitionBatch;
+  resolve: () => void;
+  reject: (e: Error) => void;
+}
+
+export class KafkaSource {
+  readonly #o: ConsumerOptions;
+  readonly #kafka: Kafka;
+  readonly #consumer;
+  readonly #admin;
+  #buffer: Pending[] = [];
+  #rows = 0;
+  #timer: ReturnType<typeof setTimeout> | undefined;
+  #flushing: Promise<void> = Promise.resolve();
+  #stopping = false;
+  #watermarks: ReturnType<typeof setInterval> | undefined;
+  /** partitions assigned to this member now */
+  assigned: { topic: string; partition: number }[] = [];
+
+  constructor(o: ConsumerOptions) {
+    this.#o = o;
+    this.#kafka = kafkaClient(o.client);
+    this.#consumer = this.#kafka.consumer({
+      groupId: o.group,
+      sessionTimeout: 30_000,
+      heartbeatInterval: 3_000,
+      maxWaitTimeInMs: Math.min(o.maxWaitMs, 500),
+      allowAutoTopicCreation: false,
+    });
+    this.#admin = this.#kafka.admin();
+  }
+
+  async start(): Promise<void> {
+    const c = this.#consumer;
+    const log = this.#o.log;
+    c.on(c.events.GROUP_JOIN, (e) => {
+      const parts = Object.entries(e.payload.memberAssignment).flatMap(([topic, ps]) =>
+        (ps as number[]).map((partition) => ({ topic, partition }))
+      );
+      this.assigned = parts;
+      log.info("partitions assigned", {
+        group: this.#o.group,
+        partitions: parts.map((p) => `${p.topic}/${p.partition}`).join(",") || "none",
+      });
+      this.#seek(parts).catch((error) =>
+        log.warn(
+          "could not read stored positions: reading from the earliest message, loaded ones are skipped",
+          {
+            error: (error as Error).message,
+          },
+        )
+      );
+    });
+    c.on(c.events.CRASH, (e) => {
+      log.error("kafka consumer crashed", {
+        error: String(e.payload.error),
+        restart: e.payload.restart,
+      });
+    });
+    await this.#admin.connect();
+    await c.connect();
+    await c.subscribe({ topics: [...this.#o.topics.keys()], fromBeginning: true });
+    await c.run({
+      autoCommit: false,
+      eachBatchAutoResolve: true,
+      partitionsConsumedConcurrently: 64,
+      eachBatch: async ({ batch, heartbeat }) => {
+        const all: Message[] = batch.messages.map((m) => ({
+          topic: batch.topic,
+          partition: batch.partition,
+          offset: BigInt(m.offset),
+          value: m.value
+            ? new Uint8Array(m.value.buffer, m.value.byteOffset, m.value.byteLength)
+            : null,
+        }));
+        for (let i = 0; i < all.length && !this.#stopping; i += this.#o.maxRows) {
+          const done = this.#add({
+            topic: batch.topic,
+            partition: batch.partition,
+            messages: all.slice(i, i + this.#o.maxRows),
+            highWatermark: BigInt(batch.highWatermark),
+          });
+          // keep the group membership alive while PostgreSQL is slow or down
+          let settled = false;
+          done.finally(() => settled = true).catch(() => {});
+          while (!settled) {
+            await Promise.race([done.catch(() => {}), sleep(2_000)]);
+            if (!settled) await heartbeat().catch(() => {});
+          }
+          await done;
+        }
+      },
+    });
+    const every = this.#o.watermarkIntervalMs ?? 5_000;
+    if (every > 0) this.#watermarks = setInterval(() => this.#reportWatermarks(), every);
+  }
+
+  /** Stops fetching, loads what is buffered, leaves the group. */
+  async stop(): Promise<void> {
+    if (this.#watermarks !== undefined) clearInterval(this.#watermarks);
+    this.#stopping = true;
+    this.#flushSoon(0);
+    await this.#flushing;
+    await this.#consumer.disconnect().catch(() => {});
+    await this.#admin.disconnect().catch(() => {});
+  }
+
+  async #seek(parts: { topic: string; partition: number }[]) {
+    if (parts.length === 0) return;
+    const rows = await this.#o.sql`
+      select * from ingest.kafka_positions(${this.#o.group}, ${this.#o.sql.json(parts)}::jsonb)`;
+    for (const r of rows) {
+      if (r.next_offset === null) continue; // nothing loaded yet: the earliest message
+      this.#consumer.seek({
+        topic: r.topic,
+        partition: r.partition,
+        offset: String(r.next_offset),
+      });
+    }
+  }
+
+  #add(part: PartitionBatch): Promise<void> {
+    return new Promise<void>((resolve, reject) => {
+      this.#buffer.push({ part, resolve, reject });
+      this.#rows += part.messages.length;
+      if (this.#rows >= this.#o.maxRows) this.#flushSoon(0);
+      else if (this.#timer === undefined) this.#flushSoon(this.#o.maxWaitMs);
+    });
+  }
+
+  #flushSoon(ms: number) {
+    if (this.#timer !== undefined) clearTimeout(this.#timer);
+    this.#timer = setTimeout(() => {
+      this.#timer = undefined;
+      const taken = this.#buffer;
+      this.#buffer = [];
+      this.#rows = 0;
+      if (taken.length === 0) return;
+      this.#flushing = this.#flushing.then(() => this.#load(taken));
+    }, ms);
+  }
+
+  /** Loads one micro-batch; retries while PostgreSQL is unreachable (nothing is lost). */
+  async #load(taken: Pending[]): Promise<void> {
+    const o = this.#o;
+    for (let attempt = 0;; attempt++) {
+      const started = performance.now();
+      try {
+        const r = await flush(o.sql, o.group, taken.map((t) => t.part), o.topics, o.settings);
+        o.onFlush?.(r, (performance.now() - started) / 1000);
+        if (attempt > 0) {
+          o.log.info("database reachable again: batch loaded", { attempts: attempt + 1 });
+        }
+        for (const t of taken) t.resolve();
+        return;
+      } catch (error) {
+        o.onError?.(error as Error);
+        if (this.#stopping && attempt >= 2) {
+          for (const t of taken) t.reject(error as Error);
+          return;
+        }
+        const wait = backoffMs(attempt, 250, o.retryMaxMs ?? 30_000);
+        o.log.warn("batch not loaded, nothing committed: retrying", {
+          error: (error as Error).message,
+          retry_in_ms: wait,
+        });
+        await sleep(wait);
+      }
+    }
+  }
+
+  async #reportWatermarks() {
+    try {
+      const marks: { topic: string; partition: number; high_watermark: string }[] = [];
+      const mine = new Set(this.assigned.map((p) => `${p.topic}/${p.partition}`));
+      for (const topic of this.#o.topics.keys()) {
+        for (const p of await this.#admin.fetchTopicOffsets(topic)) {
+          if (mine.has(`${topic}/${p.partition}`)) {
+            marks.push({ topic, partition: p.partition, high_watermark: p.high });
+          }
+        }
+      }
+      if (marks.length === 0) return;
+      await this.#o.sql`
+        select ingest.kafka_report_watermarks(${this.#o.group}, ${this.#o.sql.json(marks)}::jsonb)`;
+    } catch (error) {
+      this.#o.log.debug("lag not reported", { error: (error as Error).message });
+    }
+  }
+}
