@@ -30,7 +30,8 @@ the same --group share the partitions.
 
 Security (environment): KAFKA_SSL=true (TLS, system CAs) or KAFKA_SSL_CA=/path/ca.pem;
 KAFKA_SASL_MECHANISM=plain|scram-sha-256|scram-sha-512 with KAFKA_SASL_USERNAME and
-KAFKA_SASL_PASSWORD.
+KAFKA_SASL_PASSWORD. KAFKA_SESSION_TIMEOUT_MS (30000): how soon the group notices a consumer
+that died without leaving.
 
 A message that is not one event (bad JSON, wrong CSV field count, invalid UTF-8) goes to
 quality.dead_letter as malformed_row with its raw bytes, source topic/partition@offset.
@@ -144,6 +145,12 @@ const source = new KafkaSource({
   settings: settings(cfg),
   log,
   retryMaxMs: cfg.DB_RETRY_MAX_SECONDS * 1000,
+  sessionTimeoutMs: whole(
+    "KAFKA_SESSION_TIMEOUT_MS",
+    env("KAFKA_SESSION_TIMEOUT_MS") ?? "30000",
+    1000,
+    300_000,
+  ),
   onFlush(r, seconds) {
     const res = r.load?.result;
     batches.inc({ outcome: res ? "loaded" : "skipped" });

@@ -44,6 +44,8 @@ export interface ConsumerOptions {
   sql: Sql;
   settings: Settings;
   log: Logger;
+  /** how long the group waits for a silent member (a killed consumer) before rebalancing */
+  sessionTimeoutMs?: number;
   /** backoff ceiling while PostgreSQL is unreachable */
   retryMaxMs?: number;
   /** how often the partitions' ends are read for the lag (0: only at commits) */
@@ -77,8 +79,9 @@ export class KafkaSource {
     this.#kafka = kafkaClient(o.client);
     this.#consumer = this.#kafka.consumer({
       groupId: o.group,
-      sessionTimeout: 30_000,
-      heartbeatInterval: 3_000,
+      sessionTimeout: o.sessionTimeoutMs ?? 30_000,
+      heartbeatInterval: Math.max(100, Math.floor((o.sessionTimeoutMs ?? 30_000) / 10)),
+      rebalanceTimeout: Math.max(o.sessionTimeoutMs ?? 30_000, 10_000),
       maxWaitTimeInMs: Math.min(o.maxWaitMs, 500),
       allowAutoTopicCreation: false,
     });

@@ -4,7 +4,7 @@
 // raw bytes, so the consumer dead-letters them exactly as the file path would. The manifest of
 // the files is therefore the manifest of the messages.
 import { Buffer } from "node:buffer";
-import type { Producer } from "kafkajs";
+import type { Kafka, Producer } from "kafkajs";
 import { CsvScanner, splitRecord } from "../ingest/csv.ts";
 import { type ClientSettings, kafkaClient } from "./consumer.ts";
 import type { Format } from "./batch.ts";
@@ -89,18 +89,34 @@ export function messagesOf(
 export class EventProducer {
   readonly #o: ProduceOptions;
   readonly #producer: Producer;
+  readonly #kafka: Kafka;
   sent = 0;
 
   constructor(o: ProduceOptions) {
     this.#o = o;
-    this.#producer = kafkaClient(o.client).producer({
-      allowAutoTopicCreation: true,
-      idempotent: true,
+    this.#kafka = kafkaClient(o.client);
+    this.#producer = this.#kafka.producer({
+      allowAutoTopicCreation: false,
       maxInFlightRequests: 1,
     });
   }
 
-  async connect() {
+  /** Connects; creates the topics that do not exist yet (with `partitions` partitions). */
+  async connect(partitions = 4) {
+    const admin = this.#kafka.admin();
+    await admin.connect();
+    try {
+      const existing = new Set(await admin.listTopics());
+      const missing = topicsOf(this.#o).filter((t) => !existing.has(t));
+      if (missing.length) {
+        await admin.createTopics({
+          waitForLeaders: true,
+          topics: missing.map((topic) => ({ topic, numPartitions: partitions })),
+        });
+      }
+    } finally {
+      await admin.disconnect();
+    }
     await this.#producer.connect();
   }
 
@@ -123,10 +139,9 @@ export class EventProducer {
           value: Buffer.from(r.value.buffer, r.value.byteOffset, r.value.byteLength),
         });
       }
-      await this.#producer.sendBatch({
-        acks: -1,
-        topicMessages: [...byTopic].map(([topic, messages]) => ({ topic, messages })),
-      });
+      for (const [topic, messages] of byTopic) {
+        await this.#producer.send({ acks: -1, topic, messages });
+      }
       this.sent += slice.length;
       onSent?.(slice.map((r) => ({ line: r.line, topic: this.#topicOf(r.type), at: Date.now() })));
     }
@@ -134,7 +149,8 @@ export class EventProducer {
 
   #topicOf(type: string | null): string {
     if (!this.#o.routeByType) return this.#o.topic;
-    return `${this.#o.topic}.${(type && ROUTES[type]) ?? "other"}`;
+    const route = type && Object.hasOwn(ROUTES, type) ? ROUTES[type] : "other";
+    return `${this.#o.topic}.${route}`;
   }
 
   async disconnect() {
