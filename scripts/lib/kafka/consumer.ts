@@ -44,6 +44,8 @@ export interface ConsumerOptions {
   sql: Sql;
   settings: Settings;
   log: Logger;
+  /** no fetch from the broker for this long (and nothing in hand): reconnect (default 15 s) */
+  stallMs?: number;
   /** how long the group waits for a silent member (a killed consumer) before rebalancing */
   sessionTimeoutMs?: number;
   /** backoff ceiling while PostgreSQL is unreachable */
@@ -63,8 +65,12 @@ interface Pending {
 export class KafkaSource {
   readonly #o: ConsumerOptions;
   readonly #kafka: Kafka;
-  readonly #consumer;
-  readonly #admin;
+  #consumer;
+  #admin;
+  /** last sign of life from the broker (a fetch, a heartbeat) or of work in hand */
+  #alive = Date.now();
+  #pending = 0;
+  #watchdog: ReturnType<typeof setInterval> | undefined;
   #buffer: Pending[] = [];
   #rows = 0;
   #timer: ReturnType<typeof setTimeout> | undefined;
@@ -77,7 +83,13 @@ export class KafkaSource {
   constructor(o: ConsumerOptions) {
     this.#o = o;
     this.#kafka = kafkaClient(o.client);
-    this.#consumer = this.#kafka.consumer({
+    this.#consumer = this.#newConsumer();
+    this.#admin = this.#kafka.admin();
+  }
+
+  #newConsumer() {
+    const o = this.#o;
+    return this.#kafka.consumer({
       groupId: o.group,
       sessionTimeout: o.sessionTimeoutMs ?? 30_000,
       heartbeatInterval: Math.max(100, Math.floor((o.sessionTimeoutMs ?? 30_000) / 10)),
@@ -85,11 +97,41 @@ export class KafkaSource {
       maxWaitTimeInMs: Math.min(o.maxWaitMs, 500),
       allowAutoTopicCreation: false,
     });
-    this.#admin = this.#kafka.admin();
   }
 
   async start(): Promise<void> {
+    await this.#admin.connect();
+    await this.#run();
+    const every = this.#o.watermarkIntervalMs ?? 5_000;
+    if (every > 0) this.#watermarks = setInterval(() => this.#reportWatermarks(), every);
+    // A broker restart can leave the client waiting on a dead connection for good (seen with
+    // kafkajs on Deno): no fetch and no work in hand for stallMs means reconnect from scratch.
+    const stallMs = this.#o.stallMs ?? 15_000;
+    this.#watchdog = setInterval(() => {
+      if (this.#pending > 0) this.#alive = Date.now();
+      if (this.#stopping || Date.now() - this.#alive < stallMs) return;
+      this.#alive = Date.now();
+      this.#o.log.warn("no word from Kafka: reconnecting", { silent_ms: stallMs });
+      this.#reconnect().catch((error) =>
+        this.#o.log.warn("reconnect failed: trying again", { error: (error as Error).message })
+      );
+    }, 1_000);
+  }
+
+  async #reconnect() {
+    const old = this.#consumer;
+    await Promise.race([old.disconnect().catch(() => {}), sleep(5_000)]);
+    this.#consumer = this.#newConsumer();
+    await this.#run();
+    await Promise.race([this.#admin.disconnect().catch(() => {}), sleep(2_000)]);
+    this.#admin = this.#kafka.admin();
+    await this.#admin.connect();
+  }
+
+  async #run(): Promise<void> {
     const c = this.#consumer;
+    c.on(c.events.FETCH, () => this.#alive = Date.now());
+    c.on(c.events.HEARTBEAT, () => this.#alive = Date.now());
     const log = this.#o.log;
     c.on(c.events.GROUP_JOIN, (e) => {
       const parts = Object.entries(e.payload.memberAssignment).flatMap(([topic, ps]) =>
@@ -115,7 +157,6 @@ export class KafkaSource {
         restart: e.payload.restart,
       });
     });
-    await this.#admin.connect();
     await c.connect();
     await c.subscribe({ topics: [...this.#o.topics.keys()], fromBeginning: true });
     await c.run({
@@ -149,13 +190,12 @@ export class KafkaSource {
         }
       },
     });
-    const every = this.#o.watermarkIntervalMs ?? 5_000;
-    if (every > 0) this.#watermarks = setInterval(() => this.#reportWatermarks(), every);
   }
 
   /** Stops fetching, loads what is buffered, leaves the group. */
   async stop(): Promise<void> {
     if (this.#watermarks !== undefined) clearInterval(this.#watermarks);
+    if (this.#watchdog !== undefined) clearInterval(this.#watchdog);
     this.#stopping = true;
     this.#flushSoon(0);
     await this.#flushing;
@@ -178,8 +218,19 @@ export class KafkaSource {
   }
 
   #add(part: PartitionBatch): Promise<void> {
+    this.#pending++;
     return new Promise<void>((resolve, reject) => {
-      this.#buffer.push({ part, resolve, reject });
+      this.#buffer.push({
+        part,
+        resolve: () => {
+          this.#pending--;
+          resolve();
+        },
+        reject: (e) => {
+          this.#pending--;
+          reject(e);
+        },
+      });
       this.#rows += part.messages.length;
       if (this.#rows >= this.#o.maxRows) this.#flushSoon(0);
       else if (this.#timer === undefined) this.#flushSoon(this.#o.maxWaitMs);
