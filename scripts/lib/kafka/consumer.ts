@@ -27,7 +27,15 @@ export function kafkaClient(s: ClientSettings): Kafka {
   const config: KafkaConfig = {
     brokers: s.brokers,
     clientId: s.clientId ?? "ecommerce-pipeline",
-    logLevel: logLevel.NOTHING,
+    // KAFKAJS_LOG_LEVEL=warn|info|debug shows the client's own log (on stderr)
+    logLevel: ({
+      error: logLevel.ERROR,
+      warn: logLevel.WARN,
+      info: logLevel.INFO,
+      debug: logLevel.DEBUG,
+    } as Record<string, logLevel>)[
+      Deno.env.get("KAFKAJS_LOG_LEVEL") ?? ""
+    ] ?? logLevel.NOTHING,
     retry: { retries: 8, initialRetryTime: 200, maxRetryTime: 5_000 },
   };
   if (s.ssl) config.ssl = s.ssl === true ? true : { ca: [s.ssl.ca] };
@@ -118,7 +126,20 @@ export class KafkaSource {
     }, 1_000);
   }
 
+  #reconnecting = false;
+
   async #reconnect() {
+    if (this.#reconnecting || this.#stopping) return;
+    this.#reconnecting = true;
+    try {
+      await this.#reconnectOnce();
+    } finally {
+      this.#reconnecting = false;
+      this.#alive = Date.now();
+    }
+  }
+
+  async #reconnectOnce() {
     const old = this.#consumer;
     await Promise.race([old.disconnect().catch(() => {}), sleep(5_000)]);
     this.#consumer = this.#newConsumer();
@@ -131,7 +152,7 @@ export class KafkaSource {
   async #run(): Promise<void> {
     const c = this.#consumer;
     c.on(c.events.FETCH, () => this.#alive = Date.now());
-    c.on(c.events.HEARTBEAT, () => this.#alive = Date.now());
+    c.on(c.events.GROUP_JOIN, () => this.#alive = Date.now());
     const log = this.#o.log;
     c.on(c.events.GROUP_JOIN, (e) => {
       const parts = Object.entries(e.payload.memberAssignment).flatMap(([topic, ps]) =>
@@ -152,6 +173,10 @@ export class KafkaSource {
       );
     });
     c.on(c.events.CRASH, (e) => {
+      if (!e.payload.restart && !this.#stopping && c === this.#consumer) {
+        // kafkajs gives up (e.g. no group coordinator while the broker restarts): start over
+        setTimeout(() => this.#reconnect().catch(() => {}), 1_000);
+      }
       log.error("kafka consumer crashed", {
         error: String(e.payload.error),
         restart: e.payload.restart,
@@ -184,7 +209,8 @@ export class KafkaSource {
           done.finally(() => settled = true).catch(() => {});
           while (!settled) {
             await Promise.race([done.catch(() => {}), sleep(2_000)]);
-            if (!settled) await heartbeat().catch(() => {});
+            // bounded: a heartbeat to a broker that went away can wait for good
+            if (!settled) await Promise.race([heartbeat().catch(() => {}), sleep(3_000)]);
           }
           await done;
         }
