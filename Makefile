@@ -5,7 +5,7 @@ DENO = $(shell $(STACK) deno)
 SCENARIO ?= steady
 SIZE ?= 1m
 
-.PHONY: help tools up down reset psql migrate test ok demo generate ingest report load-test bench soak
+.PHONY: help tools up down reset psql migrate test ok demo generate ingest report load-test bench soak kafka-up kafka-down bench-kafka
 
 help: ## list the commands
 	@grep -E '^[a-z-]+:.*## ' Makefile | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
@@ -25,7 +25,7 @@ reset: ## stop PostgreSQL and wipe its data
 psql: ## open a SQL shell (or print DATABASE_URL when psql is not installed)
 	@url="$$($(STACK) url)"; if command -v psql >/dev/null; then psql "$$url"; else echo "$$url"; fi
 
-test: up ## start the database if needed, then fmt check, lint, type check and tests
+test: up kafka-up ## start the database and the Kafka broker if needed, then fmt check, lint, type check and tests
 	@$(DENO) task ok
 
 demo: up ## seeded files with anomalies -> ingest -> counts and report
@@ -39,3 +39,12 @@ bench: up ## performance report: raw COPY vs ingest vs pgloader (SIZE=100k|1m|5m
 
 soak: up ## long fault-injection runs
 	@SOAK=1 $(DENO) test --allow-all scripts/faults_test.ts
+
+kafka-up: ## start the local Apache Kafka 4 broker (KRaft; jars from Maven Central, cached per machine)
+	@bash scripts/kafka.sh up
+
+kafka-down: ## stop the local Kafka broker (data kept; scripts/kafka.sh reset wipes it)
+	@bash scripts/kafka.sh down
+
+bench-kafka: up kafka-up ## Kafka source vs file path on the same events, freshness p95 (SIZE=100k|1m)
+	@$(DENO) run --allow-all bench/kafka.ts --size $(SIZE)
