@@ -457,10 +457,10 @@ Deno.test(
         );
         const rows = m1.totals.rows + m2.totals.rows;
         await waitFor(async () => await loaded(db.sql) === rows, 120_000, "every message").catch(
-        async (e) => {
-          throw new Error(`${e.message}; consumer log:\n${await c.output()}`);
-        },
-      );
+          async (e) => {
+            throw new Error(`${e.message}; consumer log:\n${await c.output()}`);
+          },
+        );
         const got = await counts(db.sql);
         assertEquals(got.rows, rows);
         assertEquals(got.valid, m1.totals.valid + m2.totals.valid);

@@ -56,7 +56,7 @@ export function readJson(bytes: Uint8Array): Row | string {
   }
   if (value === null || typeof value !== "object" || Array.isArray(value)) {
     return `${
-      Array.isArray(value) ? "an array" : value === null ? "null" : typeof value
+      Array.isArray(value) ? "an array" : value === null ? "null" : `a ${typeof value}`
     }, not a JSON object`;
   }
   if ((JSON as unknown as { isRawJSON(v: unknown): boolean }).isRawJSON(value)) {
