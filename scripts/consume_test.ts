@@ -523,7 +523,12 @@ Deno.test(
         await cluster.stop("immediate");
         await new Promise((r) => setTimeout(r, 3000));
         await cluster.start();
-        await waitFor(async () => await loaded(sql) === m.totals.rows, 90_000, "every message");
+        await waitFor(async () => await loaded(sql) === m.totals.rows, 90_000, "every message")
+          .catch(
+            async (e) => {
+              throw new Error(`${e.message}; consumer log:\n${await c.output()}`);
+            },
+          );
         assert(
           (await c.output()).includes("batch not loaded, nothing committed: retrying"),
           "it retried",

@@ -78,6 +78,8 @@ export class KafkaSource {
   /** last sign of life from the broker (a fetch, a heartbeat) or of work in hand */
   #alive = Date.now();
   #pending = 0;
+  /** a batch is being loaded (or retried while PostgreSQL is down) */
+  #loading = false;
   #watchdog: ReturnType<typeof setInterval> | undefined;
   #buffer: Pending[] = [];
   #rows = 0;
@@ -116,7 +118,7 @@ export class KafkaSource {
     // kafkajs on Deno): no fetch and no work in hand for stallMs means reconnect from scratch.
     const stallMs = this.#o.stallMs ?? 15_000;
     this.#watchdog = setInterval(() => {
-      if (this.#pending > 0) this.#alive = Date.now();
+      if (this.#loading) this.#alive = Date.now();
       if (this.#stopping || Date.now() - this.#alive < stallMs) return;
       this.#alive = Date.now();
       this.#o.log.warn("no word from Kafka: reconnecting", { silent_ms: stallMs });
@@ -277,6 +279,16 @@ export class KafkaSource {
 
   /** Loads one micro-batch; retries while PostgreSQL is unreachable (nothing is lost). */
   async #load(taken: Pending[]): Promise<void> {
+    this.#loading = true;
+    try {
+      await this.#loadRetrying(taken);
+    } finally {
+      this.#loading = false;
+      this.#alive = Date.now();
+    }
+  }
+
+  async #loadRetrying(taken: Pending[]): Promise<void> {
     const o = this.#o;
     for (let attempt = 0;; attempt++) {
       const started = performance.now();

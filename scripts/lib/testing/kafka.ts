@@ -45,7 +45,7 @@ export interface ConsumerProcess {
 }
 
 /** `deno task consume` as a child process, its output in a log file. */
-export async function startConsumer(o: {
+export function startConsumer(o: {
   url: string;
   brokers: string;
   group: string;
@@ -54,7 +54,7 @@ export async function startConsumer(o: {
   env?: Record<string, string>;
   dir: string;
   name: string;
-}): Promise<ConsumerProcess> {
+}): ConsumerProcess {
   const log = join(o.dir, `${o.name}.log`);
   const deno = Deno.execPath();
   const cmd = [
