@@ -117,6 +117,15 @@ if (mechanism) {
 const log = logger("consume");
 const sql = connect({ role: cfg.INGEST_ROLE, max: 2 });
 absorbDriverCrashes((e) => log.warn("database connection lost", { error: e.message }));
+// the same postgres.js failure on a dropped socket also surfaces as a rejected promise no caller
+// holds; the batch it belonged to fails on its own and is retried
+globalThis.addEventListener("unhandledrejection", (event) => {
+  const e = event.reason;
+  if (e instanceof TypeError && /reading 'write'/.test(e.message)) {
+    event.preventDefault();
+    log.warn("database connection lost", { error: e.message });
+  }
+});
 
 const registry = new Registry();
 const batches = registry.counter(

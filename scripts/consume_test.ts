@@ -127,7 +127,12 @@ Deno.test(
       );
       const c = await startConsumer({ url: db.url, brokers, group, topics, dir, name: "c" });
       try {
-        await waitFor(async () => await loaded(db.sql) === m.totals.rows, 60_000, "every message");
+        await waitFor(async () => await loaded(db.sql) === m.totals.rows, 60_000, "every message")
+          .catch(
+            async (e) => {
+              throw new Error(`${e.message}; consumer log:\n${await c.output()}`);
+            },
+          );
       } finally {
         assertEquals((await c.stop()).code, 0, await c.output());
       }
