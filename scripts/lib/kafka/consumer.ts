@@ -78,6 +78,8 @@ export class KafkaSource {
   /** last sign of life from the broker (a fetch, a heartbeat) or of work in hand */
   #alive = Date.now();
   #pending = 0;
+  /** when a fetch last handed over messages */
+  #lastMessages = Date.now();
   /** a batch is being loaded (or retried while PostgreSQL is down) */
   #loading = false;
   #watchdog: ReturnType<typeof setInterval> | undefined;
@@ -191,6 +193,7 @@ export class KafkaSource {
       eachBatchAutoResolve: true,
       partitionsConsumedConcurrently: 64,
       eachBatch: async ({ batch, heartbeat }) => {
+        this.#lastMessages = Date.now();
         const all: Message[] = batch.messages.map((m) => ({
           topic: batch.topic,
           partition: batch.partition,
@@ -330,6 +333,19 @@ export class KafkaSource {
       if (marks.length === 0) return;
       await this.#o.sql`
         select ingest.kafka_report_watermarks(${this.#o.group}, ${this.#o.sql.json(marks)}::jsonb)`;
+      // messages wait in my partitions, yet no fetch has handed any over for stallMs and nothing
+      // is being loaded: the client is stuck (seen with kafkajs on fresh topics); start over
+      const stallMs = this.#o.stallMs ?? 15_000;
+      if (this.#loading || this.#stopping || Date.now() - this.#lastMessages < stallMs) return;
+      const lag = await this.#o
+        .sql`select * from ingest.kafka_lag() where consumer_group = ${this.#o.group}`;
+      if (lag.some((r) => mine.has(`${r.topic}/${r.partition}`) && Number(r.lag) > 0)) {
+        this.#lastMessages = Date.now();
+        this.#o.log.warn("messages wait but none arrive: reconnecting to Kafka", {
+          silent_ms: stallMs,
+        });
+        await this.#reconnect();
+      }
     } catch (error) {
       this.#o.log.debug("lag not reported", { error: (error as Error).message });
     }
