@@ -20,7 +20,7 @@ else
 $(error CLUSTER=$(CLUSTER): use CLUSTER=citus, or leave it unset for the single node)
 endif
 
-.PHONY: help tools up down reset psql test demo load-test bench soak
+.PHONY: help tools up down reset psql test demo load-test bench soak kafka-up kafka-down bench-kafka
 
 help: ## list the commands
 	@grep -E '^[a-z-]+:.*## ' Makefile | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
@@ -40,7 +40,7 @@ reset: ## stop PostgreSQL and wipe its data; CLUSTER=citus: the Citus cluster
 psql: ## open a SQL shell (or print DATABASE_URL when psql is not installed)
 	@url="$$($(STACK) url)"; if command -v psql >/dev/null; then psql "$$url"; else echo "$$url"; fi
 
-test: up ## start the database if needed, then fmt check, lint, type check and tests
+test: up kafka-up ## start the database and the Kafka broker if needed, then fmt check, lint, type check and tests
 	@$(DENO) task ok
 
 demo: up ## seeded files with anomalies -> ingest -> counts and report
@@ -59,3 +59,12 @@ endif
 
 soak: up ## long fault-injection runs
 	@SOAK=1 $(DENO) test --allow-all scripts/faults_test.ts
+
+kafka-up: ## start the local Apache Kafka 4 broker (KRaft; jars from Maven Central, cached per machine)
+	@bash scripts/kafka.sh up
+
+kafka-down: ## stop the local Kafka broker (data kept; scripts/kafka.sh reset wipes it)
+	@bash scripts/kafka.sh down
+
+bench-kafka: up kafka-up ## Kafka source vs file path on the same events, freshness p95 (SIZE=100k|1m)
+	@$(DENO) run --allow-all bench/kafka.ts --size $(SIZE)

@@ -17,6 +17,7 @@ import {
 } from "./lib/generator/plan.ts";
 import { LIMITS } from "./lib/generator/schema.ts";
 import { writeTextAtomic } from "./lib/generator/writer.ts";
+import { EventProducer, topicsOf } from "./lib/kafka/producer.ts";
 
 export type { Counts, FileManifest, Manifest, ReasonCounts } from "./lib/generator/manifest.ts";
 export { type GenerateOptions, OptionError, type Plan } from "./lib/generator/plan.ts";
@@ -160,6 +161,16 @@ export async function main(args: string[]): Promise<number> {
   const signals: Deno.Signal[] = Deno.build.os === "windows" ? ["SIGINT"] : ["SIGINT", "SIGTERM"];
   for (const s of signals) Deno.addSignalListener(s, stop);
 
+  const producer = cli.kafka
+    ? new EventProducer({
+      client: { brokers: cli.kafka.brokers },
+      topic: cli.kafka.topic,
+      routeByType: cli.kafka.routeByType,
+      format: cli.kafka.format,
+    })
+    : undefined;
+  let producing = producer?.connect() ?? Promise.resolve();
+  producing.catch(() => {}); // awaited after the run: the failure is reported there
   const started = performance.now();
   let total = 0;
   let lastReport = started;
@@ -181,6 +192,10 @@ export async function main(args: string[]): Promise<number> {
         );
       },
       onFile(file, totals) {
+        if (producer) {
+          producing = producing.then(() => producer.sendFile(`${plan!.outDir}/${file.name}`));
+          producing.catch(() => {});
+        }
         if (quiet || !plan?.continuous) return;
         const ms = performance.now() - started;
         console.log(
@@ -200,6 +215,17 @@ export async function main(args: string[]): Promise<number> {
         );
       },
     });
+    await producing;
+    if (producer) {
+      await producer.disconnect();
+      if (!quiet) {
+        console.error(
+          `generate: produced ${producer.sent} messages to ${
+            topicsOf({ topic: cli.kafka!.topic, routeByType: cli.kafka!.routeByType }).join(",")
+          } (${cli.kafka!.format})`,
+        );
+      }
+    }
     if (!quiet) {
       const ms = performance.now() - started;
       const t = manifest.totals;

@@ -50,6 +50,15 @@ analytics_queue as (
     from ingest.deferred_batches
 ),
 
+-- Kafka consumers (docs/kafka.md): messages in Kafka not yet loaded, over every partition
+kafka as (
+    select
+        count(*) as partitions,
+        sum(greatest(coalesce(high_watermark, 0) - coalesce(next_offset, 0), 0)) as lag,
+        max(updated_at) as updated_at
+    from ingest.kafka_offsets
+),
+
 open_alerts as (
     select count(*) as open_alerts, max(created_at) as last_alert_at
     from alerts
@@ -73,10 +82,14 @@ final as (
         a.open_alerts,
         a.last_alert_at,
         q.queued_batches as analytics_queued_batches,
-        round(extract(epoch from now() - q.oldest_queued_at), 1) as analytics_queue_age_seconds
+        round(extract(epoch from now() - q.oldest_queued_at), 1) as analytics_queue_age_seconds,
+        k.partitions as kafka_partitions,
+        k.lag as kafka_lag,
+        k.updated_at as kafka_lag_updated_at
     from last_hour as h
     cross join open_alerts as a
     cross join analytics_queue as q
+    cross join kafka as k
     left join last_file as f on true
     left join last_batch as b on true
     left join inbox as i on true
@@ -85,6 +98,6 @@ final as (
 select * from final;
 
 comment on view analytics.pipeline_health is
-'One row: last committed file and its age, files waiting in the inbox (as last reported by the ingester, NULL if never), last batch duration, rows/s over the last minute and hour, validity over the last hour, open alerts, HTTP batches whose deferred analytics are not in the rollups yet and the age of the oldest.';
+'One row: last committed file and its age, files waiting in the inbox (as last reported by the ingester, NULL if never), last batch duration, rows/s over the last minute and hour, validity over the last hour, open alerts, HTTP batches whose deferred analytics are not in the rollups yet and the age of the oldest, Kafka partitions consumed and their total lag (messages not yet loaded).';
 
 grant select on analytics.pipeline_health to pipeline_analyst;

@@ -34,7 +34,7 @@ declare
     v_table text;
     v_pinned int;
 begin
-    if p_source_kind not in ('file', 'http') then
+    if p_source_kind not in ('file', 'http', 'kafka') then
         raise exception 'unknown source kind "%"', p_source_kind using errcode = '22023';
     end if;
     v_batch_id := nextval('ingest.batch_ids');

@@ -944,6 +944,9 @@ Deno.test("analytics views on an empty database: no rows, zero counts, NULL rate
       last_alert_at: null,
       analytics_queued_batches: 0,
       analytics_queue_age_seconds: null,
+      kafka_partitions: 0,
+      kafka_lag: null,
+      kafka_lag_updated_at: null,
     });
     assertEquals((await rebuildRollups(db.sql)).events, 0);
     // a header-only file: a batch with no events

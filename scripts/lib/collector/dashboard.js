@@ -202,6 +202,9 @@ function drawHealth(h) {
       ],
       ["open alerts", p.open_alerts],
     );
+    if (Number(p.kafka_partitions) > 0) {
+      items.push(["Kafka lag (messages)", `${p.kafka_lag} over ${p.kafka_partitions} partitions`]);
+    }
   }
   const dl = document.getElementById("health");
   dl.replaceChildren(...items.flatMap(([k, v]) => {

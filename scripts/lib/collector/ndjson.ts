@@ -27,7 +27,7 @@ type JsonWithRaw = typeof JSON & {
 };
 const J = JSON as JsonWithRaw;
 
-function keepNumberText(
+export function keepNumberText(
   this: unknown,
   _key: string,
   value: unknown,
@@ -46,7 +46,7 @@ const NUMBER_TOKEN = /[:,[]\s*(-?\d+(?:\.\d+)?(?:[eE][+-]?\d+)?)(?=[\s,\]}])/g;
  * plain JSON.parse loses nothing; the reviver that keeps source text costs ~4x more. A match
  * inside a string only sends the line down the slow, always-correct path.
  */
-function canonicalNumbers(line: string): boolean {
+export function canonicalNumbers(line: string): boolean {
   for (const m of line.matchAll(NUMBER_TOKEN)) {
     if (String(Number(m[1])) !== m[1]) return false;
   }
@@ -54,7 +54,7 @@ function canonicalNumbers(line: string): boolean {
 }
 
 /** A JSON value as CSV field text: null -> empty (NULL), nested values as compact JSON. */
-function field(value: unknown): string {
+export function field(value: unknown): string {
   if (value === null || value === undefined) return "";
   if (typeof value === "string") return value;
   if (typeof value === "number") return String(value);

@@ -34,6 +34,11 @@ late events injected at known rates, and optionally a manifest of the expected c
                        (default ${DEFAULTS.buyNowRate})
   --traffic T          cycle: event times follow a shop's daily and weekly cycle within each
                        file's window; flat: evenly spread (default ${DEFAULTS.traffic})
+  --kafka-brokers LIST also produce every record to Kafka (host:port,...), one event per message,
+                       after each file is written; the manifest holds for the messages too
+  --kafka-topic NAME   the topic (default events); with --kafka-route the topic prefix
+  --kafka-route        route by event type to NAME.views, .carts, .purchases, .searches, .other
+  --kafka-format F     json (the NDJSON field names, default) or csv (the record as written)
   --quiet              print nothing but errors
   -h, --help           show this help
 
@@ -41,8 +46,17 @@ Files are named events-<window start UTC>-<seed>-<index>.csv, written as .csv.tm
 when complete; an existing file is never replaced. The same flags with --seed and --start-time
 give byte-identical files. Exit status: 0 done, 1 failed, 2 bad flags.`;
 
+export interface KafkaTarget {
+  brokers: string[];
+  topic: string;
+  routeByType: boolean;
+  format: "json" | "csv";
+}
+
 export interface Cli {
   options: GenerateOptions;
+  /** producer mode: the records also go to Kafka */
+  kafka?: KafkaTarget;
   quiet: boolean;
   help: boolean;
 }
@@ -65,6 +79,10 @@ const OPTIONS = {
   "checkout-rate": { type: "string" },
   "buy-now-rate": { type: "string" },
   traffic: { type: "string" },
+  "kafka-brokers": { type: "string" },
+  "kafka-topic": { type: "string" },
+  "kafka-route": { type: "boolean" },
+  "kafka-format": { type: "string" },
   quiet: { type: "boolean" },
   help: { type: "boolean", short: "h" },
 } as const;
@@ -179,5 +197,30 @@ export function parseFlags(args: string[]): Cli {
   for (const key of Object.keys(options) as (keyof GenerateOptions)[]) {
     if (options[key] === undefined) delete options[key];
   }
-  return { options, quiet: values.quiet ?? false, help: values.help ?? false };
+  let kafka: KafkaTarget | undefined;
+  if (values["kafka-brokers"] !== undefined) {
+    const brokers = values["kafka-brokers"].split(",").map((b) => b.trim()).filter(Boolean);
+    if (brokers.length === 0 || brokers.some((b) => !/^[^:\s]+:\d+$/.test(b))) {
+      throw new OptionError(
+        `--kafka-brokers must be host:port[,host:port...] (got "${values["kafka-brokers"]}")`,
+      );
+    }
+    const format = values["kafka-format"] ?? "json";
+    if (format !== "json" && format !== "csv") {
+      throw new OptionError(`--kafka-format must be json or csv (got "${format}")`);
+    }
+    const topic = values["kafka-topic"] ?? "events";
+    if (!/^[A-Za-z0-9._-]{1,200}$/.test(topic)) {
+      throw new OptionError(
+        `--kafka-topic must be a Kafka topic name: letters, digits, . _ - (got "${topic}")`,
+      );
+    }
+    kafka = { brokers, topic, routeByType: values["kafka-route"] ?? false, format };
+  } else if (
+    values["kafka-topic"] !== undefined || values["kafka-route"] ||
+    values["kafka-format"] !== undefined
+  ) {
+    throw new OptionError("--kafka-topic, --kafka-route and --kafka-format need --kafka-brokers");
+  }
+  return { options, kafka, quiet: values.quiet ?? false, help: values.help ?? false };
 }

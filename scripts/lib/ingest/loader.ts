@@ -198,7 +198,9 @@ export async function copyStream(
 export interface LoadOptions {
   /** file name recorded as the source (default: basename of path) */
   name?: string;
-  kind?: "file" | "http";
+  kind?: "file" | "http" | "kafka";
+  /** rows already known to be malformed (unparseable Kafka messages), dead-lettered with the batch */
+  malformed?: MalformedRow[];
   /** role to act as inside the transaction (SET LOCAL ROLE) */
   role?: string;
   /**
@@ -329,14 +331,15 @@ export async function loadSource(
         const [{ prior }] = await tx`select ingest.claim_file(${out.sha256}) as prior`;
         if (prior) return duplicate(out, prior);
       }
-      const expected = scanner.rows + scanner.malformed.length;
+      const malformed = [...scanner.malformed, ...(opts.malformed ?? [])];
+      const expected = scanner.rows + malformed.length;
       if (opts.analytics === "deferred") {
         await tx`select set_config('pipeline.analytics', 'deferred', true)`;
       }
       const [{ result }] = await tx`
         select ingest.process_batch(
           ${opened.batch_id}::bigint, ${expected}::bigint,
-          ${tx.json(malformedJson(scanner.malformed))}::jsonb, ${tx.json(cfg)}::jsonb,
+          ${tx.json(malformedJson(malformed))}::jsonb, ${tx.json(cfg)}::jsonb,
           ${Math.round(out.copyMs * 10) / 10}::numeric
         ) as result`;
       out.result = result as BatchResult;

@@ -1,0 +1,205 @@
+// make bench-kafka: the Kafka source against the file path on the same seeded events, in the
+// same run, each into a fresh database: committed rows/s end to end (a backlog of N events on
+// a 4-partition topic, consumed from the start), and freshness (produce acknowledged -> rows
+// visible in PostgreSQL, analytics included) while events stream at a steady pace.
+import { join } from "node:path";
+import { parseArgs } from "node:util";
+import { config } from "../scripts/lib/common/config.ts";
+import { connect, type Sql } from "../scripts/lib/common/db.ts";
+import { logger } from "../scripts/lib/common/log.ts";
+import { loadFile, settings } from "../scripts/lib/ingest/loader.ts";
+import { testDb } from "../scripts/lib/testing/testdb.ts";
+import { kafkaBroker } from "../scripts/lib/testing/kafka.ts";
+import { generate } from "../scripts/generate.ts";
+import { KafkaSource } from "../scripts/lib/kafka/consumer.ts";
+import { EventProducer } from "../scripts/lib/kafka/producer.ts";
+
+const HELP = `Usage: make bench-kafka [SIZE=1m]   (deno run -A bench/kafka.ts --size 1m)
+
+  --size S        events: 10k, 100k, 1m (default 1m)
+  --max-rows N    consumer micro-batch size (default 5000)
+  --pace N        events/s of the freshness stream (default 2000, for 20 s)
+  -h, --help      show this help
+
+Starts the project's broker (scripts/kafka.sh up) when it is not running.`;
+
+const { values } = parseArgs({
+  args: Deno.args,
+  options: {
+    size: { type: "string", default: "1m" },
+    "max-rows": { type: "string", default: "5000" },
+    pace: { type: "string", default: "2000" },
+    help: { type: "boolean", short: "h", default: false },
+  },
+});
+if (values.help) {
+  console.log(HELP);
+  Deno.exit(0);
+}
+const SIZES: Record<string, number> = { "10k": 10_000, "100k": 100_000, "1m": 1_000_000 };
+const total = SIZES[values.size!];
+const maxRows = Number(values["max-rows"]);
+const pace = Number(values.pace);
+if (!total || !(maxRows >= 1) || !(pace >= 1)) {
+  console.error(
+    `error: --size must be one of ${Object.keys(SIZES).join(", ")}; --max-rows, --pace >= 1`,
+  );
+  Deno.exit(2);
+}
+
+const cfg = config();
+const log = logger("bench-kafka", { level: "warn", dir: "data/logs" });
+const brokers = await kafkaBroker();
+const dir = await Deno.makeTempDir({ prefix: "bench-kafka-" });
+const run = crypto.randomUUID().slice(0, 8);
+const perFile = Math.min(total, 100_000);
+const say = (s: string) => console.log(`bench-kafka: ${s}`);
+say(`${total} events (${total / perFile} files), broker ${brokers}, ${new Date().toISOString()}`);
+
+const manifest = await generate({
+  files: Math.ceil(total / perFile),
+  events: perFile,
+  seed: 1818,
+  outDir: join(dir, "files"),
+});
+const files = manifest.files.map((f) => join(dir, "files", f.name));
+
+async function committed(sql: Sql): Promise<number> {
+  const [r] = await sql`
+    select coalesce(sum(rows), 0)::int as n from quality.batch_metrics where source_kind = 'kafka'`;
+  return r.n;
+}
+
+// 1. the file path
+const fileDb = await testDb(`bench_kafka_files_${run}`);
+let t0 = performance.now();
+for (const f of files) await loadFile(fileDb.sql, f, settings(cfg));
+const fileSeconds = (performance.now() - t0) / 1000;
+await fileDb.drop();
+say(
+  `file path: ${manifest.totals.rows} rows in ${fileSeconds.toFixed(2)} s = ${
+    Math.round(manifest.totals.rows / fileSeconds)
+  } rows/s`,
+);
+
+// 2. the Kafka path: the same events as a backlog on a 4-partition topic, consumed from the start
+const topic = `bench-${run}`;
+const producer = new EventProducer({
+  client: { brokers: [brokers] },
+  topic,
+  routeByType: false,
+  format: "json",
+});
+await producer.connect(4);
+t0 = performance.now();
+for (const f of files) await producer.sendFile(f);
+say(
+  `produced ${producer.sent} messages in ${
+    ((performance.now() - t0) / 1000).toFixed(2)
+  } s (not timed below)`,
+);
+const kafkaDb = await testDb(`bench_kafka_topic_${run}`);
+const sql = connect({ url: kafkaDb.url, role: cfg.INGEST_ROLE, max: 2 });
+const consumer = (group: string) =>
+  new KafkaSource({
+    client: { brokers: [brokers] },
+    group,
+    topics: new Map([[topic, { format: "json" }]]),
+    maxRows,
+    maxWaitMs: 200,
+    sql,
+    settings: settings(cfg),
+    log,
+    watermarkIntervalMs: 0,
+  });
+let c = consumer(`bench-${run}`);
+t0 = performance.now();
+await c.start();
+while (await committed(kafkaDb.sql) < manifest.totals.rows) {
+  await new Promise((r) => setTimeout(r, 50));
+}
+const kafkaSeconds = (performance.now() - t0) / 1000;
+await c.stop();
+say(
+  `kafka path: ${manifest.totals.rows} rows in ${kafkaSeconds.toFixed(2)} s = ${
+    Math.round(manifest.totals.rows / kafkaSeconds)
+  } rows/s (${
+    (fileSeconds / kafkaSeconds * 100).toFixed(0)
+  }% of the file path; includes group join)`,
+);
+
+// 3. freshness: a steady stream of `pace` events/s for 20 s, produced in 100 ms slices; each
+//    slice is visible once the committed row count reaches its cumulative count
+const live = `live-${run}`;
+const liveProducer = new EventProducer({
+  client: { brokers: [brokers] },
+  topic: live,
+  routeByType: false,
+  format: "json",
+});
+await liveProducer.connect(4);
+c = new KafkaSource({
+  client: { brokers: [brokers] },
+  group: `live-${run}`,
+  topics: new Map([[live, { format: "json" }]]),
+  maxRows,
+  maxWaitMs: 100,
+  sql,
+  settings: settings(cfg),
+  log,
+  watermarkIntervalMs: 0,
+});
+await c.start();
+await new Promise((r) => setTimeout(r, 3000)); // group join
+const start = await committed(kafkaDb.sql);
+const streamDir = join(dir, "stream");
+const slice = Math.max(1, Math.round(pace / 10));
+const stream = await generate({
+  files: 200,
+  events: slice,
+  seed: 1819,
+  outDir: streamDir,
+  intervalSeconds: 0.1,
+});
+const acked: { at: number; cum: number }[] = [];
+let cum = 0;
+const polls: { at: number; n: number }[] = [];
+let polling = true;
+const poller = (async () => {
+  while (polling) {
+    polls.push({ at: performance.now(), n: (await committed(kafkaDb.sql)) - start });
+    await new Promise((r) => setTimeout(r, 20));
+  }
+})();
+const began = performance.now();
+for (let k = 0; k < stream.files.length; k++) {
+  const due = began + k * 100;
+  const wait = due - performance.now();
+  if (wait > 0) await new Promise((r) => setTimeout(r, wait));
+  await liveProducer.sendFile(join(streamDir, stream.files[k].name));
+  cum += stream.files[k].rows;
+  acked.push({ at: performance.now(), cum });
+}
+while ((await committed(kafkaDb.sql)) - start < cum) await new Promise((r) => setTimeout(r, 20));
+await new Promise((r) => setTimeout(r, 100));
+polling = false;
+await poller;
+const lat = acked.map((a) => {
+  const seen = polls.find((p) => p.at >= a.at && p.n >= a.cum);
+  return seen ? seen.at - a.at : NaN;
+}).filter((x) => !Number.isNaN(x)).sort((a, b) => a - b);
+const pct = (p: number) => lat[Math.min(lat.length - 1, Math.floor(p * lat.length))];
+say(
+  `freshness at ${pace} events/s for 20 s: p50 ${pct(0.5).toFixed(0)} ms, p95 ${
+    pct(0.95).toFixed(0)
+  } ms, max ${
+    lat[lat.length - 1].toFixed(0)
+  } ms (${lat.length} slices; produce acknowledged -> committed, polled every 20 ms)`,
+);
+await c.stop();
+await producer.disconnect();
+await liveProducer.disconnect();
+await sql.end({ timeout: 5 });
+await kafkaDb.drop();
+await Deno.remove(dir, { recursive: true });
+Deno.exit(0);

@@ -1,0 +1,159 @@
+// Kafka messages -> one CSV batch for the loading path files and HTTP share (loader.ts).
+// Structure only: a message is one event, as a JSON object (the NDJSON field names) or as one
+// CSV record under its topic's configured header. A message that cannot be read that way is a
+// malformed row (dead-lettered with its raw bytes); every rule on values lives in SQL.
+import { stringify } from "csv-stringify/sync";
+import { canonicalNumbers, field, keepNumberText } from "../collector/ndjson.ts";
+import { CsvScanner, type MalformedRow, splitRecord } from "../ingest/csv.ts";
+import { COLUMNS_V2 } from "../generator/schema.ts";
+
+export type Format = "json" | "csv";
+
+export interface TopicFormat {
+  format: Format;
+  /** the CSV header of a csv topic, e.g. ["event_id", "event_time", ...] */
+  header?: string[];
+}
+
+export interface Message {
+  topic: string;
+  partition: number;
+  offset: bigint;
+  value: Uint8Array | null;
+}
+
+export interface Batch {
+  /** header + one CSV record per readable message */
+  csv: Uint8Array;
+  /** messages that could not be read, with their CSV line numbers after the records */
+  malformed: MalformedRow[];
+  /** each message's CSV line number and source (topic/partition@offset), aligned */
+  lines: number[];
+  sources: string[];
+  rows: number;
+}
+
+export const sourceOf = (m: Message) => `${m.topic}/${m.partition}@${m.offset}`;
+
+const utf8 = new TextDecoder("utf-8", { fatal: true, ignoreBOM: true });
+const encoder = new TextEncoder();
+
+type Row = Map<string, string>;
+
+/** One JSON message as field texts by lowercased name, or why it is not an event object. */
+export function readJson(bytes: Uint8Array): Row | string {
+  let text: string;
+  try {
+    text = utf8.decode(bytes);
+  } catch {
+    return "not valid UTF-8";
+  }
+  let value: unknown;
+  try {
+    value = canonicalNumbers(text) ? JSON.parse(text) : JSON.parse(text, keepNumberText);
+  } catch (error) {
+    return `not valid JSON (${(error as Error).message})`;
+  }
+  if (value === null || typeof value !== "object" || Array.isArray(value)) {
+    return `${
+      Array.isArray(value) ? "an array" : value === null ? "null" : `a ${typeof value}`
+    }, not a JSON object`;
+  }
+  if ((JSON as unknown as { isRawJSON(v: unknown): boolean }).isRawJSON(value)) {
+    return "a number, not a JSON object";
+  }
+  const row: Row = new Map();
+  for (const [key, v] of Object.entries(value as Record<string, unknown>)) {
+    const name = key.trim().toLowerCase();
+    if (row.has(name)) return `the field "${name}" is named twice`;
+    row.set(name, field(v));
+  }
+  return row;
+}
+
+/** One CSV message under its topic's header, read as a file's record would be. */
+export function readCsv(bytes: Uint8Array, header: string[]): Row | string {
+  const scanner = new CsvScanner();
+  const headerBytes = encoder.encode(header.join(",") + "\n");
+  const out1 = scanner.push(headerBytes);
+  const out2 = scanner.push(bytes);
+  const out3 = scanner.end();
+  if (scanner.malformed.length > 0) return scanner.malformed[0].why;
+  if (scanner.rows !== 1) return scanner.rows === 0 ? "empty message" : "more than one record";
+  const text = new TextDecoder().decode(concat([out1, out2, out3]));
+  // the scanner prefixes the record with its line number ("2,") and ends it with LF
+  const fields = splitRecord(
+    text.slice(text.indexOf(",") + 1, text.endsWith("\n") ? -1 : undefined),
+  );
+  const row: Row = new Map();
+  header.forEach((name, i) => row.set(name.trim().toLowerCase(), fields[i] ?? ""));
+  return row;
+}
+
+function concat(parts: Uint8Array[]): Uint8Array {
+  const out = new Uint8Array(parts.reduce((n, p) => n + p.length, 0));
+  let at = 0;
+  for (const p of parts) {
+    out.set(p, at);
+    at += p.length;
+  }
+  return out;
+}
+
+const newlines = (s: string) => {
+  let n = 0;
+  for (let i = s.indexOf("\n"); i >= 0; i = s.indexOf("\n", i + 1)) n++;
+  return n;
+};
+
+/**
+ * Builds one batch from messages in consumption order. The CSV header names every field seen
+ * (first-seen order), as an HTTP NDJSON body does; with `fullHeader` it also names every
+ * column of the contract, so a batch whose fields miss a required column is still read row by
+ * row (each row then gets its own reasons) instead of being rejected whole.
+ */
+export function buildBatch(
+  messages: readonly Message[],
+  formats: ReadonlyMap<string, TopicFormat>,
+  opts: { fullHeader?: boolean } = {},
+): Batch {
+  const columns = new Map<string, number>();
+  if (opts.fullHeader) { for (const c of COLUMNS_V2) columns.set(c, columns.size); }
+  const rows: { row: Row; message: Message }[] = [];
+  const bad: { why: string; message: Message }[] = [];
+  for (const message of messages) {
+    const fmt = formats.get(message.topic) ?? { format: "json" };
+    const bytes = message.value ?? new Uint8Array(0);
+    const row = bytes.length === 0
+      ? "empty message"
+      : fmt.format === "csv"
+      ? readCsv(bytes, fmt.header ?? [])
+      : readJson(bytes);
+    if (typeof row === "string") {
+      bad.push({ why: row, message });
+      continue;
+    }
+    for (const name of row.keys()) if (!columns.has(name)) columns.set(name, columns.size);
+    rows.push({ row, message });
+  }
+  if (columns.size === 0) { for (const c of COLUMNS_V2) columns.set(c, columns.size); }
+  const header = [...columns.keys()];
+  const lines: number[] = [];
+  const sources: string[] = [];
+  const records: string[][] = [];
+  let line = 2 + newlines(header.join(""));
+  for (const { row, message } of rows) {
+    const record = header.map((name) => row.get(name) ?? "");
+    records.push(record);
+    lines.push(line);
+    sources.push(sourceOf(message));
+    line += 1 + newlines(record.join(""));
+  }
+  const malformed: MalformedRow[] = bad.map(({ why, message }) => {
+    lines.push(line);
+    sources.push(sourceOf(message));
+    return { lineNo: line++, raw: message.value ?? new Uint8Array(0), why };
+  });
+  const csv = stringify([header]) + (records.length ? stringify(records) : "");
+  return { csv: encoder.encode(csv), malformed, lines, sources, rows: records.length };
+}

@@ -1,0 +1,353 @@
+// The Kafka consumer: kafkajs fetches, this module batches and loads. Offsets are never
+// committed to Kafka (autoCommit off); on every partition assignment the stored positions are
+// read from PostgreSQL and the consumer seeks there. Whatever a fetch returns that was already
+// loaded is dropped inside the loading transaction (sink.ts), so a late or missed seek costs
+// time, never correctness.
+import { Kafka, type KafkaConfig, logLevel, type SASLOptions } from "kafkajs";
+import type { Sql } from "../common/db.ts";
+import type { Logger } from "../common/log.ts";
+import type { Settings } from "../ingest/loader.ts";
+import { backoffMs, sleep } from "../common/retry.ts";
+import type { Message, TopicFormat } from "./batch.ts";
+import { flush, type FlushResult, type PartitionBatch } from "./sink.ts";
+
+export interface ClientSettings {
+  brokers: string[];
+  clientId?: string;
+  /** TLS: true, or a PEM CA bundle to trust */
+  ssl?: boolean | { ca: string };
+  sasl?: {
+    mechanism: "plain" | "scram-sha-256" | "scram-sha-512";
+    username: string;
+    password: string;
+  };
+}
+
+export function kafkaClient(s: ClientSettings): Kafka {
+  const config: KafkaConfig = {
+    brokers: s.brokers,
+    clientId: s.clientId ?? "ecommerce-pipeline",
+    // KAFKAJS_LOG_LEVEL=warn|info|debug shows the client's own log (on stderr)
+    logLevel: ({
+      error: logLevel.ERROR,
+      warn: logLevel.WARN,
+      info: logLevel.INFO,
+      debug: logLevel.DEBUG,
+    } as Record<string, logLevel>)[
+      Deno.env.get("KAFKAJS_LOG_LEVEL") ?? ""
+    ] ?? logLevel.NOTHING,
+    retry: { retries: 8, initialRetryTime: 200, maxRetryTime: 5_000 },
+  };
+  if (s.ssl) config.ssl = s.ssl === true ? true : { ca: [s.ssl.ca] };
+  if (s.sasl) config.sasl = s.sasl as SASLOptions;
+  return new Kafka(config);
+}
+
+export interface ConsumerOptions {
+  client: ClientSettings;
+  group: string;
+  topics: ReadonlyMap<string, TopicFormat>;
+  maxRows: number;
+  maxWaitMs: number;
+  sql: Sql;
+  settings: Settings;
+  log: Logger;
+  /** no fetch from the broker for this long (and nothing in hand): reconnect (default 15 s) */
+  stallMs?: number;
+  /** how long the group waits for a silent member (a killed consumer) before rebalancing */
+  sessionTimeoutMs?: number;
+  /** backoff ceiling while PostgreSQL is unreachable */
+  retryMaxMs?: number;
+  /** how often the partitions' ends are read for the lag (0: only at commits) */
+  watermarkIntervalMs?: number;
+  onFlush?: (r: FlushResult, seconds: number) => void;
+  onError?: (error: Error) => void;
+}
+
+interface Pending {
+  part: PartitionBatch;
+  resolve: () => void;
+  reject: (e: Error) => void;
+}
+
+export class KafkaSource {
+  readonly #o: ConsumerOptions;
+  readonly #kafka: Kafka;
+  #consumer;
+  #admin;
+  /** last sign of life from the broker (a fetch, a heartbeat) or of work in hand */
+  #alive = Date.now();
+  #pending = 0;
+  /** when a fetch last handed over messages */
+  #lastMessages = Date.now();
+  /** a batch is being loaded (or retried while PostgreSQL is down) */
+  #loading = false;
+  #watchdog: ReturnType<typeof setInterval> | undefined;
+  #buffer: Pending[] = [];
+  #rows = 0;
+  #timer: ReturnType<typeof setTimeout> | undefined;
+  #flushing: Promise<void> = Promise.resolve();
+  #stopping = false;
+  #watermarks: ReturnType<typeof setInterval> | undefined;
+  /** partitions assigned to this member now */
+  assigned: { topic: string; partition: number }[] = [];
+
+  constructor(o: ConsumerOptions) {
+    this.#o = o;
+    this.#kafka = kafkaClient(o.client);
+    this.#consumer = this.#newConsumer();
+    this.#admin = this.#kafka.admin();
+  }
+
+  #newConsumer() {
+    const o = this.#o;
+    return this.#kafka.consumer({
+      groupId: o.group,
+      sessionTimeout: o.sessionTimeoutMs ?? 30_000,
+      heartbeatInterval: Math.max(100, Math.floor((o.sessionTimeoutMs ?? 30_000) / 10)),
+      rebalanceTimeout: Math.max(o.sessionTimeoutMs ?? 30_000, 10_000),
+      maxWaitTimeInMs: Math.min(o.maxWaitMs, 500),
+      allowAutoTopicCreation: false,
+    });
+  }
+
+  async start(): Promise<void> {
+    await this.#admin.connect();
+    await this.#run();
+    const every = this.#o.watermarkIntervalMs ?? 5_000;
+    if (every > 0) this.#watermarks = setInterval(() => this.#reportWatermarks(), every);
+    // A broker restart can leave the client waiting on a dead connection for good (seen with
+    // kafkajs on Deno): no fetch and no work in hand for stallMs means reconnect from scratch.
+    const stallMs = this.#o.stallMs ?? 15_000;
+    this.#watchdog = setInterval(() => {
+      if (this.#loading) this.#alive = Date.now();
+      if (this.#stopping || Date.now() - this.#alive < stallMs) return;
+      this.#alive = Date.now();
+      this.#o.log.warn("no word from Kafka: reconnecting", { silent_ms: stallMs });
+      this.#reconnect().catch((error) =>
+        this.#o.log.warn("reconnect failed: trying again", { error: (error as Error).message })
+      );
+    }, 1_000);
+  }
+
+  #reconnecting = false;
+
+  async #reconnect() {
+    if (this.#reconnecting || this.#stopping) return;
+    this.#reconnecting = true;
+    try {
+      await this.#reconnectOnce();
+    } finally {
+      this.#reconnecting = false;
+      this.#alive = Date.now();
+    }
+  }
+
+  async #reconnectOnce() {
+    const old = this.#consumer;
+    await Promise.race([old.disconnect().catch(() => {}), sleep(5_000)]);
+    this.#consumer = this.#newConsumer();
+    await this.#run();
+    await Promise.race([this.#admin.disconnect().catch(() => {}), sleep(2_000)]);
+    this.#admin = this.#kafka.admin();
+    await this.#admin.connect();
+  }
+
+  async #run(): Promise<void> {
+    const c = this.#consumer;
+    c.on(c.events.FETCH, () => this.#alive = Date.now());
+    c.on(c.events.GROUP_JOIN, () => this.#alive = Date.now());
+    const log = this.#o.log;
+    c.on(c.events.GROUP_JOIN, (e) => {
+      const parts = Object.entries(e.payload.memberAssignment).flatMap(([topic, ps]) =>
+        (ps as number[]).map((partition) => ({ topic, partition }))
+      );
+      this.assigned = parts;
+      log.info("partitions assigned", {
+        group: this.#o.group,
+        partitions: parts.map((p) => `${p.topic}/${p.partition}`).join(",") || "none",
+      });
+      this.#seek(parts).catch((error) =>
+        log.warn(
+          "could not read stored positions: reading from the earliest message, loaded ones are skipped",
+          {
+            error: (error as Error).message,
+          },
+        )
+      );
+    });
+    c.on(c.events.CRASH, (e) => {
+      if (!e.payload.restart && !this.#stopping && c === this.#consumer) {
+        // kafkajs gives up (e.g. no group coordinator while the broker restarts): start over
+        setTimeout(() => this.#reconnect().catch(() => {}), 1_000);
+      }
+      log.error("kafka consumer crashed", {
+        error: String(e.payload.error),
+        restart: e.payload.restart,
+      });
+    });
+    await c.connect();
+    await c.subscribe({ topics: [...this.#o.topics.keys()], fromBeginning: true });
+    await c.run({
+      autoCommit: false,
+      eachBatchAutoResolve: true,
+      partitionsConsumedConcurrently: 64,
+      eachBatch: async ({ batch, heartbeat }) => {
+        this.#lastMessages = Date.now();
+        const all: Message[] = batch.messages.map((m) => ({
+          topic: batch.topic,
+          partition: batch.partition,
+          offset: BigInt(m.offset),
+          value: m.value
+            ? new Uint8Array(m.value.buffer, m.value.byteOffset, m.value.byteLength)
+            : null,
+        }));
+        for (let i = 0; i < all.length && !this.#stopping; i += this.#o.maxRows) {
+          const done = this.#add({
+            topic: batch.topic,
+            partition: batch.partition,
+            messages: all.slice(i, i + this.#o.maxRows),
+            highWatermark: BigInt(batch.highWatermark),
+          });
+          // keep the group membership alive while PostgreSQL is slow or down
+          let settled = false;
+          done.finally(() => settled = true).catch(() => {});
+          while (!settled) {
+            await Promise.race([done.catch(() => {}), sleep(2_000)]);
+            // bounded: a heartbeat to a broker that went away can wait for good
+            if (!settled) await Promise.race([heartbeat().catch(() => {}), sleep(3_000)]);
+          }
+          await done;
+        }
+      },
+    });
+  }
+
+  /** Stops fetching, loads what is buffered, leaves the group. */
+  async stop(): Promise<void> {
+    if (this.#watermarks !== undefined) clearInterval(this.#watermarks);
+    if (this.#watchdog !== undefined) clearInterval(this.#watchdog);
+    this.#stopping = true;
+    this.#flushSoon(0);
+    await this.#flushing;
+    await this.#consumer.disconnect().catch(() => {});
+    await this.#admin.disconnect().catch(() => {});
+  }
+
+  async #seek(parts: { topic: string; partition: number }[]) {
+    if (parts.length === 0) return;
+    const rows = await this.#o.sql`
+      select * from ingest.kafka_positions(${this.#o.group}, ${this.#o.sql.json(parts)}::jsonb)`;
+    for (const r of rows) {
+      if (r.next_offset === null) continue; // nothing loaded yet: the earliest message
+      this.#consumer.seek({
+        topic: r.topic,
+        partition: r.partition,
+        offset: String(r.next_offset),
+      });
+    }
+  }
+
+  #add(part: PartitionBatch): Promise<void> {
+    this.#pending++;
+    return new Promise<void>((resolve, reject) => {
+      this.#buffer.push({
+        part,
+        resolve: () => {
+          this.#pending--;
+          resolve();
+        },
+        reject: (e) => {
+          this.#pending--;
+          reject(e);
+        },
+      });
+      this.#rows += part.messages.length;
+      if (this.#rows >= this.#o.maxRows) this.#flushSoon(0);
+      else if (this.#timer === undefined) this.#flushSoon(this.#o.maxWaitMs);
+    });
+  }
+
+  #flushSoon(ms: number) {
+    if (this.#timer !== undefined) clearTimeout(this.#timer);
+    this.#timer = setTimeout(() => {
+      this.#timer = undefined;
+      const taken = this.#buffer;
+      this.#buffer = [];
+      this.#rows = 0;
+      if (taken.length === 0) return;
+      this.#flushing = this.#flushing.then(() => this.#load(taken));
+    }, ms);
+  }
+
+  /** Loads one micro-batch; retries while PostgreSQL is unreachable (nothing is lost). */
+  async #load(taken: Pending[]): Promise<void> {
+    this.#loading = true;
+    try {
+      await this.#loadRetrying(taken);
+    } finally {
+      this.#loading = false;
+      this.#alive = Date.now();
+    }
+  }
+
+  async #loadRetrying(taken: Pending[]): Promise<void> {
+    const o = this.#o;
+    for (let attempt = 0;; attempt++) {
+      const started = performance.now();
+      try {
+        const r = await flush(o.sql, o.group, taken.map((t) => t.part), o.topics, o.settings);
+        o.onFlush?.(r, (performance.now() - started) / 1000);
+        if (attempt > 0) {
+          o.log.info("database reachable again: batch loaded", { attempts: attempt + 1 });
+        }
+        for (const t of taken) t.resolve();
+        return;
+      } catch (error) {
+        o.onError?.(error as Error);
+        if (this.#stopping && attempt >= 2) {
+          for (const t of taken) t.reject(error as Error);
+          return;
+        }
+        const wait = backoffMs(attempt, 250, o.retryMaxMs ?? 30_000);
+        o.log.warn("batch not loaded, nothing committed: retrying", {
+          error: (error as Error).message,
+          retry_in_ms: wait,
+        });
+        await sleep(wait);
+      }
+    }
+  }
+
+  async #reportWatermarks() {
+    try {
+      const marks: { topic: string; partition: number; high_watermark: string }[] = [];
+      const mine = new Set(this.assigned.map((p) => `${p.topic}/${p.partition}`));
+      for (const topic of this.#o.topics.keys()) {
+        for (const p of await this.#admin.fetchTopicOffsets(topic)) {
+          if (mine.has(`${topic}/${p.partition}`)) {
+            marks.push({ topic, partition: p.partition, high_watermark: p.high });
+          }
+        }
+      }
+      if (marks.length === 0) return;
+      await this.#o.sql`
+        select ingest.kafka_report_watermarks(${this.#o.group}, ${this.#o.sql.json(marks)}::jsonb)`;
+      // messages wait in my partitions, yet no fetch has handed any over for stallMs and nothing
+      // is being loaded: the client is stuck (seen with kafkajs on fresh topics); start over
+      const stallMs = this.#o.stallMs ?? 15_000;
+      if (this.#loading || this.#stopping || Date.now() - this.#lastMessages < stallMs) return;
+      const lag = await this.#o
+        .sql`select * from ingest.kafka_lag() where consumer_group = ${this.#o.group}`;
+      if (lag.some((r) => mine.has(`${r.topic}/${r.partition}`) && Number(r.lag) > 0)) {
+        this.#lastMessages = Date.now();
+        this.#o.log.warn("messages wait but none arrive: reconnecting to Kafka", {
+          silent_ms: stallMs,
+        });
+        await this.#reconnect();
+      }
+    } catch (error) {
+      this.#o.log.debug("lag not reported", { error: (error as Error).message });
+    }
+  }
+}
