@@ -10,6 +10,7 @@ import { loadConfig } from "../scripts/lib/common/config.ts";
 import { bytesSource, loadSource, settings } from "../scripts/lib/ingest/loader.ts";
 import { type Column, COLUMNS_V2 as COLUMNS } from "../scripts/lib/generator/schema.ts";
 import { testDb } from "../scripts/lib/testing/testdb.ts";
+import { fullPurchase } from "../scripts/lib/testing/fixtures.ts";
 
 type Row = Partial<Record<Column, string>>;
 
@@ -21,24 +22,7 @@ const isoNoMs = new Date(Math.floor(t.getTime() / 1000) * 1000).toISOString().re
 const id = (i: number) => `0190c000-0000-7000-8000-${String(i).padStart(12, "0")}`;
 
 function row(i: number, over: Row): Row {
-  return {
-    event_id: id(i),
-    event_time: iso,
-    event_type: "purchase",
-    user_id: "7",
-    session_id: "s-1",
-    product_id: "42",
-    category: "books",
-    price: "12.50",
-    quantity: "2",
-    currency: "EUR",
-    device: "mobile",
-    traffic_source: "email",
-    payment_method: "card",
-    search_query: "",
-    user_email: "a@example.com",
-    ...over,
-  };
+  return fullPurchase({ event_id: id(i), event_time: iso, ...over });
 }
 
 // [canonical (happy path), the same event spelled otherwise (full classification)]

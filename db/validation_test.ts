@@ -5,6 +5,7 @@ import { loadConfig } from "../scripts/lib/common/config.ts";
 import { bytesSource, loadSource, settings } from "../scripts/lib/ingest/loader.ts";
 import { type Column, COLUMNS_V2 as COLUMNS } from "../scripts/lib/generator/schema.ts";
 import { testDb } from "../scripts/lib/testing/testdb.ts";
+import { fullPurchase } from "../scripts/lib/testing/fixtures.ts";
 
 type Row = Partial<Record<Column, string>>;
 
@@ -15,24 +16,7 @@ let n = 0;
 const nextId = () => `0190a000-0000-7000-8000-${String(++n).padStart(12, "0")}`;
 
 function purchase(over: Row = {}): Row {
-  return {
-    event_id: nextId(),
-    event_time: iso(-MIN),
-    event_type: "purchase",
-    user_id: "7",
-    session_id: "s-1",
-    product_id: "42",
-    category: "books",
-    price: "12.50",
-    quantity: "2",
-    currency: "EUR",
-    device: "mobile",
-    traffic_source: "email",
-    payment_method: "card",
-    search_query: "",
-    user_email: "a@example.com",
-    ...over,
-  };
+  return fullPurchase({ event_id: nextId(), event_time: iso(-MIN), ...over });
 }
 const view = (over: Row = {}) =>
   purchase({ event_type: "view", price: "", quantity: "", payment_method: "", ...over });

@@ -1,38 +1,17 @@
--- analytics.device_performance: per UTC day and device (of the session's first
--- event that day; 'unknown' when it has none): visitors, sessions, orders, revenue in the
--- reporting currency, converted_sessions (with a purchase), conversion (converted / all sessions)
--- and aov. Visitors are distinct per day: over several days, sum sessions, not visitors. Read time over
--- analytics.kpi_sessions (one row per session and day): filter on day to read only those days.
+-- analytics.device_performance: analytics.channel_performance for the device of each session (its
+-- first event that day; 'unknown' when it has none), per UTC day: visitors, sessions,
+-- converted_sessions, orders, revenue in the reporting currency, conversion_rate and aov.
 drop view if exists analytics.device_performance;
 create view analytics.device_performance as
-with revenue as (
-    select day, session_id, sum(core.to_reporting(revenue, currency, day)) as revenue
-    from analytics.kpi_session_revenue
-    group by day, session_id
-),
-
-grouped as (
-    select
-        s.day,
-        coalesce(s.device, 'unknown') as device,
-        count(distinct coalesce(s.user_id::text, 'guest:' || s.session_id)) as visitors,
-        count(*) as sessions,
-        count(*) filter (where s.orders > 0) as converted_sessions,
-        sum(s.orders) as orders,
-        coalesce(sum(r.revenue), 0) as revenue
-    from analytics.kpi_sessions as s
-    left join revenue as r on r.day = s.day and r.session_id = s.session_id
-    group by s.day, coalesce(s.device, 'unknown')
-)
-
 select
     day,
-    device,
+    value as device,
     visitors,
     sessions,
     converted_sessions,
     orders,
-    round(revenue, 2) as revenue,
-    round(converted_sessions::numeric / sessions, 6) as conversion_rate,
-    case when orders > 0 then round(revenue / orders, 2) end as aov
-from grouped;
+    revenue,
+    conversion_rate,
+    aov
+from analytics.channel_performance
+where channel = 'device';

@@ -14,6 +14,7 @@ export const ANALYTICS_VIEWS = [
   "customer_rfm",
   "data_quality",
   "pipeline_health",
+  "channel_performance",
   "traffic_source_performance",
   "device_performance",
   "session_engagement",

@@ -80,3 +80,25 @@ export function purchaseFields(
     ...extra,
   } as Record<string, string>;
 }
+
+/** Every v2 field of one valid purchase (a logged-in user paying by card), with overrides. */
+export function fullPurchase(
+  over: Partial<Record<string, string>> & { event_id: string; event_time: string },
+): Record<string, string> {
+  return {
+    event_type: "purchase",
+    user_id: "7",
+    session_id: "s-1",
+    product_id: "42",
+    category: "books",
+    price: "12.50",
+    quantity: "2",
+    currency: "EUR",
+    device: "mobile",
+    traffic_source: "email",
+    payment_method: "card",
+    search_query: "",
+    user_email: "a@example.com",
+    ...over,
+  } as Record<string, string>;
+}
