@@ -186,6 +186,7 @@ async function ingestOnce(
   files: string[],
   parallel = 1,
   workers = 1,
+  chunks?: number,
 ): Promise<{ seconds: number; rssMb: number }> {
   const inbox = await Deno.makeTempDir({ prefix: "bench-inbox-" });
   const dir = join(inbox, "incoming");
@@ -204,8 +205,15 @@ async function ingestOnce(
         dir,
         "--workers",
         String(workers),
+        ...(chunks === undefined ? [] : ["--chunks", String(chunks)]),
       ],
-      env: { DATABASE_URL: benchUrl, LOG_LEVEL: "warn", LOG_DIR: join(inbox, "logs") },
+      env: {
+        DATABASE_URL: benchUrl,
+        LOG_LEVEL: "warn",
+        LOG_DIR: join(inbox, "logs"),
+        // --chunks given: whatever the file's size
+        ...(chunks === undefined ? {} : { PARALLEL_FILE_MIN_MB: "0" }),
+      },
       stdout: "null",
       stderr: "inherit",
     }).spawn());
@@ -384,6 +392,21 @@ async function scaling() {
       rows: n,
       seconds,
       rows_per_s: Math.round(n / seconds),
+    });
+  }
+  // the largest file again, staged and checked by one session (--chunks 1), then by one per
+  // core (the default for a file of PARALLEL_FILE_MIN_MB or more)
+  const largest = [10_000, 100_000, 1_000_000].filter((n) => n <= rows).at(-1)!;
+  for (const chunks of [1, navigator.hardwareConcurrency]) {
+    const d = await dataset(largest, 7);
+    const sql = await freshDb();
+    const { seconds } = await ingestOnce([d.path], 1, 1, chunks);
+    await sql.end();
+    out.push({
+      case: `one file of ${largest} rows, --chunks ${chunks}`,
+      rows: largest,
+      seconds,
+      rows_per_s: Math.round(largest / seconds),
     });
   }
   // 8 files of SIZE/10 rows: one ingester with --workers 1, then one worker per core

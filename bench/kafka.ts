@@ -18,6 +18,7 @@ const HELP = `Usage: make bench-kafka [SIZE=1m]   (deno run -A bench/kafka.ts --
 
   --size S        events: 10k, 100k, 1m (default 1m)
   --max-rows N    consumer micro-batch size (default 5000)
+  --consumers N   consumers of the backlog run, in one process (default: 1, then 2)
   --pace N        events/s of the freshness stream (default 2000, for 20 s)
   -h, --help      show this help
 
@@ -28,6 +29,7 @@ const { values } = parseArgs({
   options: {
     size: { type: "string", default: "1m" },
     "max-rows": { type: "string", default: "5000" },
+    consumers: { type: "string" },
     pace: { type: "string", default: "2000" },
     help: { type: "boolean", short: "h", default: false },
   },
@@ -98,9 +100,7 @@ say(
     ((performance.now() - t0) / 1000).toFixed(2)
   } s (not timed below)`,
 );
-const kafkaDb = await testDb(`bench_kafka_topic_${run}`);
-const sql = connect({ url: kafkaDb.url, role: cfg.INGEST_ROLE, max: 2 });
-const consumer = (group: string) =>
+const consumer = (sql: Sql, group: string) =>
   new KafkaSource({
     client: { brokers: [brokers] },
     group,
@@ -112,21 +112,34 @@ const consumer = (group: string) =>
     log,
     watermarkIntervalMs: 0,
   });
-let c = consumer(`bench-${run}`);
-t0 = performance.now();
-await c.start();
-while (await committed(kafkaDb.sql) < manifest.totals.rows) {
-  await new Promise((r) => setTimeout(r, 50));
+// the backlog with 1 consumer, then 2 in the same group (deno task consume --consumers N),
+// each into a fresh database
+const counts = values.consumers ? [Number(values.consumers)] : [1, 2];
+let kafkaDb = await testDb(`bench_kafka_topic_${run}`);
+let sql = connect({ url: kafkaDb.url, role: cfg.INGEST_ROLE, max: 2 });
+for (const [i, n] of counts.entries()) {
+  if (i > 0) {
+    await sql.end();
+    await kafkaDb.drop();
+    kafkaDb = await testDb(`bench_kafka_topic_${run}_${n}`);
+    sql = connect({ url: kafkaDb.url, role: cfg.INGEST_ROLE, max: n + 1 });
+  }
+  const cs = Array.from({ length: n }, () => consumer(sql, `bench-${run}-${n}`));
+  t0 = performance.now();
+  for (const c of cs) await c.start();
+  while (await committed(kafkaDb.sql) < manifest.totals.rows) {
+    await new Promise((r) => setTimeout(r, 50));
+  }
+  const kafkaSeconds = (performance.now() - t0) / 1000;
+  for (const c of cs) await c.stop();
+  say(
+    `kafka path, ${n} consumer(s): ${manifest.totals.rows} rows in ${kafkaSeconds.toFixed(2)} s = ${
+      Math.round(manifest.totals.rows / kafkaSeconds)
+    } rows/s (${
+      (fileSeconds / kafkaSeconds * 100).toFixed(0)
+    }% of the file path; includes group join)`,
+  );
 }
-const kafkaSeconds = (performance.now() - t0) / 1000;
-await c.stop();
-say(
-  `kafka path: ${manifest.totals.rows} rows in ${kafkaSeconds.toFixed(2)} s = ${
-    Math.round(manifest.totals.rows / kafkaSeconds)
-  } rows/s (${
-    (fileSeconds / kafkaSeconds * 100).toFixed(0)
-  }% of the file path; includes group join)`,
-);
 
 // 3. freshness: a steady stream of `pace` events/s for 20 s, produced in 100 ms slices; each
 //    slice is visible once the committed row count reaches its cumulative count
@@ -138,7 +151,7 @@ const liveProducer = new EventProducer({
   format: "json",
 });
 await liveProducer.connect(4);
-c = new KafkaSource({
+const c = new KafkaSource({
   client: { brokers: [brokers] },
   group: `live-${run}`,
   topics: new Map([[live, { format: "json" }]]),

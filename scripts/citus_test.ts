@@ -2,12 +2,12 @@
 // cluster (coordinator + 2 workers) gives identical per-batch counts, core.events, dead letter,
 // analytics views and report. Needs a Citus build (cached, or CITUS_TARBALL): CI builds one and
 // these tests fail there without it; elsewhere they are skipped, saying why.
-import { ANALYTICS_VIEWS } from "./lib/analytics/analytics.ts";
 import { join } from "node:path";
 import { assert, assertEquals } from "./lib/testing/assert.ts";
 import { loadConfig } from "./lib/common/config.ts";
 import { connect, type Sql } from "./lib/common/db.ts";
 import { testDb } from "./lib/testing/testdb.ts";
+import { FACTS, facts } from "./lib/testing/facts.ts";
 import { type CitusCluster, citusTestsEnabled, startCitus } from "./lib/testing/citus.ts";
 import { generate } from "./generate.ts";
 import { bytesSource, loadFile, loadSource, settings } from "./lib/ingest/loader.ts";
@@ -25,48 +25,6 @@ interface Pair {
 
 async function both<T>(p: Pair, fn: (sql: Sql) => Promise<T>): Promise<[T, T]> {
   return [await fn(p.single), await fn(p.citus)];
-}
-
-// Every stored fact, in a stable order; ids and timestamps that the database assigns at
-// ingestion (dead_letter_id, created_at, ingested_at) are left out, batch ids are kept.
-const FACTS: Record<string, string> = {
-  batch_metrics: `select batch_id, source_kind, source_name, sha256, rows, valid, invalid,
-      duplicates, late, validity_rate, reason_counts, bytes
-    from quality.batch_metrics order by batch_id`,
-  events: `select event_id, event_time, event_type, user_id, session_id, product_id, category,
-      price, quantity, total_amount, currency, device, traffic_source, payment_method,
-      search_query, encode(email_hash, 'hex') as email_hash, is_late, batch_id, line_no, extra
-    from core.events order by event_id`,
-  event_ids: `select event_id, payload_hash, batch_id, line_no from core.event_ids
-    order by event_id`,
-  dead_letter: `select batch_id, source, line_no, reasons, raw_line, event_id, event_time,
-      event_type, user_id, session_id, product_id, category, price, quantity, currency, device,
-      traffic_source, payment_method, search_query, core.unseal_email(user_email_sealed) as user_email,
-      schema_version, raw_bytes, extra,
-      replayed_at is not null as replayed, replay_count
-    from quality.dead_letter order by batch_id, line_no`,
-  files: `select sha256, file_name, bytes, status, reason, batch_id, schema_version,
-      unknown_columns from ingest.files order by sha256`,
-  replays: `select replay_id, reasons, source, rows, moved, duplicates, still_invalid
-    from quality.replays order by replay_id`,
-  daily_sales: "select * from analytics.daily_sales order by day",
-  hourly_events: "select * from analytics.hourly_events order by hour, event_type",
-  category_performance: "select * from analytics.category_performance order by category",
-  product_performance: "select * from analytics.product_performance order by product_id",
-  funnel: "select * from analytics.funnel order by 1",
-  customer_rfm: "select * from analytics.customer_rfm order by user_id",
-  data_quality: "select * from analytics.data_quality order by 1, 2",
-};
-// every other analytics view (the growth KPIs), except those that read the clock
-for (const view of ANALYTICS_VIEWS) {
-  if (view in FACTS || view === "pipeline_health" || view === "hourly_trend") continue;
-  FACTS[view] = `select * from analytics.${view} as v order by v::text`;
-}
-
-async function facts(sql: Sql): Promise<Record<string, unknown[]>> {
-  const out: Record<string, unknown[]> = {};
-  for (const [name, q] of Object.entries(FACTS)) out[name] = [...await sql.unsafe(q)];
-  return out;
 }
 
 async function report(sql: Sql) {
@@ -148,8 +106,14 @@ Deno.test({
 
       const files = [...v2.files, ...v1.files].map((f) => join(base, "files", f.name));
       for (const path of files) {
-        const [a, b] = await both(p, (sql) => loadFile(sql, path, cfg));
+        // the cluster loads each file in 2 chunks (db/functions/ingest/chunks.sql), the single
+        // node in one session: the same facts either way
+        const [a, b] = await both(
+          p,
+          (sql) => loadFile(sql, path, cfg, { chunks: sql === p.citus ? 2 : 1 }),
+        );
         assertEquals(b.outcome, "loaded", path);
+        assertEquals(b.chunks?.length, 2);
         assertEquals(b.result, a.result && { ...a.result, process_ms: b.result!.process_ms });
       }
       // the same file again: a duplicate file on both

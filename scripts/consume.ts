@@ -25,6 +25,9 @@ the same --group share the partitions.
   --group NAME         consumer group (default $KAFKA_GROUP, else "ecommerce-pipeline")
   --max-rows N         flush a batch at N messages (default 5000)
   --max-wait-ms MS     or when its first message has waited MS (default 200)
+  --consumers N        consumers in this process, members of the same group, each with its own
+                       partitions and database connection (default 1; use at most the
+                       partitions; 2 keeps PostgreSQL busy while the other builds its batch)
   --metrics-port P     serve /metrics on 127.0.0.1:P, 0 = off (default $KAFKA_METRICS_PORT, else 9465)
   -h, --help           show this help
 
@@ -45,6 +48,7 @@ const flags = parseFlags(Deno.args, {
   group: { type: "string" },
   "max-rows": { type: "string" },
   "max-wait-ms": { type: "string" },
+  consumers: { type: "string" },
   "metrics-port": { type: "string" },
 }, HELP);
 
@@ -90,6 +94,7 @@ for (const spec of topicArgs.flatMap((t) => t.split(",")).map((t) => t.trim()).f
 if (topics.size === 0) fail("no topic: pass --topic NAME");
 const maxRows = whole("--max-rows", flags["max-rows"] ?? "5000", 1, 1_000_000);
 const maxWaitMs = whole("--max-wait-ms", flags["max-wait-ms"] ?? "200", 1, 600_000);
+const consumers = whole("--consumers", flags.consumers ?? "1", 1, 64);
 const metricsPort = whole(
   "--metrics-port",
   flags["metrics-port"] ?? env("KAFKA_METRICS_PORT") ?? "9465",
@@ -115,7 +120,8 @@ if (mechanism) {
 }
 
 const log = logger("consume");
-const sql = connect({ role: cfg.INGEST_ROLE, max: 2 });
+// one connection per consumer, one for /metrics
+const sql = connect({ role: cfg.INGEST_ROLE, max: consumers + 1 });
 absorbDriverCrashes((e) => log.warn("database connection lost", { error: e.message }));
 // the same postgres.js failure on a dropped socket also surfaces as a rejected promise no caller
 // holds; the batch it belonged to fails on its own and is retried
@@ -144,42 +150,43 @@ const lag = registry.gauge(
 for (const outcome of ["loaded", "skipped", "failed"]) batches.inc({ outcome }, 0);
 for (const outcome of ["valid", "invalid", "duplicate"]) rows.inc({ outcome }, 0);
 
-const source = new KafkaSource({
-  client,
-  group,
-  topics,
-  maxRows,
-  maxWaitMs,
-  sql,
-  settings: settings(cfg),
-  log,
-  retryMaxMs: cfg.DB_RETRY_MAX_SECONDS * 1000,
-  sessionTimeoutMs: whole(
-    "KAFKA_SESSION_TIMEOUT_MS",
-    env("KAFKA_SESSION_TIMEOUT_MS") ?? "30000",
-    1000,
-    300_000,
-  ),
-  onFlush(r, seconds) {
-    const res = r.load?.result;
-    batches.inc({ outcome: res ? "loaded" : "skipped" });
-    if (res) {
-      rows.inc({ outcome: "valid" }, res.valid);
-      rows.inc({ outcome: "invalid" }, res.invalid);
-      rows.inc({ outcome: "duplicate" }, res.duplicates);
-      log.debug("batch loaded", {
-        batch_id: res.batch_id,
-        messages: r.messages,
-        skipped: r.skipped,
-        valid: res.valid,
-        invalid: res.invalid,
-        duplicates: res.duplicates,
-        ms: Math.round(seconds * 1000),
-      });
-    }
-  },
-  onError: () => batches.inc({ outcome: "failed" }),
-});
+const sources = Array.from({ length: consumers }, () =>
+  new KafkaSource({
+    client,
+    group,
+    topics,
+    maxRows,
+    maxWaitMs,
+    sql,
+    settings: settings(cfg),
+    log,
+    retryMaxMs: cfg.DB_RETRY_MAX_SECONDS * 1000,
+    sessionTimeoutMs: whole(
+      "KAFKA_SESSION_TIMEOUT_MS",
+      env("KAFKA_SESSION_TIMEOUT_MS") ?? "30000",
+      1000,
+      300_000,
+    ),
+    onFlush(r, seconds) {
+      const res = r.load?.result;
+      batches.inc({ outcome: res ? "loaded" : "skipped" });
+      if (res) {
+        rows.inc({ outcome: "valid" }, res.valid);
+        rows.inc({ outcome: "invalid" }, res.invalid);
+        rows.inc({ outcome: "duplicate" }, res.duplicates);
+        log.debug("batch loaded", {
+          batch_id: res.batch_id,
+          messages: r.messages,
+          skipped: r.skipped,
+          valid: res.valid,
+          invalid: res.invalid,
+          duplicates: res.duplicates,
+          ms: Math.round(seconds * 1000),
+        });
+      }
+    },
+    onError: () => batches.inc({ outcome: "failed" }),
+  }));
 
 const server = metricsPort === 0 ? undefined : Deno.serve({
   hostname: "127.0.0.1",
@@ -206,7 +213,7 @@ async function stop(signal: string) {
   if (stopping) return;
   stopping = true;
   log.info("stopping: loading what is buffered", { signal });
-  await source.stop();
+  await Promise.all(sources.map((s) => s.stop()));
   await server?.shutdown();
   await sql.end({ timeout: 5 });
   Deno.exit(0);
@@ -220,9 +227,10 @@ log.info("consuming", {
   topics: [...topics].map(([t, f]) => `${t}=${f.format}`).join(","),
   max_rows: maxRows,
   max_wait_ms: maxWaitMs,
+  consumers,
 });
 try {
-  await source.start();
+  for (const source of sources) await source.start();
 } catch (error) {
   log.error("could not start the Kafka consumer", {
     error: (error as Error).message,

@@ -99,7 +99,7 @@ async function assertPositionsAtEnd(sql: Sql, brokers: string, group: string, to
 }
 
 Deno.test(
-  "seeded producer run routed by event type: the database equals the manifest",
+  "seeded producer run routed by event type, two consumers in one process: the database equals the manifest",
   opts,
   async () => {
     const brokers = await kafkaBroker();
@@ -125,7 +125,16 @@ Deno.test(
         ],
         dir,
       );
-      const c = await startConsumer({ url: db.url, brokers, group, topics, dir, name: "c" });
+      // two consumers of the group in one process (--consumers 2) share the 16 partitions
+      const c = await startConsumer({
+        url: db.url,
+        brokers,
+        group,
+        topics,
+        dir,
+        name: "c",
+        args: ["--consumers", "2"],
+      });
       try {
         await waitFor(async () => await loaded(db.sql) === m.totals.rows, 60_000, "every message")
           .catch(

@@ -97,7 +97,9 @@ async function assertInvariants(sql: Sql, run: Run) {
            (select count(*)::int from ingest.files where status <> 'done') as not_done,
            (select count(*)::int from pg_class
              where relpersistence = 't' and relname in ('stage', 'checked', 'rejected'))
-             as stages`;
+             as stages,
+           (select count(*)::int from pg_class
+             where relnamespace = 'ingest_scratch'::regnamespace) as scratch`;
   assertEquals(c, {
     events: expected.valid,
     distinct_ids: expected.valid,
@@ -106,6 +108,7 @@ async function assertInvariants(sql: Sql, run: Run) {
     ledger: run.files.size,
     not_done: 0,
     stages: 0,
+    scratch: 0,
   });
 }
 
@@ -135,6 +138,38 @@ for (
   });
 }
 
+// One file on both cores (--chunks 2, every file chunked): the chunk sessions commit their
+// scratch tables before the batch's own transaction; a crash at any point of it loses and
+// duplicates nothing, and the next load sweeps what the dead batch left.
+const CHUNKED = { PARALLEL_FILE_MIN_MB: "0" };
+for (const stage of ["mid-copy", "after-chunks", "after-procedure", "after-commit"]) {
+  Deno.test(`ingest in chunks killed at ${stage}, restarted: every row in exactly one place`, async () => {
+    const db = await testDb(`crash_chunks_${stage}`);
+    const run = await newRun();
+    try {
+      await drop(run, "a.csv", mixedCsv(20_000, 1)); // 3 reads of 1 MiB: both chunks get rows
+      await drop(run, "b.csv", mixedCsv(500, 2));
+      const args = ["--workers", "1", "--chunks", "2"];
+      const crashed = await once(db.url, run, { ...CHUNKED, PIPELINE_CRASH_AT: stage }, args);
+      assertEquals(crashed.code, 137, crashed.stderr);
+      assert(crashed.stderr.includes(`crash point "${stage}"`));
+      if (stage === "after-chunks") {
+        // the dead batch's chunks committed: their tables wait for the sweep
+        const [{ n }] = await db.sql`
+          select count(*)::int as n from pg_class
+          where relnamespace = 'ingest_scratch'::regnamespace`;
+        assertEquals(n, 4, "2 chunks x (stage, checked)");
+      }
+      const again = await once(db.url, run, CHUNKED, args);
+      assertEquals(again.code, 0, again.stderr);
+      await assertInvariants(db.sql, run);
+    } finally {
+      await Deno.remove(run.base, { recursive: true });
+      await db.drop();
+    }
+  });
+}
+
 Deno.test(`ingest SIGKILLed ${SOAK ? 100 : 20} times during a multi-file run loses and duplicates nothing`, async () => {
   const db = await testDb("crash_sigkill_loop");
   const run = await newRun();
@@ -142,7 +177,10 @@ Deno.test(`ingest SIGKILLed ${SOAK ? 100 : 20} times during a multi-file run los
     const kills = SOAK ? 100 : 20;
     let dropped = 0;
     for (let k = 0; k < kills; k++) {
-      const child = ingest(db.url, run, ["--workers", String(1 + (k % 2))]).spawn();
+      // every third run loads each file in 2 chunks
+      const child = k % 3 === 2
+        ? ingest(db.url, run, ["--workers", "1", "--chunks", "2"], CHUNKED).spawn()
+        : ingest(db.url, run, ["--workers", String(1 + (k % 2))]).spawn();
       // keep files arriving while the ingester lives
       await drop(
         run,
@@ -153,7 +191,8 @@ Deno.test(`ingest SIGKILLed ${SOAK ? 100 : 20} times during a multi-file run los
       child.kill("SIGKILL");
       await child.status;
     }
-    const last = await once(db.url, run);
+    // the last run loads in chunks too, so its sweep drops what killed chunked runs left
+    const last = await once(db.url, run, CHUNKED, ["--chunks", "2"]);
     assertEquals(last.code, 0, last.stderr);
     await assertInvariants(db.sql, run);
   } finally {

@@ -28,8 +28,8 @@ import {
 } from "./lib/ingest/telemetry.ts";
 import { backoffMs, CircuitBreaker, isTransient, sleep } from "./lib/common/retry.ts";
 
-const HELP = `Usage: deno task ingest [--once] [--dir DIR] [--workers N] [--give-up-after S]
-                          [--metrics-port N]
+const HELP = `Usage: deno task ingest [--once] [--dir DIR] [--workers N] [--chunks N]
+                          [--give-up-after S] [--metrics-port N]
 
 Loads CSV files from the inbox into PostgreSQL, exactly once per content (SHA-256).
 Each file is one transaction: COPY, validation, dedupe, events, dead letter, metrics, ledger.
@@ -41,6 +41,9 @@ Options:
                        processed/ and rejected/ are created beside it
   --workers N          files loaded in parallel, each its own transaction and connection
                        (default: the number of cores, ${navigator.hardwareConcurrency})
+  --chunks N           a file of PARALLEL_FILE_MIN_MB or more (default 32) is staged and checked
+                       by N sessions at once, then finished in one transaction (default: the
+                       cores divided by the files being loaded at once, at least 1)
   --give-up-after S    with --once: exit 1 when the database stays unreachable this long (default 60)
   --metrics-port N     serve Prometheus metrics on http://INGEST_METRICS_HOST:N/metrics
                        (default: INGEST_METRICS_PORT, 0 = off)
@@ -64,6 +67,11 @@ export interface IngesterOptions {
   telemetry?: IngestTelemetry;
   /** files loaded at the same time, each in its own transaction (default 1) */
   workers?: number;
+  /**
+   * sessions that stage and check one large file at once (default: the cores divided by the
+   * files loaded at the same time); the pool needs workers * (chunks + 1) + 1 connections
+   */
+  chunks?: number;
   /**
    * --once: a file another session holds is tried again until it is loaded or gone, so the
    * run drains the inbox (after a crash, the dead process's transaction may hold a file for a
@@ -91,6 +99,8 @@ export class Ingester {
   }
 
   #lastMaintenance = -Infinity;
+  #chunks = 1;
+  #swept = false;
 
   /**
    * In watch mode, every MAINTAIN_INTERVAL_MINUTES (0: never): retention and partitions
@@ -123,6 +133,7 @@ export class Ingester {
     const summary: DrainSummary = { handled: 0, failed: 0, rows: 0 };
     const ready = await listReady(this.o.dirs.inbox);
     await this.#reportInbox(ready.length);
+    if (!this.#swept) await this.#sweep();
     const started = Date.now();
     let queue = ready;
     while (queue.length > 0) {
@@ -144,6 +155,8 @@ export class Ingester {
         }
       };
       const workers = Math.max(1, Math.min(this.o.workers ?? 1, files.length));
+      this.#chunks = this.o.chunks ??
+        Math.max(1, Math.floor(navigator.hardwareConcurrency / workers));
       await Promise.all(Array.from({ length: workers }, work));
       if (!this.o.waitForBusy || this.stopping || Date.now() - started > giveUpAfterMs) break;
       if (busy.length > 0) await sleep(250, this.o.signal);
@@ -152,6 +165,22 @@ export class Ingester {
     }
     if (summary.handled > 0) await this.#reportInbox((await listReady(this.o.dirs.inbox)).length);
     return summary;
+  }
+
+  /**
+   * Once a process: drops the scratch tables of files loaded in chunks whose transaction died
+   * with an earlier process (ingest.sweep_scratch; each chunked load also sweeps first).
+   */
+  async #sweep() {
+    try {
+      const [{ n }] = await this.o.sql`select ingest.sweep_scratch() as n`;
+      this.#swept = true;
+      if (n > 0) {
+        this.o.log.info("dropped scratch tables of unfinished chunked loads", { tables: n });
+      }
+    } catch {
+      // best effort: retried at the next drain
+    }
   }
 
   /** Tells analytics.pipeline_health how many files wait (the database cannot see the inbox). */
@@ -179,6 +208,7 @@ export class Ingester {
       try {
         const r = await loadFile(this.o.sql, entry.path, this.#settings, {
           role: this.o.cfg.INGEST_ROLE,
+          chunks: entry.size >= this.o.cfg.PARALLEL_FILE_MIN_MB * 1024 * 1024 ? this.#chunks : 1,
         });
         if (this.breaker.success()) log.info("database reachable again: circuit closed");
         await this.#finish(entry, r);
@@ -364,10 +394,16 @@ async function main() {
     "give-up-after": { type: "string", default: "60" },
     "metrics-port": { type: "string" },
     workers: { type: "string", default: String(navigator.hardwareConcurrency) },
+    chunks: { type: "string" },
   }, HELP);
   const workers = Number(values.workers);
   if (!Number.isInteger(workers) || workers < 1 || workers > 64) {
     console.error(`error: --workers must be a whole number from 1 to 64 (got "${values.workers}")`);
+    Deno.exit(2);
+  }
+  const chunks = values.chunks === undefined ? undefined : Number(values.chunks);
+  if (chunks !== undefined && (!Number.isInteger(chunks) || chunks < 1 || chunks > 64)) {
+    console.error(`error: --chunks must be a whole number from 1 to 64 (got "${values.chunks}")`);
     Deno.exit(2);
   }
   const giveUp = Number(values["give-up-after"]);
@@ -421,8 +457,10 @@ async function main() {
     );
     Deno.exit(2);
   }
-  // one connection per worker, plus one for the inbox report and probes
-  const sql = connect({ max: workers + 1 });
+  // per worker one connection for its batch and one per chunk session, plus one for the
+  // inbox report and probes
+  const perWorker = chunks ?? Math.max(1, navigator.hardwareConcurrency);
+  const sql = connect({ max: workers * (perWorker + 1) + 1 });
   const telemetry = createIngestTelemetry();
   const metrics = metricsPort === 0 ? undefined : Deno.serve(
     {
@@ -444,6 +482,7 @@ async function main() {
     signal: stop.signal,
     telemetry,
     workers,
+    chunks,
     waitForBusy: values.once,
   });
   let code = 0;

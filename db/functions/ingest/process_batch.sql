@@ -4,12 +4,15 @@
 -- Processes one staged batch end to end: checks, dedupe, events, dead letter, metrics, alert
 -- and ledger, all in the caller's transaction. p_expected_rows is the number of rows the
 -- client streamed: a mismatch means COPY lost rows, and the whole batch is refused.
-create function ingest.process_batch(
+-- p_check false: pg_temp.checked was already built from pg_temp.stage (by the chunk sessions of
+-- a parallel load, see ingest.process_chunks); only this schema's functions may say so.
+create function ingest.finish_batch(
     p_batch_id bigint,
     p_expected_rows bigint,
     p_malformed jsonb,
     p_settings jsonb,
-    p_copy_ms numeric default null
+    p_copy_ms numeric,
+    p_check boolean
 )
 returns jsonb
 language plpgsql
@@ -45,7 +48,9 @@ begin
             using errcode = '22000', hint = 'the COPY stream was cut short: retry the file';
     end if;
 
-    perform ingest.check_stage(p_settings);
+    if p_check then
+        perform ingest.check_stage(p_settings);
+    end if;
     select a.accepted, a.late into v_accepted, v_late from ingest.accept_checked(p_batch_id) as a;
 
     insert into quality.dead_letter (
@@ -130,6 +135,27 @@ begin
     );
 end
 $$;
+
+revoke all on function ingest.finish_batch(bigint, bigint, jsonb, jsonb, numeric, boolean)
+    from public;
+
+-- The entry point for a batch staged in pg_temp.stage (files, HTTP, Kafka): checks it, then
+-- ingest.finish_batch.
+create function ingest.process_batch(
+    p_batch_id bigint,
+    p_expected_rows bigint,
+    p_malformed jsonb,
+    p_settings jsonb,
+    p_copy_ms numeric default null
+)
+returns jsonb
+language sql
+security definer
+set search_path = pg_catalog, pg_temp
+begin atomic
+    select ingest.finish_batch(
+        p_batch_id, p_expected_rows, p_malformed, p_settings, p_copy_ms, true);
+end;
 
 revoke all on function ingest.process_batch(bigint, bigint, jsonb, jsonb, numeric) from public;
 grant execute on function ingest.process_batch(bigint, bigint, jsonb, jsonb, numeric) to pipeline_ingest;

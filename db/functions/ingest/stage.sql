@@ -7,48 +7,88 @@
 -- allow, cannot run the lateral check query anyway (measured: the Gather sits under it).
 -- p_extra: DDL of the x_N columns (columns outside the pipeline's); p_extra_json: the
 -- expression over them that fills the generated column extra (else extra is a plain column).
+-- p_chunk: one chunk of a batch loaded in parallel (db/functions/ingest/chunks.sql): the table
+-- is the unlogged ingest_scratch.stage_<batch>_<chunk>, which other sessions can read once this
+-- one commits, and pg_temp.stage is a view of it (so ingest.check_stage reads it as usual).
 create function ingest.create_stage(
-    p_batch_id bigint, p_schema_version int, p_extra text, p_extra_json text default null
+    p_batch_id bigint, p_schema_version int, p_extra text, p_extra_json text default null,
+    p_chunk int default null
 )
 returns text
 language plpgsql
 security definer
 set search_path = pg_catalog, pg_temp
 as $$
+declare
+    v_table text := case
+        when p_chunk is null then 'pg_temp.stage'
+        else format('ingest_scratch.%I', format('stage_%s_%s', p_batch_id, p_chunk))
+    end;
 begin
-    perform p_batch_id;
-    drop table if exists pg_temp.stage;
+    perform ingest.drop_temp_stage();
     execute format(
-        'create temp table stage (
+        'create %s table %s (
             line_no bigint, event_id text, event_time text, event_type text, user_id text,
             session_id text, product_id text, category text, price text, quantity text,
             currency text, device text, traffic_source text, payment_method text,
             search_query text, user_email text,
             schema_version int not null default %s, src_batch_id bigint, ref_id bigint,
             extra jsonb %s %s
-        ) on commit drop', p_schema_version,
+        ) %s', case when p_chunk is null then 'temp' else 'unlogged' end, v_table,
+        p_schema_version,
         case when p_extra_json is not null
             then format('generated always as (%s) stored', p_extra_json) else '' end,
-        coalesce(p_extra, ''));
-    grant insert on pg_temp.stage to pipeline_ingest;
-    return 'pg_temp.stage';
+        coalesce(p_extra, ''), case when p_chunk is null then 'on commit drop' else '' end);
+    execute format('grant insert on %s to pipeline_ingest', v_table);
+    if p_chunk is not null then
+        execute format('create temp view stage as select * from %s', v_table);
+    end if;
+    return v_table;
 end
 $$;
 
--- Drops a batch's staging table and the temp objects over it, at the end of the batch (so a
--- replay can follow a load in the same session).
-create function ingest.drop_stage(p_batch_id bigint)
+-- Drops this session's staging table (or view) and the temp objects over it.
+create function ingest.drop_temp_stage()
 returns void
 language plpgsql
 security definer
 set search_path = pg_catalog, pg_temp
 as $$
 begin
-    perform p_batch_id;
     drop view if exists pg_temp.batch_events;
-    drop table if exists pg_temp.stage;
+    case (select relkind from pg_class where oid = to_regclass('pg_temp.stage'))
+        when 'v' then drop view pg_temp.stage;
+        when 'r' then drop table pg_temp.stage;
+        else null;
+    end case;
+    if (select relkind from pg_class where oid = to_regclass('pg_temp.checked')) = 'v' then
+        drop view pg_temp.checked;
+    end if;
 end
 $$;
 
-revoke all on function ingest.create_stage(bigint, int, text, text) from public;
+-- Drops a batch's staging table and the temp objects over it, at the end of the batch (so a
+-- replay can follow a load in the same session), and the scratch tables of its chunks.
+create function ingest.drop_stage(p_batch_id bigint)
+returns void
+language plpgsql
+security definer
+set search_path = pg_catalog, pg_temp
+as $$
+declare
+    v_table text;
+begin
+    perform ingest.drop_temp_stage();
+    for v_table in
+        select c.relname from pg_class as c
+        where c.relnamespace = 'ingest_scratch'::regnamespace and c.relkind = 'r'
+            and c.relname ~ format('^(stage|checked)_%s_[0-9]+$', p_batch_id)
+    loop
+        execute format('drop table ingest_scratch.%I', v_table);
+    end loop;
+end
+$$;
+
+revoke all on function ingest.create_stage(bigint, int, text, text, int) from public;
+revoke all on function ingest.drop_temp_stage() from public;
 revoke all on function ingest.drop_stage(bigint) from public;

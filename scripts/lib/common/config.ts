@@ -59,6 +59,11 @@ export const variables = {
   },
   MAX_BODY_BYTES: { default: "10485760", schema: positiveInt("MAX_BODY_BYTES") },
   MAX_CONCURRENT_BATCHES: { default: "4", schema: positiveInt("MAX_CONCURRENT_BATCHES") },
+  PARALLEL_FILE_MIN_MB: {
+    default: "32",
+    schema: z.coerce.number({ error: "PARALLEL_FILE_MIN_MB must be a number of megabytes" })
+      .min(0, "PARALLEL_FILE_MIN_MB must be 0 (every file) or more"),
+  },
   GROUP_COMMIT_MS: {
     default: "2",
     schema: z.coerce.number({ error: "GROUP_COMMIT_MS must be a whole number of milliseconds" })

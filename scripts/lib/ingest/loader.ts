@@ -45,6 +45,8 @@ export interface LoadResult {
   expectedSchemaVersion?: number | null;
   result?: BatchResult;
   copyMs?: number;
+  /** rows staged by each chunk session, for a file loaded in chunks */
+  chunks?: number[];
   totalMs: number;
 }
 
@@ -80,7 +82,7 @@ export async function pausePoint(stage: string) {
   }
 }
 
-async function* chunks(path: string): AsyncGenerator<Uint8Array> {
+async function* fileChunks(path: string): AsyncGenerator<Uint8Array> {
   using file = await Deno.open(path);
   while (true) {
     const buf = new Uint8Array(CHUNK);
@@ -214,6 +216,12 @@ export interface LoadOptions {
    * Kafka topic. Files are matched by name.
    */
   sourceKey?: string;
+  /**
+   * Files only: stage and check the rows in this many sessions at once (one core each), then
+   * finish the batch in its own transaction (db/functions/ingest/chunks.sql). 1 = one session.
+   * Needs a pool with at least chunks + 1 connections.
+   */
+  chunks?: number;
 }
 
 /** A source that can be read more than once (header pre-read, COPY, hash of a rejected file). */
@@ -224,11 +232,76 @@ export interface Source {
 
 export async function fileSource(path: string): Promise<Source> {
   const info = await Deno.stat(path);
-  return { bytes: info.size, open: () => chunks(path) };
+  return { bytes: info.size, open: () => fileChunks(path) };
 }
 
 export function bytesSource(bytes: Uint8Array): Source {
   return { bytes: bytes.length, open: () => ofBytes(bytes) };
+}
+
+/**
+ * One iterator read by several consumers: each next() waits for the previous one, so the
+ * source (the CSV scanner, the file hash) sees one caller at a time and each chunk of output
+ * goes to exactly one consumer, whichever asks first (a faster session takes more).
+ */
+export function shared<T>(source: AsyncIterable<T>): () => AsyncGenerator<T> {
+  const it = source[Symbol.asyncIterator]();
+  let tail: Promise<unknown> = Promise.resolve();
+  return async function* () {
+    while (true) {
+      const next = tail.then(() => it.next());
+      tail = next.catch(() => {});
+      const r = await next;
+      if (r.done) return;
+      yield r.value;
+    }
+  };
+}
+
+/**
+ * Stages a file's rows in `chunks` sessions at once: each opens its chunk, COPYs the rows it
+ * takes from the shared scanner output and checks them (ingest.open_chunk, ingest.check_chunk),
+ * then commits. Returns the rows each chunk checked. Any failure fails the whole load: the
+ * batch's own transaction rolls back and the committed chunks are swept.
+ */
+async function stageChunks(
+  sql: Sql,
+  batchId: number,
+  header: string[],
+  chunks: number,
+  rows: AsyncIterable<Uint8Array>,
+  cfg: Settings,
+  role: string | undefined,
+): Promise<number[]> {
+  const next = shared(rows);
+  // the sessions start reading together (so each takes its share), or after a second when
+  // the pool is short of connections for all of them
+  let opened = 0;
+  let allOpened!: () => void;
+  const together = new Promise<void>((r) => allOpened = r);
+  const settled = await Promise.allSettled(
+    Array.from({ length: chunks }, (_, i) =>
+      sql.begin(async (ctx) => {
+        if (role) await ctx.unsafe(`set local role ${role}`);
+        const [{ plan }] = await ctx`
+          select ingest.open_chunk(${batchId}::bigint, ${i + 1}::int, ${header}::text[]) as plan`;
+        if (++opened === chunks) allOpened();
+        await Promise.race([together, new Promise((r) => setTimeout(r, 1000))]);
+        await copyStream(
+          ctx,
+          `copy ${plan.copy_table} (${plan.copy_columns}) from stdin (format csv)`,
+          next(),
+        );
+        const [{ n }] = await ctx`
+          select ingest.check_chunk(${batchId}::bigint, ${i + 1}::int, ${
+          ctx.json(cfg)
+        }::jsonb) as n`;
+        return Number(n);
+      })),
+  );
+  const failed = settled.find((r) => r.status === "rejected");
+  if (failed) throw (failed as PromiseRejectedResult).reason;
+  return settled.map((r) => (r as PromiseFulfilledResult<number>).value);
 }
 
 /**
@@ -256,6 +329,12 @@ export async function loadSource(
 
   const out: LoadResult = { outcome: "loaded", name, bytes: source.bytes, totalMs: 0 };
   const rollback = new Error("rollback");
+  // a file in chunks: other sessions of the pool stage and check it (never inside a caller's
+  // transaction, whose savepoint other sessions could not see)
+  const chunks = kind === "file" && !("savepoint" in sql) && !headerError && header
+    ? Math.max(1, Math.floor(opts.chunks ?? 1))
+    : 1;
+  let committed = false;
   try {
     // inside a caller's transaction (the HTTP collector's idempotency record) use a savepoint
     const transaction = "savepoint" in sql
@@ -274,10 +353,16 @@ export async function loadSource(
       if (opts.sourceKey) {
         await tx`select set_config('pipeline.source_key', ${opts.sourceKey}, true)`;
       }
-      const [{ opened }] = await tx`
-        select ingest.open_batch(${kind}, ${name}, ${source.bytes}, ${
-        headerError ? null : header ?? null
-      }::text[]) as opened`;
+      if (chunks > 1) await tx`select ingest.sweep_scratch()`;
+      const headerArg = headerError ? null : header ?? null;
+      // (one-session batches call the 4-argument form, which every schema version has)
+      const [{ opened }] = chunks > 1
+        ? await tx`
+          select ingest.open_batch(${kind}, ${name}, ${source.bytes}, ${headerArg}::text[],
+            ${chunks}::int) as opened`
+        : await tx`
+          select ingest.open_batch(${kind}, ${name}, ${source.bytes}, ${headerArg}::text[])
+            as opened`;
       const status: string = headerError ? "rejected" : opened.status;
       const reason: string | undefined = headerError
         ? `${headerError}: fix the file and drop it in the inbox again`
@@ -313,11 +398,24 @@ export async function loadSource(
         const tail = scanner.end();
         if (tail.length) yield tail;
       }
-      await copyStream(
-        tx,
-        `copy ${opened.copy_table} (${opened.copy_columns}) from stdin (format csv)`,
-        scanned(),
-      );
+      if (chunks > 1) {
+        out.chunks = await stageChunks(
+          sql as Sql,
+          opened.batch_id,
+          header!,
+          chunks,
+          scanned(),
+          cfg,
+          opts.role,
+        );
+        crashPoint("after-chunks");
+      } else {
+        await copyStream(
+          tx,
+          `copy ${opened.copy_table} (${opened.copy_columns}) from stdin (format csv)`,
+          scanned(),
+        );
+      }
       out.copyMs = performance.now() - copyStarted;
       crashPoint("after-copy");
       out.sha256 = hash.hex();
@@ -336,19 +434,34 @@ export async function loadSource(
       if (opts.analytics === "deferred") {
         await tx`select set_config('pipeline.analytics', 'deferred', true)`;
       }
-      const [{ result }] = await tx`
-        select ingest.process_batch(
-          ${opened.batch_id}::bigint, ${expected}::bigint,
-          ${tx.json(malformedJson(malformed))}::jsonb, ${tx.json(cfg)}::jsonb,
-          ${Math.round(out.copyMs * 10) / 10}::numeric
-        ) as result`;
+      const copyMs = Math.round(out.copyMs * 10) / 10;
+      const [{ result }] = chunks > 1
+        ? await tx`
+          select ingest.process_chunks(
+            ${opened.batch_id}::bigint, ${chunks}::int, ${expected}::bigint,
+            ${tx.json(malformedJson(malformed))}::jsonb, ${tx.json(cfg)}::jsonb,
+            ${copyMs}::numeric
+          ) as result`
+        : await tx`
+          select ingest.process_batch(
+            ${opened.batch_id}::bigint, ${expected}::bigint,
+            ${tx.json(malformedJson(malformed))}::jsonb, ${tx.json(cfg)}::jsonb,
+            ${copyMs}::numeric
+          ) as result`;
       out.result = result as BatchResult;
       out.outcome = result.rows === 0 ? "empty" : "loaded";
       crashPoint("after-procedure");
       await pausePoint("before-commit");
     });
+    committed = true;
   } catch (error) {
     if (error !== rollback) throw error;
+  } finally {
+    // a batch in chunks that rolled back leaves its scratch tables: drop them now (a crash
+    // leaves them to the next load's sweep)
+    if (chunks > 1 && !committed) {
+      await (sql as Sql)`select ingest.sweep_scratch()`.catch(() => {});
+    }
   }
   out.totalMs = performance.now() - started;
   return out;

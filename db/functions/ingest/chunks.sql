@@ -1,0 +1,187 @@
+-- One file on every core: a batch staged and checked by several chunk sessions in parallel,
+-- then finished by one short transaction. Repeatable (see db/functions/README.md).
+--
+-- The batch's own transaction (call it T) opens it with ingest.open_batch(..., p_chunks => n),
+-- which takes the batch's advisory lock and creates no staging table. Each chunk session then,
+-- in one transaction of its own:
+--   ingest.open_chunk(batch, k, header) -> COPY into ingest_scratch.stage_<batch>_<k>
+--   -> ingest.check_chunk(batch, k, settings) -> commit
+-- check_chunk runs the same ingest.check_stage as every other batch (the rules exist once) and
+-- keeps its result in ingest_scratch.checked_<batch>_<k>. Back in T,
+-- ingest.process_chunks(batch, n, ...) puts views named pg_temp.stage and pg_temp.checked over
+-- all chunks and runs what must be serial (dedupe claim, typed insert, dead letter, metrics,
+-- ledger, analytics) with ingest.finish_batch; its commit drops the scratch tables.
+-- Only T has effects: a crash anywhere before T commits leaves scratch tables and nothing
+-- else; ingest.sweep_scratch drops the tables of batches whose T is gone.
+
+-- The advisory lock key of a batch loaded in chunks (held by T until it ends).
+create function ingest.scratch_key(p_batch_id bigint)
+returns bigint
+language sql
+immutable
+set search_path = pg_catalog, pg_temp
+return hashtextextended('ingest scratch ' || p_batch_id, 0);
+
+-- Refuses when no open transaction holds the batch (T ended or never opened it in chunks).
+create function ingest.require_chunked_batch(p_batch_id bigint)
+returns void
+language plpgsql
+security definer
+set search_path = pg_catalog, pg_temp
+as $$
+begin
+    if pg_try_advisory_xact_lock(ingest.scratch_key(p_batch_id)) then
+        raise exception 'batch % is not open for chunks (its transaction ended, or it was not opened with p_chunks)',
+            p_batch_id
+            using errcode = '55000',
+            hint = 'open the batch with ingest.open_batch(..., p_chunks) in another session and keep that transaction open while the chunks load';
+    end if;
+end
+$$;
+
+-- Creates chunk p_chunk's staging table for COPY (the header is the file's, as given to
+-- open_batch). Returns {copy_table, copy_columns}.
+create function ingest.open_chunk(p_batch_id bigint, p_chunk int, p_header text[])
+returns jsonb
+language plpgsql
+security definer
+set search_path = pg_catalog, pg_temp
+as $$
+declare
+    v_plan jsonb;
+begin
+    perform ingest.require_chunked_batch(p_batch_id);
+    if p_chunk is null or p_chunk < 1 then
+        raise exception 'chunk number % is not valid', p_chunk
+            using errcode = '22023', hint = 'number the chunks 1, 2, ... n';
+    end if;
+    v_plan := ingest.plan_stage(p_header);
+    if v_plan ? 'reason' then
+        raise exception 'the header cannot be loaded: %', v_plan ->> 'reason'
+            using errcode = '22023', hint = 'open_batch rejects this header: do not load chunks for it';
+    end if;
+    return jsonb_build_object(
+        'copy_table', ingest.create_stage(p_batch_id, (v_plan ->> 'schema_version')::int,
+            v_plan ->> 'extra', v_plan ->> 'extra_json', p_chunk),
+        'copy_columns', v_plan ->> 'copy_columns'
+    );
+end
+$$;
+
+-- Checks the rows a chunk session staged (ingest.check_stage, the rules of every batch) and
+-- keeps the result for T in ingest_scratch.checked_<batch>_<chunk>. Returns the rows checked.
+create function ingest.check_chunk(p_batch_id bigint, p_chunk int, p_settings jsonb)
+returns bigint
+language plpgsql
+security definer
+set search_path = pg_catalog, pg_temp
+as $$
+declare
+    v_rows bigint;
+begin
+    perform ingest.require_chunked_batch(p_batch_id);
+    if to_regclass(format('ingest_scratch.%I', format('stage_%s_%s', p_batch_id, p_chunk))) is null
+        or to_regclass('pg_temp.stage') is null then
+        raise exception 'chunk % of batch % was not opened in this transaction', p_chunk, p_batch_id
+            using errcode = '55000', hint = 'call ingest.open_chunk and COPY first, in the same transaction';
+    end if;
+    perform ingest.check_stage(p_settings);
+    execute format('create unlogged table ingest_scratch.%I as select * from pg_temp.checked',
+        format('checked_%s_%s', p_batch_id, p_chunk));
+    get diagnostics v_rows = row_count;
+    drop table pg_temp.checked;
+    perform ingest.drop_temp_stage();
+    return v_rows;
+end
+$$;
+
+-- T's part: every chunk of the batch (committed by its session) under pg_temp.stage and
+-- pg_temp.checked, then ingest.finish_batch. Refuses the batch when a chunk is missing.
+create function ingest.process_chunks(
+    p_batch_id bigint,
+    p_chunks int,
+    p_expected_rows bigint,
+    p_malformed jsonb,
+    p_settings jsonb,
+    p_copy_ms numeric default null
+)
+returns jsonb
+language plpgsql
+security definer
+set search_path = pg_catalog, pg_temp
+as $$
+declare
+    v_stage text[] := '{}';
+    v_checked text[] := '{}';
+    v_name text;
+begin
+    if p_chunks is null or p_chunks < 1 then
+        raise exception 'a batch in chunks has at least one chunk (got %)', p_chunks
+            using errcode = '22023';
+    end if;
+    for k in 1 .. p_chunks loop
+        foreach v_name in array array['stage', 'checked'] loop
+            if to_regclass(format('ingest_scratch.%I', format('%s_%s_%s', v_name, p_batch_id, k)))
+                is null then
+                raise exception 'chunk % of batch % is missing (%): its session did not commit',
+                    k, p_batch_id, v_name
+                    using errcode = '55000', hint = 'nothing was loaded: retry the file';
+            end if;
+        end loop;
+        v_stage := v_stage
+            || format('select * from ingest_scratch.%I', format('stage_%s_%s', p_batch_id, k));
+        v_checked := v_checked
+            || format('select * from ingest_scratch.%I', format('checked_%s_%s', p_batch_id, k));
+    end loop;
+    perform ingest.drop_temp_stage();
+    if to_regclass('pg_temp.checked') is not null then
+        drop table pg_temp.checked;
+    end if;
+    execute 'create temp view stage as ' || array_to_string(v_stage, ' union all ');
+    execute 'create temp view checked as ' || array_to_string(v_checked, ' union all ');
+    return ingest.finish_batch(
+        p_batch_id, p_expected_rows, p_malformed, p_settings, p_copy_ms, false);
+end
+$$;
+
+-- Drops the scratch tables of batches whose transaction is gone (a crash, a kill, a rollback
+-- after the chunks committed). Safe at any time: a live batch's lock keeps its tables.
+-- Returns the number of tables dropped.
+create function ingest.sweep_scratch()
+returns int
+language plpgsql
+security definer
+set search_path = pg_catalog, pg_temp
+as $$
+declare
+    v record;
+    v_dropped int := 0;
+begin
+    for v in
+        select c.relname, (regexp_match(c.relname, '^(?:stage|checked)_([0-9]+)_[0-9]+$'))[1]::bigint
+            as batch_id
+        from pg_class as c
+        where c.relnamespace = 'ingest_scratch'::regnamespace and c.relkind = 'r'
+        order by c.relname
+    loop
+        if v.batch_id is not null
+            and pg_try_advisory_xact_lock(ingest.scratch_key(v.batch_id)) then
+            execute format('drop table if exists ingest_scratch.%I', v.relname);
+            v_dropped := v_dropped + 1;
+        end if;
+    end loop;
+    return v_dropped;
+end
+$$;
+
+revoke all on function ingest.scratch_key(bigint) from public;
+revoke all on function ingest.require_chunked_batch(bigint) from public;
+revoke all on function ingest.open_chunk(bigint, int, text[]) from public;
+revoke all on function ingest.check_chunk(bigint, int, jsonb) from public;
+revoke all on function ingest.process_chunks(bigint, int, bigint, jsonb, jsonb, numeric) from public;
+revoke all on function ingest.sweep_scratch() from public;
+grant execute on function ingest.open_chunk(bigint, int, text[]) to pipeline_ingest;
+grant execute on function ingest.check_chunk(bigint, int, jsonb) to pipeline_ingest;
+grant execute on function ingest.process_chunks(bigint, int, bigint, jsonb, jsonb, numeric)
+    to pipeline_ingest;
+grant execute on function ingest.sweep_scratch() to pipeline_ingest;
