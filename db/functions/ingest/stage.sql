@@ -54,16 +54,20 @@ language plpgsql
 security definer
 set search_path = pg_catalog, pg_temp
 as $$
+declare
+    v record;
 begin
     drop view if exists pg_temp.batch_events;
-    case (select relkind from pg_class where oid = to_regclass('pg_temp.stage'))
-        when 'v' then drop view pg_temp.stage;
-        when 'r' then drop table pg_temp.stage;
-        else null;
-    end case;
-    if (select relkind from pg_class where oid = to_regclass('pg_temp.checked')) = 'v' then
-        drop view pg_temp.checked;
-    end if;
+    -- named by their real schema (pg_temp_N): Citus resolves "drop view pg_temp.x" wrongly
+    for v in
+        select c.relkind, n.nspname, c.relname
+        from pg_class as c join pg_namespace as n on n.oid = c.relnamespace
+        where c.oid = to_regclass('pg_temp.stage')
+            or c.oid = to_regclass('pg_temp.checked') and c.relkind = 'v'
+    loop
+        execute format('drop %s %I.%I',
+            case v.relkind when 'v' then 'view' else 'table' end, v.nspname, v.relname);
+    end loop;
 end
 $$;
 
