@@ -138,7 +138,22 @@ declare
     v ingest.schema_versions;
     v_set text[];
     v_rule record;
+    v_tables text[];
+    v_table text;
 begin
+    -- pg_temp.stage is a table, or (a batch in chunks) a view over the chunks' tables: those
+    -- are updated (Citus refuses an update through a view over its tables)
+    if (select relkind from pg_class where oid = 'pg_temp.stage'::regclass) = 'v' then
+        v_tables := array(
+            select distinct d.refobjid::regclass::text
+            from pg_rewrite as r
+            join pg_depend as d on d.classid = 'pg_rewrite'::regclass and d.objid = r.oid
+            where r.ev_class = 'pg_temp.stage'::regclass
+                and d.refclassid = 'pg_class'::regclass and d.refobjid <> r.ev_class
+            order by 1);
+    else
+        v_tables := array['pg_temp.stage'];
+    end if;
     for v in
         select * from ingest.schema_versions where upgrade <> '{}' order by version
     loop
@@ -147,8 +162,10 @@ begin
             v_set := v_set || format('%I = %s', v_rule.key,
                 ingest.upgrade_expression(v_rule.key, v_rule.value, ingest.staged_columns(v)));
         end loop;
-        execute format('update pg_temp.stage set %s where schema_version = %s',
-            array_to_string(v_set, ', '), v.version);
+        foreach v_table in array v_tables loop
+            execute format('update %s set %s where schema_version = %s',
+                v_table, array_to_string(v_set, ', '), v.version);
+        end loop;
     end loop;
 end
 $$;
