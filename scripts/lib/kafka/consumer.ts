@@ -9,7 +9,7 @@ import type { Logger } from "../common/log.ts";
 import type { Settings } from "../ingest/loader.ts";
 import { backoffMs, sleep } from "../common/retry.ts";
 import type { Message, TopicFormat } from "./batch.ts";
-import { flush, type FlushResult, type PartitionBatch } from "./sink.ts";
+import { flush, type FlushResult, type PartitionBatch, prebuild, type Prebuilt } from "./sink.ts";
 
 export interface ClientSettings {
   brokers: string[];
@@ -64,6 +64,9 @@ export interface ConsumerOptions {
   onError?: (error: Error) => void;
 }
 
+/** micro-batches fetched ahead of the one loading */
+const FETCH_AHEAD = 3;
+
 interface Pending {
   part: PartitionBatch;
   resolve: () => void;
@@ -85,6 +88,8 @@ export class KafkaSource {
   #watchdog: ReturnType<typeof setInterval> | undefined;
   #buffer: Pending[] = [];
   #rows = 0;
+  /** messages fetched and not loaded yet */
+  #inHand = 0;
   #timer: ReturnType<typeof setTimeout> | undefined;
   #flushing: Promise<void> = Promise.resolve();
   #stopping = false;
@@ -209,6 +214,13 @@ export class KafkaSource {
             messages: all.slice(i, i + this.#o.maxRows),
             highWatermark: BigInt(batch.highWatermark),
           });
+          // fetch ahead while earlier batches load (up to FETCH_AHEAD micro-batches in hand):
+          // safe, because the positions that count are PostgreSQL's, never Kafka's, and the
+          // load of a partition's messages that do not follow its stored position is refused
+          if (this.#inHand < FETCH_AHEAD * this.#o.maxRows) {
+            done.catch(() => {});
+            continue;
+          }
           // keep the group membership alive while PostgreSQL is slow or down
           let settled = false;
           done.finally(() => settled = true).catch(() => {});
@@ -250,15 +262,18 @@ export class KafkaSource {
 
   #add(part: PartitionBatch): Promise<void> {
     this.#pending++;
+    this.#inHand += part.messages.length;
     return new Promise<void>((resolve, reject) => {
       this.#buffer.push({
         part,
         resolve: () => {
           this.#pending--;
+          this.#inHand -= part.messages.length;
           resolve();
         },
         reject: (e) => {
           this.#pending--;
+          this.#inHand -= part.messages.length;
           reject(e);
         },
       });
@@ -276,28 +291,51 @@ export class KafkaSource {
       this.#buffer = [];
       this.#rows = 0;
       if (taken.length === 0) return;
-      this.#flushing = this.#flushing.then(() => this.#load(taken));
+      // the CSV is built now, while the batch before loads; flush uses it when nothing of it
+      // was loaded already
+      let prebuilt: Prebuilt | undefined;
+      try {
+        prebuilt = prebuild(taken.map((t) => t.part), this.#o.topics);
+      } catch {
+        prebuilt = undefined;
+      }
+      this.#flushing = this.#flushing.then(() => this.#load(taken, prebuilt));
     }, ms);
   }
 
   /** Loads one micro-batch; retries while PostgreSQL is unreachable (nothing is lost). */
-  async #load(taken: Pending[]): Promise<void> {
+  async #load(taken: Pending[], prebuilt?: Prebuilt): Promise<void> {
     this.#loading = true;
     try {
-      await this.#loadRetrying(taken);
+      await this.#loadRetrying(taken, prebuilt);
     } finally {
       this.#loading = false;
       this.#alive = Date.now();
     }
   }
 
-  async #loadRetrying(taken: Pending[]): Promise<void> {
+  async #loadRetrying(taken: Pending[], prebuilt?: Prebuilt): Promise<void> {
     const o = this.#o;
     for (let attempt = 0;; attempt++) {
       const started = performance.now();
       try {
-        const r = await flush(o.sql, o.group, taken.map((t) => t.part), o.topics, o.settings);
+        const r = await flush(
+          o.sql,
+          o.group,
+          taken.map((t) => t.part),
+          o.topics,
+          o.settings,
+          prebuilt,
+        );
         o.onFlush?.(r, (performance.now() - started) / 1000);
+        if (r.gaps.length > 0) {
+          // messages fetched ahead that do not follow the stored position (an earlier batch of
+          // theirs was not loaded): read the partitions again from PostgreSQL's positions
+          o.log.info("re-reading partitions from their stored positions", {
+            partitions: r.gaps.map((g) => `${g.topic}/${g.partition}`).join(","),
+          });
+          await this.#seek(r.gaps).catch(() => {});
+        }
         if (attempt > 0) {
           o.log.info("database reachable again: batch loaded", { attempts: attempt + 1 });
         }

@@ -25,8 +25,28 @@ export interface FlushResult {
   /** messages loaded by this flush (already-loaded ones skipped) */
   messages: number;
   skipped: number;
+  /**
+   * partitions whose messages start after the stored position (messages in between were
+   * not loaded): nothing of theirs was loaded; the consumer reads them again from there
+   */
+  gaps: { topic: string; partition: number }[];
   load?: LoadResult;
   batchId?: number;
+}
+
+/** The batch of every message of the parts, built ahead (see prebuild). */
+export interface Prebuilt {
+  messages: number;
+  batch: Batch;
+}
+
+/** Builds the batch of all the parts' messages, outside any transaction. */
+export function prebuild(
+  parts: readonly PartitionBatch[],
+  formats: ReadonlyMap<string, TopicFormat>,
+): Prebuilt {
+  const messages = parts.flatMap((p) => p.messages);
+  return { messages: messages.length, batch: buildBatch(messages, formats) };
 }
 
 const key = (topic: string, partition: number) => `${topic}\u0000${partition}`;
@@ -38,8 +58,9 @@ export async function flush(
   parts: readonly PartitionBatch[],
   formats: ReadonlyMap<string, TopicFormat>,
   cfg: Settings,
+  prebuilt?: Prebuilt,
 ): Promise<FlushResult> {
-  const out: FlushResult = { messages: 0, skipped: 0 };
+  const out: FlushResult = { messages: 0, skipped: 0, gaps: [] };
   if (parts.length === 0) return out;
   await sql.begin(async (tx) => {
     const wanted = parts.map((p) => ({ topic: p.topic, partition: p.partition }));
@@ -49,26 +70,49 @@ export async function flush(
       stored.set(key(r.topic, r.partition), r.next_offset === null ? null : BigInt(r.next_offset));
     }
     const messages: Message[] = [];
-    const positions: Record<string, unknown>[] = [];
+    // one position per partition (kafka_commit updates each partition's row once)
+    const byPartition = new Map<string, Record<string, unknown>>();
     for (const p of parts) {
+      // a flush may hold several batches of one partition: each follows the one before
       const from = stored.get(key(p.topic, p.partition)) ?? null;
       const fresh = from === null ? p.messages : p.messages.filter((m) => m.offset >= from);
+      if (from !== null && fresh.length > 0 && fresh[0].offset > from) {
+        out.gaps.push({ topic: p.topic, partition: p.partition });
+        out.skipped += p.messages.length;
+        continue;
+      }
       out.skipped += p.messages.length - fresh.length;
       if (fresh.length === 0) continue;
+      stored.set(key(p.topic, p.partition), fresh[fresh.length - 1].offset + 1n);
       messages.push(...fresh);
-      positions.push({
-        topic: p.topic,
-        partition: p.partition,
-        from: String(fresh[0].offset),
-        next: String(fresh[fresh.length - 1].offset + 1n),
-        high_watermark: String(p.highWatermark),
-        messages: fresh.length,
-      });
+      const k = key(p.topic, p.partition);
+      const seen = byPartition.get(k);
+      const next = String(fresh[fresh.length - 1].offset + 1n);
+      if (seen) {
+        seen.next = next;
+        seen.messages = (seen.messages as number) + fresh.length;
+        if (p.highWatermark > BigInt(seen.high_watermark as string)) {
+          seen.high_watermark = String(p.highWatermark);
+        }
+      } else {
+        byPartition.set(k, {
+          topic: p.topic,
+          partition: p.partition,
+          from: String(fresh[0].offset),
+          next,
+          high_watermark: String(p.highWatermark),
+          messages: fresh.length,
+        });
+      }
     }
+    const positions = [...byPartition.values()];
     if (messages.length === 0) return;
     crashPoint("mid-batch");
     const name = batchName(group, positions);
-    let batch: Batch = buildBatch(messages, formats);
+    // built before the transaction (while the previous batch loaded) when nothing was skipped
+    let batch: Batch = prebuilt && messages.length === prebuilt.messages
+      ? prebuilt.batch
+      : buildBatch(messages, formats);
     let load = await loadBatch(tx, batch, name, cfg);
     if (load.outcome === "rejected") {
       // the fields seen miss a required column: read every message under the full column set

@@ -1,0 +1,61 @@
+// One flush = one transaction, also when it holds several fetched batches of one partition (the
+// consumer fetches ahead): one position per partition, and messages that do not follow the
+// stored position are not loaded. Against a real database; no broker needed for this part.
+import { assertEquals } from "../testing/assert.ts";
+import { loadConfig } from "../common/config.ts";
+import { settings } from "../ingest/loader.ts";
+import { testDb } from "../testing/testdb.ts";
+import type { Sql } from "../common/db.ts";
+import type { Message } from "./batch.ts";
+import { flush, type PartitionBatch, prebuild } from "./sink.ts";
+
+const cfg = settings(loadConfig({}));
+const formats = new Map([["t", { format: "json" as const }]]);
+const t = new Date(Date.now() - 60_000).toISOString();
+
+function part(partition: number, from: number, n: number): PartitionBatch {
+  const messages: Message[] = Array.from({ length: n }, (_, i) => ({
+    topic: "t",
+    partition,
+    offset: BigInt(from + i),
+    value: new TextEncoder().encode(JSON.stringify({
+      event_id: `0190f000-0000-7000-8000-${String(partition * 1000 + from + i).padStart(12, "0")}`,
+      event_time: t,
+      event_type: "view",
+      session_id: "s-1",
+      product_id: "5",
+      category: "toys",
+    })),
+  }));
+  return { topic: "t", partition, messages, highWatermark: BigInt(from + n + 10) };
+}
+
+async function positions(sql: Sql) {
+  const rows = await sql`
+    select partition, next_offset::int as next, messages::int, batches::int
+    from ingest.kafka_offsets where consumer_group = 'g' order by partition`;
+  return rows.map((r) => [r.partition, r.next, r.messages, r.batches]);
+}
+
+Deno.test("a flush with several batches of one partition stores one position per partition; a gap loads nothing of it", async () => {
+  const db = await testDb("kafka_sink_parts");
+  try {
+    // partition 0: offsets 0-2 and 3-5 (two fetches); partition 1: 0-1; built ahead
+    const parts = [part(0, 0, 3), part(1, 0, 2), part(0, 3, 3)];
+    const r = await flush(db.sql, "g", parts, formats, cfg, prebuild(parts, formats));
+    assertEquals([r.messages, r.skipped, r.gaps], [8, 0, []]);
+    assertEquals(r.load!.result!.valid, 8);
+    assertEquals(await positions(db.sql), [[0, 6, 6, 1], [1, 2, 2, 1]]);
+
+    // partition 0 again from 4 (already loaded up to 5: 4-5 skipped, 6-7 loaded) and a batch
+    // of partition 1 from 5 (offsets 2-4 never arrived): partition 1 is a gap, nothing of it loads
+    const again = [part(0, 4, 4), part(1, 5, 3)];
+    const r2 = await flush(db.sql, "g", again, formats, cfg, prebuild(again, formats));
+    assertEquals([r2.messages, r2.skipped, r2.gaps], [2, 5, [{ topic: "t", partition: 1 }]]);
+    assertEquals(await positions(db.sql), [[0, 8, 8, 2], [1, 2, 2, 1]]);
+    const [{ n }] = await db.sql`select count(*)::int as n from core.events`;
+    assertEquals(n, 10);
+  } finally {
+    await db.drop();
+  }
+});
