@@ -90,20 +90,27 @@ interface Run {
   shardMs: number[];
 }
 
-async function once(target: "single" | "citus"): Promise<Run> {
-  const sql = await fresh(
-    target === "single" ? singleUrl : citusUrl,
-    target === "citus" ? workers : [],
-  );
+type Target = "single" | "citus" | "citus, 2 chunks";
+
+async function once(target: Target): Promise<Run> {
+  const cluster = target !== "single";
+  const sql = await fresh(cluster ? citusUrl : singleUrl, cluster ? workers : []);
   try {
     const t = performance.now();
-    const r = await loadFile(sql, path, cfg);
+    // "citus, 2 chunks": the file is staged by 2 sessions and checked on the workers, one
+    // task per shard (db/functions/ingest/chunks.sql)
+    const r = await loadFile(sql, path, cfg, { chunks: target === "citus, 2 chunks" ? 2 : 1 });
+    if (target === "citus, 2 chunks" && r.chunksCheckedOn !== "workers") {
+      throw new Error(
+        `${target}: the chunks were checked on ${r.chunksCheckedOn}, not the workers`,
+      );
+    }
     const seconds = (performance.now() - t) / 1000;
     if (r.result?.rows !== rows) throw new Error(`${target}: loaded ${r.result?.rows} rows`);
     // a validating-style INSERT ... SELECT over the stored events into a co-located table: on
     // Citus it runs on every shard in parallel (pushdown); the per-task times are its cost
     await sql.unsafe("create table public.bench_ids (like core.event_ids)");
-    if (target === "citus") {
+    if (cluster) {
       await sql.unsafe(
         "select create_distributed_table('public.bench_ids', 'event_id', colocate_with => 'core.event_ids')",
       );
@@ -125,7 +132,7 @@ async function once(target: "single" | "citus"): Promise<Run> {
       processMs: Number(r.result?.process_ms ?? 0),
       pushdownMs: Math.round(times[times.length - 1] ?? 0),
       // per task on Citus (the last line is the whole statement's)
-      shardMs: target === "citus" ? times.slice(0, -1) : [],
+      shardMs: cluster ? times.slice(0, -1) : [],
     };
   } finally {
     await sql.end({ timeout: 5 });
@@ -133,9 +140,9 @@ async function once(target: "single" | "citus"): Promise<Run> {
 }
 
 const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
-const results: Record<string, Run[]> = { single: [], citus: [] };
+const results: Record<Target, Run[]> = { single: [], citus: [], "citus, 2 chunks": [] };
 for (let i = 0; i < reps; i++) {
-  for (const target of ["single", "citus"] as const) {
+  for (const target of ["single", "citus", "citus, 2 chunks"] as const) {
     const r = await once(target);
     results[target].push(r);
     console.error(
@@ -145,7 +152,7 @@ for (let i = 0; i < reps; i++) {
     );
   }
 }
-const line = (t: "single" | "citus") => {
+const line = (t: Target) => {
   const runs = results[t];
   const s = median(runs.map((r) => r.seconds));
   return `| ${t} | ${Math.round(rows / s).toLocaleString("en-US")} | ${s.toFixed(2)} | ${
@@ -165,6 +172,7 @@ make bench CLUSTER=citus SIZE=${values.size}: ${
 |---|---|---|---|---|---|
 ${line("single")}
 ${line("citus")}
+${line("citus, 2 chunks")}
 
 Pushed-down insert-select on Citus: ${shards.length} shard tasks, ${
   shards.reduce((a, b) => a + b, 0).toFixed(0)

@@ -114,6 +114,8 @@ Deno.test({
         );
         assertEquals(b.outcome, "loaded", path);
         assertEquals(b.chunks?.length, 2);
+        // on the cluster the chunks were checked on the workers (ingest.check_shard per shard)
+        assertEquals([a.chunksCheckedOn, b.chunksCheckedOn], [undefined, "workers"]);
         assertEquals(b.result, a.result && { ...a.result, process_ms: b.result!.process_ms });
       }
       // the same file again: a duplicate file on both
@@ -164,6 +166,14 @@ Deno.test({
       // refresh: rebuilding the rollups from core.events changes no view
       await both(p, rebuildRollups);
       await assertSame(p, "after a refresh");
+
+      // every batch's commit dropped its chunks' distributed scratch tables and their shards
+      const [left] = await citus`
+        select (select count(*)::int from pg_class
+                where relnamespace = 'ingest_scratch'::regnamespace) as tables,
+               (select count(*)::int from pg_dist_partition
+                where logicalrelid::text like 'ingest_scratch.%') as distributed`;
+      assertEquals(left, { tables: 0, distributed: 0 });
     } finally {
       await citus?.end({ timeout: 5 });
       await cluster?.destroy();
@@ -177,9 +187,22 @@ const ingestScript = new URL("./ingest.ts", import.meta.url).pathname;
 
 function ingester(url: string, dir: string, env: Record<string, string> = {}) {
   return new Deno.Command(Deno.execPath(), {
-    args: ["run", "--allow-all", ingestScript, "--once", "--dir", dir, "--give-up-after", "60"],
+    // every file in 2 chunks, checked on the workers, as the ingest role
+    args: [
+      "run",
+      "--allow-all",
+      ingestScript,
+      "--once",
+      "--dir",
+      dir,
+      "--give-up-after",
+      "60",
+      "--chunks",
+      "2",
+    ],
     env: {
       DATABASE_URL: url,
+      PARALLEL_FILE_MIN_MB: "0",
       LOG_DIR: join(dir, "..", "logs"),
       LOG_LEVEL: "error",
       DB_RETRY_MAX_SECONDS: "1",
@@ -275,7 +298,11 @@ Deno.test({
       const status = await second.child.status;
       if (status.code !== 0) {
         const again = await ingester(cluster.url, inbox).output();
-        assertEquals(again.code, 0, "the inbox drains once the worker is back");
+        assertEquals(
+          again.code,
+          0,
+          `the inbox drains once the worker is back: ${new TextDecoder().decode(again.stderr)}`,
+        );
       }
 
       // exactly once: every file loaded once, the totals of the manifest (a file that failed is
@@ -306,6 +333,10 @@ Deno.test({
         distinct_ids: valid,
         batches: manifest.files.length,
       });
+      // the killed batch's chunks were swept by the next ingester
+      const [scratch] = await sql`
+        select count(*)::int as n from pg_class where relnamespace = 'ingest_scratch'::regnamespace`;
+      assertEquals(scratch.n, 0, "no scratch table left");
       await sql`select recover_prepared_transactions()`;
       for (const w of cluster.workers) {
         const wsql = connect({ url: cluster.url.replace(/127\.0\.0\.1:\d+/, w), max: 1 });

@@ -25,6 +25,23 @@ begin
         raise exception 'core.distribute() needs the citus extension'
             using hint = 'on a single node there is nothing to distribute: skip this step';
     end if;
+    -- one transaction creates reference and distributed tables: no parallel shard work
+    perform set_config('citus.multi_shard_modify_mode', 'sequential', true);
+    -- the tables the validation reads, as reference tables (a copy on every node), so that a
+    -- large file's chunks are checked on the workers (ingest.check_shard, chunks.sql)
+    if not exists (
+        select from pg_catalog.pg_dist_partition
+        where logicalrelid = 'ingest.schema_versions'::regclass
+    ) then
+        perform pg_catalog.create_reference_table('ingest.schema_versions');
+        v_done := v_done || 'ingest.schema_versions (reference)'::text;
+    end if;
+    if not exists (
+        select from pg_catalog.pg_dist_partition where logicalrelid = 'core.extra_pii_keys'::regclass
+    ) then
+        perform pg_catalog.create_reference_table('core.extra_pii_keys');
+        v_done := v_done || 'core.extra_pii_keys (reference)'::text;
+    end if;
     if not exists (
         select from pg_catalog.pg_dist_partition where logicalrelid = 'core.events'::regclass
     ) then
@@ -39,6 +56,12 @@ begin
         );
         v_done := v_done || 'core.event_ids'::text;
     end if;
+    -- and the functions of the check on every worker (migrate re-creates them each time)
+    perform pg_catalog.create_distributed_function(p.oid::regprocedure)
+    from pg_catalog.pg_proc as p
+    where p.pronamespace = 'ingest'::regnamespace
+        and p.proname in ('check_shard', 'check_stage', 'upgrade_stage', 'upgrade_expression',
+            'staged_columns', 'pipeline_columns', 'protect_extra', 'drop_temp_stage');
     return case when cardinality(v_done) = 0 then 'already distributed'
         else 'distributed ' || array_to_string(v_done, ', ') end;
 end

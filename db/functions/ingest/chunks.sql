@@ -63,8 +63,81 @@ begin
     return jsonb_build_object(
         'copy_table', ingest.create_stage(p_batch_id, (v_plan ->> 'schema_version')::int,
             v_plan ->> 'extra', v_plan ->> 'extra_json', p_chunk),
-        'copy_columns', v_plan ->> 'copy_columns'
+        'copy_columns', v_plan ->> 'copy_columns',
+        -- on Citus: commit the COPY, then ingest.distribute_chunk and ingest.check_chunk,
+        -- each in a transaction of its own (see distribute_chunk)
+        'on_cluster', ingest.on_cluster()
     );
+end
+$$;
+
+-- Citus only: spreads a committed chunk over the workers by line number (an event_id may be
+-- missing) and creates the co-located table its checked rows go to, shaped by the check itself
+-- (run once over no rows). The workers check it in the next transaction (ingest.check_chunk):
+-- the connections that run the check see only committed tables. The COPY went to a
+-- coordinator table because a COPY into a distributed table logs in to the workers as the
+-- ingest role, which may not; this function moves the rows as the owner.
+create function ingest.distribute_chunk(p_batch_id bigint, p_chunk int)
+returns boolean
+language plpgsql
+security definer
+set search_path = pg_catalog, pg_temp
+as $$
+declare
+    v_stage text := format('ingest_scratch.%I', format('stage_%s_%s', p_batch_id, p_chunk));
+    v_checked text := format('ingest_scratch.%I', format('checked_%s_%s', p_batch_id, p_chunk));
+begin
+    perform ingest.require_chunked_batch(p_batch_id);
+    if not ingest.on_cluster() or to_regclass(v_stage) is null then
+        raise exception 'chunk % of batch % is not a staged chunk on a Citus cluster',
+            p_chunk, p_batch_id
+            using errcode = '55000', hint = 'call ingest.open_chunk and COPY first';
+    end if;
+    perform ingest.drop_temp_stage();
+    execute format('create temp table stage (like %s including generated including defaults)',
+        v_stage);
+    perform ingest.check_stage('{}');
+    execute format('create unlogged table %s (like pg_temp.checked)', v_checked);
+    drop table pg_temp.checked;
+    perform ingest.drop_temp_stage();
+    begin
+        execute format('select pg_catalog.create_distributed_table(%L, %L)', v_stage, 'line_no');
+        execute format('select pg_catalog.create_distributed_table(%L, %L, colocate_with => %L)',
+            v_checked, 'line_no', v_stage);
+    exception when others then
+        -- the cluster cannot take the chunk now (e.g. a worker being re-synced after a
+        -- restart): it is checked on the coordinator instead, with the same rules
+        raise warning 'chunk % of batch % is checked on the coordinator: %',
+            p_chunk, p_batch_id, sqlerrm;
+        execute format('drop table %s', v_checked);
+        return false;
+    end;
+    return true;
+end
+$$;
+
+-- On a Citus worker: checks one shard of a chunk's staging table into the co-located shard of
+-- its checked table, with the same ingest.check_stage. ingest.check_chunk calls it through
+-- run_command_on_colocated_placements, once per shard, in parallel. Returns the rows checked.
+create function ingest.check_shard(p_stage text, p_checked text, p_settings jsonb)
+returns bigint
+language plpgsql
+security definer
+set search_path = pg_catalog, pg_temp
+as $$
+declare
+    v_rows bigint;
+begin
+    -- temp objects only: Citus refuses DDL on a worker unless told it is not to be propagated
+    perform set_config('citus.enable_ddl_propagation', 'off', true);
+    perform ingest.drop_temp_stage();
+    execute format('create temp view stage as select * from %s', p_stage::regclass);
+    perform ingest.check_stage(p_settings);
+    execute format('insert into %s select * from pg_temp.checked', p_checked::regclass);
+    get diagnostics v_rows = row_count;
+    drop table pg_temp.checked;
+    perform ingest.drop_temp_stage();
+    return v_rows;
 end
 $$;
 
@@ -78,10 +151,36 @@ set search_path = pg_catalog, pg_temp
 as $$
 declare
     v_rows bigint;
+    v_stage text := format('ingest_scratch.%I', format('stage_%s_%s', p_batch_id, p_chunk));
+    v_checked text := format('ingest_scratch.%I', format('checked_%s_%s', p_batch_id, p_chunk));
+    v_failed text;
 begin
     perform ingest.require_chunked_batch(p_batch_id);
-    if to_regclass(format('ingest_scratch.%I', format('stage_%s_%s', p_batch_id, p_chunk))) is null
-        or to_regclass('pg_temp.stage') is null then
+    if ingest.on_cluster() and to_regclass(v_checked) is not null then
+        -- Citus (after ingest.distribute_chunk): every shard is checked on its worker, in
+        -- parallel
+        execute format($q$
+            select string_agg(format('%%s:%%s shard %%s: %%s', nodename, nodeport, shardid1,
+                result), '; ')
+            from pg_catalog.run_command_on_colocated_placements(%L, %L, %L)
+            where not success$q$,
+            v_stage, v_checked,
+            format('select ingest.check_shard(''%%s'', ''%%s'', %s::jsonb)',
+                replace(quote_literal(p_settings::text), '%', '%%')))
+        into v_failed;
+        if v_failed is not null then
+            raise exception 'chunk % of batch % could not be checked on the workers: %',
+                p_chunk, p_batch_id, v_failed
+                using errcode = '58000', hint = 'nothing was loaded: retry the file';
+        end if;
+        execute format('select count(*) from %s', v_checked) into v_rows;
+        return v_rows;
+    end if;
+    if to_regclass(v_stage) is not null and to_regclass('pg_temp.stage') is null then
+        -- a chunk committed before its check (Citus): the view over it, in this session
+        execute format('create temp view stage as select * from %s', v_stage);
+    end if;
+    if to_regclass(v_stage) is null or to_regclass('pg_temp.stage') is null then
         raise exception 'chunk % of batch % was not opened in this transaction', p_chunk, p_batch_id
             using errcode = '55000', hint = 'call ingest.open_chunk and COPY first, in the same transaction';
     end if;
@@ -137,8 +236,16 @@ begin
     if to_regclass('pg_temp.checked') is not null then
         drop table pg_temp.checked;
     end if;
-    execute 'create temp view stage as ' || array_to_string(v_stage, ' union all ');
-    execute 'create temp view checked as ' || array_to_string(v_checked, ' union all ');
+    if ingest.on_cluster() then
+        -- Citus: the chunks live on the workers; the serial part reads them here once
+        execute 'create temp table stage on commit drop as '
+            || array_to_string(v_stage, ' union all ');
+        execute 'create temp table checked on commit drop as '
+            || array_to_string(v_checked, ' union all ');
+    else
+        execute 'create temp view stage as ' || array_to_string(v_stage, ' union all ');
+        execute 'create temp view checked as ' || array_to_string(v_checked, ' union all ');
+    end if;
     return ingest.finish_batch(
         p_batch_id, p_expected_rows, p_malformed, p_settings, p_copy_ms, false);
 end
@@ -180,6 +287,9 @@ revoke all on function ingest.open_chunk(bigint, int, text[]) from public;
 revoke all on function ingest.check_chunk(bigint, int, jsonb) from public;
 revoke all on function ingest.process_chunks(bigint, int, bigint, jsonb, jsonb, numeric) from public;
 revoke all on function ingest.sweep_scratch() from public;
+revoke all on function ingest.distribute_chunk(bigint, int) from public;
+revoke all on function ingest.check_shard(text, text, jsonb) from public;
+grant execute on function ingest.distribute_chunk(bigint, int) to pipeline_ingest;
 grant execute on function ingest.open_chunk(bigint, int, text[]) to pipeline_ingest;
 grant execute on function ingest.check_chunk(bigint, int, jsonb) to pipeline_ingest;
 grant execute on function ingest.process_chunks(bigint, int, bigint, jsonb, jsonb, numeric)

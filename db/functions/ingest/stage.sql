@@ -47,6 +47,25 @@ begin
 end
 $$;
 
+-- Whether this database is a Citus coordinator with workers (chunks are then checked there).
+create function ingest.on_cluster()
+returns boolean
+language plpgsql
+stable
+set search_path = pg_catalog, pg_temp
+as $$
+declare
+    v_workers int;
+begin
+    if not exists (select from pg_extension where extname = 'citus') then
+        return false;
+    end if;
+    execute 'select count(*) from pg_catalog.pg_dist_node where groupid <> 0 and isactive'
+        into v_workers;
+    return v_workers > 0;
+end
+$$;
+
 -- Drops this session's staging table (or view) and the temp objects over it.
 create function ingest.drop_temp_stage()
 returns void
@@ -94,5 +113,6 @@ end
 $$;
 
 revoke all on function ingest.create_stage(bigint, int, text, text, int) from public;
+revoke all on function ingest.on_cluster() from public;
 revoke all on function ingest.drop_temp_stage() from public;
 revoke all on function ingest.drop_stage(bigint) from public;

@@ -28,7 +28,7 @@ Deno.test("a file loaded in 3 chunks stores and reports exactly what one session
     // a boundary while the two databases load the same file a moment apart
     const big = await generate({
       files: 2,
-      events: 20_000, // ~3.5 MB a file: several 1 MiB reads, so every chunk gets rows
+      events: 20_000, // ~3.5 MB a file: several 1 MiB reads, shared by the chunks
       intervalSeconds: 60,
       seed: 41,
       startTime: new Date(Date.now() - 9 * 60_000),
@@ -72,7 +72,11 @@ Deno.test("a file loaded in 3 chunks stores and reports exactly what one session
         b.result!.rows,
       );
       if (big.files.some((f) => f.name === name)) {
-        assert(b.chunks!.every((n) => n > 0), `every chunk took rows of ${name}: ${b.chunks}`);
+        // whichever session asks first takes the next MiB: at least two shared the file
+        assert(
+          b.chunks!.filter((n) => n > 0).length >= 2,
+          `the chunks shared the rows of ${name}: ${b.chunks}`,
+        );
       }
       const { process_ms: _p1, ...ra } = a.result!;
       const { process_ms: _p2, ...rb } = b.result!;

@@ -47,6 +47,8 @@ export interface LoadResult {
   copyMs?: number;
   /** rows staged by each chunk session, for a file loaded in chunks */
   chunks?: number[];
+  /** where the chunks were checked: the coordinator's sessions, or a Citus cluster's workers */
+  chunksCheckedOn?: "sessions" | "workers";
   totalMs: number;
 }
 
@@ -272,6 +274,7 @@ async function stageChunks(
   rows: AsyncIterable<Uint8Array>,
   cfg: Settings,
   role: string | undefined,
+  on?: { cluster: boolean },
 ): Promise<number[]> {
   const next = shared(rows);
   // the sessions start reading together (so each takes its share), or after a second when
@@ -280,11 +283,19 @@ async function stageChunks(
   let allOpened!: () => void;
   const together = new Promise<void>((r) => allOpened = r);
   const settled = await Promise.allSettled(
-    Array.from({ length: chunks }, (_, i) =>
-      sql.begin(async (ctx) => {
-        if (role) await ctx.unsafe(`set local role ${role}`);
+    Array.from({ length: chunks }, async (_, i) => {
+      const k = i + 1;
+      const check = (ctx: postgres.TransactionSql) =>
+        ctx`select ingest.check_chunk(${batchId}::bigint, ${k}::int, ${ctx.json(cfg)}::jsonb) as n`;
+      const asRole = (fn: (ctx: postgres.TransactionSql) => Promise<postgres.Row[]>) =>
+        sql.begin(async (ctx) => {
+          if (role) await ctx.unsafe(`set local role ${role}`);
+          return await fn(ctx);
+        }) as Promise<postgres.Row[]>;
+      let onCluster = false;
+      const staged = await asRole(async (ctx) => {
         const [{ plan }] = await ctx`
-          select ingest.open_chunk(${batchId}::bigint, ${i + 1}::int, ${header}::text[]) as plan`;
+          select ingest.open_chunk(${batchId}::bigint, ${k}::int, ${header}::text[]) as plan`;
         if (++opened === chunks) allOpened();
         await Promise.race([together, new Promise((r) => setTimeout(r, 1000))]);
         await copyStream(
@@ -292,12 +303,16 @@ async function stageChunks(
           `copy ${plan.copy_table} (${plan.copy_columns}) from stdin (format csv)`,
           next(),
         );
-        const [{ n }] = await ctx`
-          select ingest.check_chunk(${batchId}::bigint, ${i + 1}::int, ${
-          ctx.json(cfg)
-        }::jsonb) as n`;
-        return Number(n);
-      })),
+        onCluster = plan.on_cluster === true;
+        if (on) on.cluster = onCluster;
+        return onCluster ? [] : await check(ctx);
+      });
+      if (!onCluster) return Number(staged[0].n);
+      // Citus: the chunk is committed; spread it over the workers, then check it there
+      await asRole((ctx) => ctx`select ingest.distribute_chunk(${batchId}::bigint, ${k}::int)`);
+      const [{ n }] = await asRole(check);
+      return Number(n);
+    }),
   );
   const failed = settled.find((r) => r.status === "rejected");
   if (failed) throw (failed as PromiseRejectedResult).reason;
@@ -335,6 +350,10 @@ export async function loadSource(
     ? Math.max(1, Math.floor(opts.chunks ?? 1))
     : 1;
   let committed = false;
+  // scratch tables of dead batches go first, in a transaction of their own (on Citus, dropping
+  // distributed tables inside the batch's transaction would hold locks the chunk sessions'
+  // create_distributed_table waits for)
+  if (chunks > 1) await (sql as Sql)`select ingest.sweep_scratch()`;
   try {
     // inside a caller's transaction (the HTTP collector's idempotency record) use a savepoint
     const transaction = "savepoint" in sql
@@ -353,7 +372,6 @@ export async function loadSource(
       if (opts.sourceKey) {
         await tx`select set_config('pipeline.source_key', ${opts.sourceKey}, true)`;
       }
-      if (chunks > 1) await tx`select ingest.sweep_scratch()`;
       const headerArg = headerError ? null : header ?? null;
       // (one-session batches call the 4-argument form, which every schema version has)
       const [{ opened }] = chunks > 1
@@ -399,6 +417,7 @@ export async function loadSource(
         if (tail.length) yield tail;
       }
       if (chunks > 1) {
+        const on = { cluster: false };
         out.chunks = await stageChunks(
           sql as Sql,
           opened.batch_id,
@@ -407,7 +426,9 @@ export async function loadSource(
           scanned(),
           cfg,
           opts.role,
+          on,
         );
+        out.chunksCheckedOn = on.cluster ? "workers" : "sessions";
         crashPoint("after-chunks");
       } else {
         await copyStream(
