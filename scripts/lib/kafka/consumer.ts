@@ -290,16 +290,29 @@ export class KafkaSource {
       const taken = this.#buffer;
       this.#buffer = [];
       this.#rows = 0;
-      if (taken.length === 0) return;
-      // the CSV is built now, while the batch before loads; flush uses it when nothing of it
-      // was loaded already
-      let prebuilt: Prebuilt | undefined;
-      try {
-        prebuilt = prebuild(taken.map((t) => t.part), this.#o.topics);
-      } catch {
-        prebuilt = undefined;
+      // micro-batches of at most --max-rows messages (a part never exceeds it), in order
+      const batches: Pending[][] = [];
+      let rows = 0;
+      for (const t of taken) {
+        const n = t.part.messages.length;
+        if (batches.length === 0 || rows + n > this.#o.maxRows) {
+          batches.push([]);
+          rows = 0;
+        }
+        batches[batches.length - 1].push(t);
+        rows += n;
       }
-      this.#flushing = this.#flushing.then(() => this.#load(taken, prebuilt));
+      for (const batch of batches) {
+        // the CSV is built now, while the batch before loads; flush uses it when nothing of
+        // it was loaded already
+        let prebuilt: Prebuilt | undefined;
+        try {
+          prebuilt = prebuild(batch.map((t) => t.part), this.#o.topics);
+        } catch {
+          prebuilt = undefined;
+        }
+        this.#flushing = this.#flushing.then(() => this.#load(batch, prebuilt));
+      }
     }, ms);
   }
 
