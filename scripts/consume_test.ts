@@ -260,6 +260,117 @@ Deno.test(
 );
 
 Deno.test(
+  "transaction markers and aborted messages neither stall the consumer nor load; records deleted by Kafka are passed over and reported",
+  opts,
+  async () => {
+    const brokers = await kafkaBroker();
+    const db = await testDb("kafka_tx_retention");
+    const dir = await Deno.makeTempDir({ prefix: "kafka-tx-" });
+    const topic = `tx-${run}`, group = `gt-${run}`;
+    const kafka = new Kafka({ brokers: [brokers], clientId: "test", logLevel: logLevel.NOTHING });
+    const producer = kafka.producer({
+      transactionalId: `tx-${run}`,
+      idempotent: true,
+      maxInFlightRequests: 1,
+    });
+    const now = new Date(Date.now() - 60_000).toISOString();
+    let n = 0;
+    const event = () =>
+      Buffer.from(JSON.stringify({
+        event_id: crypto.randomUUID(),
+        event_time: now,
+        event_type: "view",
+        session_id: `s${++n}`,
+        product_id: "7",
+        category: "electronics",
+      }));
+    // one transaction of k messages: k offsets, then one for its commit or abort marker
+    const txn = async (k: number, commit = true) => {
+      const t = await producer.transaction();
+      await t.send({ topic, messages: Array.from({ length: k }, () => ({ value: event() })) });
+      await (commit ? t.commit() : t.abort());
+    };
+    const stored = async () => {
+      const [r] = await db.sql`
+        select next_offset::int as next from ingest.kafka_offsets where consumer_group = ${group}`;
+      return r?.next as number | undefined;
+    };
+    const a = admin(brokers);
+    try {
+      await a.connect();
+      await a.createTopics({ topics: [{ topic, numPartitions: 1 }] });
+      await producer.connect();
+      await txn(5); // offsets 0-4, marker 5
+      await txn(3, false); // 6-8 aborted, marker 9
+      await txn(4); // 10-13, marker 14
+      const c = await startConsumer({
+        url: db.url,
+        brokers,
+        group,
+        topics: [topic],
+        dir,
+        name: "c",
+      });
+      try {
+        await waitFor(async () => await loaded(db.sql) === 9, 60_000, "the 9 committed messages");
+        assertEquals(await stored(), 14);
+        // the next fetch starts at 14 (a marker): its first message is 15, which follows
+        await txn(3); // 15-17, marker 18
+        await waitFor(async () => await loaded(db.sql) === 12, 60_000, "3 more").catch(
+          async (e) => {
+            throw new Error(`${e.message}; consumer log:\n${await c.output()}`);
+          },
+        );
+        assertEquals(await stored(), 18);
+      } finally {
+        await c.stop();
+      }
+
+      // while the consumer is stopped, 2 more transactions, and Kafka deletes everything
+      // before offset 24 (as retention would): 19-22 are gone before they were loaded
+      await txn(4); // 19-22, marker 23
+      await txn(4); // 24-27, marker 28
+      await a.fetchTopicOffsets(topic); // kafkajs finds the partition's leader from this
+      await a.deleteTopicRecords({ topic, partitions: [{ partition: 0, offset: "24" }] });
+      const c2 = await startConsumer({
+        url: db.url,
+        brokers,
+        group,
+        topics: [topic],
+        dir,
+        name: "c2",
+      });
+      try {
+        await waitFor(async () => await loaded(db.sql) === 16, 60_000, "the 4 retained").catch(
+          async (e) => {
+            throw new Error(`${e.message}; consumer log:\n${await c2.output()}`);
+          },
+        );
+        assertEquals(await stored(), 28);
+      } finally {
+        await c2.stop();
+      }
+      const log = await c2.output();
+      assert(
+        /offsets deleted by Kafka \(retention\) before they were loaded.*partition=tx-[^ ]*\/0 offsets=18-23/
+          .test(log),
+        `the loss is reported:\n${log}`,
+      );
+      const got = await counts(db.sql);
+      assertEquals([got.rows, got.valid, got.events, got.ids], [16, 16, 16, 16]);
+      const [o] = await db.sql`
+        select messages::int, batches::int from ingest.kafka_offsets where consumer_group = ${group}`;
+      assertEquals(o.messages, 16);
+    } finally {
+      await producer.disconnect().catch(() => {});
+      await a.disconnect().catch(() => {});
+      await db.drop();
+      await Deno.remove(dir, { recursive: true });
+    }
+  },
+);
+
+Deno.test(
   "kill -9 of the consumer 20 times (mid-batch, after COPY, after commit, at random): nothing lost or duplicated",
   opts,
   async () => {
@@ -472,7 +583,12 @@ Deno.test(
         const rows = m1.totals.rows + m2.totals.rows;
         await waitFor(async () => await loaded(db.sql) === rows, 120_000, "every message").catch(
           async (e) => {
-            throw new Error(`${e.message}; consumer log:\n${await c.output()}`);
+            const log = (await c.output()).split("\n").filter((l) => !l.includes("pause point"));
+            throw new Error(
+              `${e.message} (${await loaded(db.sql)} of ${rows} loaded); consumer log:\n${
+                log.join("\n")
+              }`,
+            );
           },
         );
         const got = await counts(db.sql);

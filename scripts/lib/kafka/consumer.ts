@@ -9,7 +9,14 @@ import type { Logger } from "../common/log.ts";
 import type { Settings } from "../ingest/loader.ts";
 import { backoffMs, sleep } from "../common/retry.ts";
 import type { Message, TopicFormat } from "./batch.ts";
-import { flush, type FlushResult, type PartitionBatch, prebuild, type Prebuilt } from "./sink.ts";
+import {
+  flush,
+  type FlushResult,
+  type PartitionBatch,
+  partitionKey,
+  prebuild,
+  type Prebuilt,
+} from "./sink.ts";
 
 export interface ClientSettings {
   brokers: string[];
@@ -81,8 +88,12 @@ export class KafkaSource {
   /** last sign of life from the broker (a fetch, a heartbeat) or of work in hand */
   #alive = Date.now();
   #pending = 0;
-  /** when a fetch last handed over messages */
-  #lastMessages = Date.now();
+  /** when a flush last loaded messages (or the partitions were assigned) */
+  #lastProgress = Date.now();
+  /** watermark reports failed in a row (the admin client lost the broker) */
+  #adminFailures = 0;
+  /** reconnects for a stall since messages were last loaded */
+  #stalls = 0;
   /** a batch is being loaded (or retried while PostgreSQL is down) */
   #loading = false;
   #watchdog: ReturnType<typeof setInterval> | undefined;
@@ -94,6 +105,8 @@ export class KafkaSource {
   #flushing: Promise<void> = Promise.resolve();
   #stopping = false;
   #watermarks: ReturnType<typeof setInterval> | undefined;
+  /** earliest retained offsets found past a partition's stored position (retention) */
+  #logStart = new Map<string, bigint>();
   /** partitions assigned to this member now */
   assigned: { topic: string; partition: number }[] = [];
 
@@ -168,6 +181,7 @@ export class KafkaSource {
         (ps as number[]).map((partition) => ({ topic, partition }))
       );
       this.assigned = parts;
+      this.#lastProgress = Date.now();
       log.info("partitions assigned", {
         group: this.#o.group,
         partitions: parts.map((p) => `${p.topic}/${p.partition}`).join(",") || "none",
@@ -198,7 +212,6 @@ export class KafkaSource {
       eachBatchAutoResolve: true,
       partitionsConsumedConcurrently: 64,
       eachBatch: async ({ batch, heartbeat }) => {
-        this.#lastMessages = Date.now();
         const all: Message[] = batch.messages.map((m) => ({
           topic: batch.topic,
           partition: batch.partition,
@@ -207,12 +220,20 @@ export class KafkaSource {
             ? new Uint8Array(m.value.buffer, m.value.byteOffset, m.value.byteLength)
             : null,
         }));
+        // where the fetch started (kafkajs keeps it on the batch; not in its typings): every
+        // consumable message from there on is in this batch
+        const fetched = (batch as unknown as { fetchedOffset?: string }).fetchedOffset;
         for (let i = 0; i < all.length && !this.#stopping; i += this.#o.maxRows) {
           const done = this.#add({
             topic: batch.topic,
             partition: batch.partition,
             messages: all.slice(i, i + this.#o.maxRows),
             highWatermark: BigInt(batch.highWatermark),
+            coversFrom: i > 0
+              ? all[i - 1].offset + 1n
+              : fetched !== undefined && /^\d+$/.test(fetched)
+              ? BigInt(fetched)
+              : undefined,
           });
           // fetch ahead while earlier batches load (up to FETCH_AHEAD micro-batches in hand):
           // safe, because the positions that count are PostgreSQL's, never Kafka's, and the
@@ -339,14 +360,33 @@ export class KafkaSource {
           o.topics,
           o.settings,
           prebuilt,
+          this.#logStart,
         );
         o.onFlush?.(r, (performance.now() - started) / 1000);
+        if (r.messages > 0) {
+          this.#lastProgress = Date.now();
+          this.#stalls = 0;
+        }
+        for (const l of r.lost) {
+          o.log.error("offsets deleted by Kafka (retention) before they were loaded: skipped", {
+            partition: `${l.topic}/${l.partition}`,
+            offsets: `${l.from}-${l.to}`,
+            count: String(l.to - l.from + 1n),
+          });
+          this.#logStart.delete(partitionKey(l.topic, l.partition));
+        }
         if (r.gaps.length > 0) {
-          // messages fetched ahead that do not follow the stored position (an earlier batch of
-          // theirs was not loaded): read the partitions again from PostgreSQL's positions
+          // messages that do not follow the stored position (an earlier batch of theirs was not
+          // loaded, or Kafka no longer has the messages at the stored position): read the
+          // partitions again from PostgreSQL's positions
           o.log.info("re-reading partitions from their stored positions", {
             partitions: r.gaps.map((g) => `${g.topic}/${g.partition}`).join(","),
           });
+          await this.#checkRetention(r.gaps).catch((error) =>
+            o.log.warn("could not read the partitions' earliest offsets", {
+              error: (error as Error).message,
+            })
+          );
           await this.#seek(r.gaps).catch(() => {});
         }
         if (attempt > 0) {
@@ -370,10 +410,33 @@ export class KafkaSource {
     }
   }
 
+  /**
+   * Kafka deletes old messages (retention, deleteRecords): when a partition's earliest retained
+   * offset is past its stored position, the messages in between can never be loaded, and the
+   * next flush may move the position past them (reported as lost).
+   */
+  async #checkRetention(gaps: { topic: string; partition: number }[]) {
+    const stored = await this.#o.sql`
+      select * from ingest.kafka_positions(${this.#o.group}, ${this.#o.sql.json(gaps)}::jsonb)`;
+    const next = new Map<string, bigint>();
+    for (const r of stored) {
+      if (r.next_offset !== null) {
+        next.set(partitionKey(r.topic, r.partition), BigInt(r.next_offset));
+      }
+    }
+    for (const topic of new Set(gaps.map((g) => g.topic))) {
+      for (const p of await this.#admin.fetchTopicOffsets(topic)) {
+        const k = partitionKey(topic, p.partition), at = next.get(k);
+        if (at !== undefined && BigInt(p.low) > at) this.#logStart.set(k, BigInt(p.low));
+      }
+    }
+  }
+
   async #reportWatermarks() {
+    const stallMs = this.#o.stallMs ?? 15_000;
+    const marks: { topic: string; partition: number; high_watermark: string }[] = [];
+    const mine = new Set(this.assigned.map((p) => `${p.topic}/${p.partition}`));
     try {
-      const marks: { topic: string; partition: number; high_watermark: string }[] = [];
-      const mine = new Set(this.assigned.map((p) => `${p.topic}/${p.partition}`));
       for (const topic of this.#o.topics.keys()) {
         for (const p of await this.#admin.fetchTopicOffsets(topic)) {
           if (mine.has(`${topic}/${p.partition}`)) {
@@ -381,19 +444,36 @@ export class KafkaSource {
           }
         }
       }
+      this.#adminFailures = 0;
+    } catch (error) {
+      this.#o.log.debug("partition ends not read", { error: (error as Error).message });
+      // the admin client has not reached the broker for stallMs: start over
+      if (++this.#adminFailures * (this.#o.watermarkIntervalMs ?? 5_000) >= stallMs) {
+        this.#adminFailures = 0;
+        this.#o.log.warn("the partitions' ends cannot be read: reconnecting to Kafka", {
+          error: (error as Error).message,
+        });
+        await this.#reconnect().catch(() => {});
+      }
+      return;
+    }
+    try {
       if (marks.length === 0) return;
       await this.#o.sql`
         select ingest.kafka_report_watermarks(${this.#o.group}, ${this.#o.sql.json(marks)}::jsonb)`;
-      // messages wait in my partitions, yet no fetch has handed any over for stallMs and nothing
-      // is being loaded: the client is stuck (seen with kafkajs on fresh topics); start over
-      const stallMs = this.#o.stallMs ?? 15_000;
-      if (this.#loading || this.#stopping || Date.now() - this.#lastMessages < stallMs) return;
+      // messages wait in my partitions, yet nothing has been loaded for a while and nothing is
+      // being loaded: the client is stuck (seen with kafkajs on fresh topics); start over. The
+      // wait doubles after each such reconnect that brought nothing (a partition whose last
+      // offsets are transaction markers shows a lag of 1 for good)
+      const wait = stallMs * Math.min(2 ** this.#stalls, 20);
+      if (this.#loading || this.#stopping || Date.now() - this.#lastProgress < wait) return;
       const lag = await this.#o
         .sql`select * from ingest.kafka_lag() where consumer_group = ${this.#o.group}`;
       if (lag.some((r) => mine.has(`${r.topic}/${r.partition}`) && Number(r.lag) > 0)) {
-        this.#lastMessages = Date.now();
-        this.#o.log.warn("messages wait but none arrive: reconnecting to Kafka", {
-          silent_ms: stallMs,
+        this.#lastProgress = Date.now();
+        this.#stalls++;
+        this.#o.log.warn("messages wait but none are loaded: reconnecting to Kafka", {
+          silent_ms: wait,
         });
         await this.#reconnect();
       }

@@ -19,6 +19,12 @@ export interface PartitionBatch {
   messages: Message[];
   /** the partition's end as the fetch saw it */
   highWatermark: bigint;
+  /**
+   * the offset from which this part holds every consumable message of its partition (where
+   * the fetch started, or the offset after the slice before it): offsets between it and the
+   * first message hold none (transaction markers, aborted or compacted messages)
+   */
+  coversFrom?: bigint;
 }
 
 export interface FlushResult {
@@ -30,6 +36,11 @@ export interface FlushResult {
    * not loaded): nothing of theirs was loaded; the consumer reads them again from there
    */
   gaps: { topic: string; partition: number }[];
+  /**
+   * messages Kafka deleted (retention) before they were loaded: offsets from..to of the
+   * partition never reached PostgreSQL; the position moved past them in this flush
+   */
+  lost: { topic: string; partition: number; from: bigint; to: bigint }[];
   load?: LoadResult;
   batchId?: number;
 }
@@ -49,9 +60,15 @@ export function prebuild(
   return { messages: messages.length, batch: buildBatch(messages, formats) };
 }
 
-const key = (topic: string, partition: number) => `${topic}\u0000${partition}`;
+/** A partition's key in the maps of this module (e.g. the logStart of flush). */
+export const partitionKey = (topic: string, partition: number) => `${topic}\u0000${partition}`;
+const key = partitionKey;
 
-/** Loads the messages of these partitions not loaded yet, and their positions, in one transaction. */
+/**
+ * Loads the messages of these partitions not loaded yet, and their positions, in one transaction.
+ * logStart: the partitions' earliest retained offsets where the consumer found them past the
+ * stored position (see FlushResult.lost).
+ */
 export async function flush(
   sql: Sql,
   group: string,
@@ -59,8 +76,9 @@ export async function flush(
   formats: ReadonlyMap<string, TopicFormat>,
   cfg: Settings,
   prebuilt?: Prebuilt,
+  logStart?: ReadonlyMap<string, bigint>,
 ): Promise<FlushResult> {
-  const out: FlushResult = { messages: 0, skipped: 0, gaps: [] };
+  const out: FlushResult = { messages: 0, skipped: 0, gaps: [], lost: [] };
   if (parts.length === 0) return out;
   await sql.begin(async (tx) => {
     const wanted = parts.map((p) => ({ topic: p.topic, partition: p.partition }));
@@ -77,9 +95,17 @@ export async function flush(
       const from = stored.get(key(p.topic, p.partition)) ?? null;
       const fresh = from === null ? p.messages : p.messages.filter((m) => m.offset >= from);
       if (from !== null && fresh.length > 0 && fresh[0].offset > from) {
-        out.gaps.push({ topic: p.topic, partition: p.partition });
-        out.skipped += p.messages.length;
-        continue;
+        const covers = p.coversFrom ?? p.messages[0].offset;
+        const start = logStart?.get(partitionKey(p.topic, p.partition));
+        if (covers <= from) {
+          // the fetch started at or before the stored position: nothing consumable in between
+        } else if (start !== undefined && start > from && covers <= start) {
+          out.lost.push({ topic: p.topic, partition: p.partition, from, to: start - 1n });
+        } else {
+          out.gaps.push({ topic: p.topic, partition: p.partition });
+          out.skipped += p.messages.length;
+          continue;
+        }
       }
       out.skipped += p.messages.length - fresh.length;
       if (fresh.length === 0) continue;

@@ -7,7 +7,7 @@ import { settings } from "../ingest/loader.ts";
 import { testDb } from "../testing/testdb.ts";
 import type { Sql } from "../common/db.ts";
 import type { Message } from "./batch.ts";
-import { flush, type PartitionBatch, prebuild } from "./sink.ts";
+import { flush, type PartitionBatch, partitionKey, prebuild } from "./sink.ts";
 
 const cfg = settings(loadConfig({}));
 const formats = new Map([["t", { format: "json" as const }]]);
@@ -51,8 +51,47 @@ Deno.test("a flush with several batches of one partition stores one position per
     // of partition 1 from 5 (offsets 2-4 never arrived): partition 1 is a gap, nothing of it loads
     const again = [part(0, 4, 4), part(1, 5, 3)];
     const r2 = await flush(db.sql, "g", again, formats, cfg, prebuild(again, formats));
-    assertEquals([r2.messages, r2.skipped, r2.gaps], [2, 5, [{ topic: "t", partition: 1 }]]);
+    assertEquals([r2.messages, r2.skipped, r2.gaps, r2.lost], [2, 5, [{
+      topic: "t",
+      partition: 1,
+    }], []]);
     assertEquals(await positions(db.sql), [[0, 8, 8, 2], [1, 2, 2, 1]]);
+    const [{ n }] = await db.sql`select count(*)::int as n from core.events`;
+    assertEquals(n, 10);
+  } finally {
+    await db.drop();
+  }
+});
+
+Deno.test("offsets without consumable messages are no gap when the fetch covered them; messages deleted by retention are passed over and reported", async () => {
+  const db = await testDb("kafka_sink_covers");
+  try {
+    const first = [part(0, 0, 3), part(1, 0, 3)];
+    await flush(db.sql, "g", first, formats, cfg, prebuild(first, formats));
+    // partition 0: offsets 3-4 are transaction markers; the fetch started at 3, the first
+    // message is 5: loaded. Partition 1: a fetch that started at 5 (3-4 not covered): a gap
+    const covered = [{ ...part(0, 5, 2), coversFrom: 3n }, { ...part(1, 5, 2), coversFrom: 5n }];
+    const r = await flush(db.sql, "g", covered, formats, cfg);
+    assertEquals([r.messages, r.skipped, r.gaps, r.lost], [
+      2,
+      2,
+      [{ topic: "t", partition: 1 }],
+      [],
+    ]);
+    assertEquals(await positions(db.sql), [[0, 7, 5, 2], [1, 3, 3, 1]]);
+
+    // Kafka deleted partition 1 up to offset 4 (its earliest retained offset is 5): the
+    // consumer passes that on, the flush loads from 5 and reports 3-4 as lost
+    const logStart = new Map([[partitionKey("t", 1), 5n]]);
+    const again = [{ ...part(1, 5, 2), coversFrom: 5n }];
+    const r2 = await flush(db.sql, "g", again, formats, cfg, undefined, logStart);
+    assertEquals([r2.messages, r2.gaps, r2.lost], [2, [], [{
+      topic: "t",
+      partition: 1,
+      from: 3n,
+      to: 4n,
+    }]]);
+    assertEquals(await positions(db.sql), [[0, 7, 5, 2], [1, 7, 5, 2]]);
     const [{ n }] = await db.sql`select count(*)::int as n from core.events`;
     assertEquals(n, 10);
   } finally {

@@ -55,7 +55,9 @@ export function startConsumer(o: {
   dir: string;
   name: string;
 }): ConsumerProcess {
-  const log = join(o.dir, `${o.name}.log`);
+  const log = Deno.env.get("KEEP_CONSUMER_LOGS")
+    ? `${Deno.env.get("KEEP_CONSUMER_LOGS")}/${o.name}-${Date.now()}.log`
+    : join(o.dir, `${o.name}.log`);
   const deno = Deno.execPath();
   const cmd = [
     deno,
