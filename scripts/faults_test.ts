@@ -207,7 +207,7 @@ Deno.test("PostgreSQL stopped immediately during a load: the ingester recovers b
   const sql = connect({ url: cluster.url, max: 1 });
   try {
     for (let i = 0; i < 3; i++) await drop(run, `big-${i}.csv`, mixedCsv(40_000, 200 + i));
-    const child = ingest(cluster.url, run, []).spawn();
+    const child = ingest(cluster.url, run, [], { LOG_LEVEL: "info" }).spawn();
     // stop the server while the first file is in flight
     await waitFor(async () => {
       try {
@@ -224,7 +224,9 @@ Deno.test("PostgreSQL stopped immediately during a load: the ingester recovers b
     await waitFor(
       () => Promise.resolve([...Deno.readDirSync(run.dirs.inbox)].length === 0),
       90_000,
-    );
+    ).catch(async (e) => {
+      throw new Error(`${(e as Error).message}: ${await ingesterState(run)}`);
+    });
     child.kill("SIGTERM");
     await child.status;
     await assertInvariants(sql, run);
@@ -290,6 +292,28 @@ Deno.test("a file growing without being renamed is never loaded half", async () 
     await db.drop();
   }
 });
+
+/** What a stuck ingester left: the files in each directory and the end of its log. */
+async function ingesterState(run: Run): Promise<string> {
+  const lines: string[] = [];
+  for (const [name, dir] of Object.entries(run.dirs)) {
+    const files = [...Deno.readDirSync(dir)].map((f) => f.name).sort();
+    lines.push(`${name}: ${files.join(" ") || "(empty)"}`);
+  }
+  const logs = join(run.base, "logs");
+  const names = (() => {
+    try {
+      return [...Deno.readDirSync(logs)].map((f) => f.name).sort();
+    } catch {
+      return [];
+    }
+  })();
+  for (const f of names) {
+    const text = await Deno.readTextFile(join(logs, f));
+    lines.push(`${f}:`, ...text.trimEnd().split("\n").slice(-40));
+  }
+  return lines.join("\n");
+}
 
 async function waitFor(check: () => Promise<boolean>, ms = 30_000) {
   const deadline = Date.now() + ms;

@@ -181,9 +181,27 @@ export async function copyStream(
       await new Promise((r) => setTimeout(r, graceMs));
       if (settled) return;
       try {
-        await tx.unsafe("select 1");
+        // a connection the driver lost mid-COPY can leave this probe unanswered for good too
+        let timer: ReturnType<typeof setTimeout> | undefined;
+        await Promise.race([
+          tx.unsafe("select 1"),
+          new Promise((_, reject) => {
+            timer = setTimeout(
+              () =>
+                reject(
+                  new CopyError(
+                    `no answer from PostgreSQL for ${
+                      3 * stallMs / 1000
+                    } s after the COPY: the connection is lost; the batch will be retried`,
+                  ),
+                ),
+              3 * stallMs,
+            );
+          }),
+        ]).finally(() => clearTimeout(timer));
       } catch (error) {
         if (settled) return;
+        if (error instanceof CopyError) throw error;
         throw new CopyError(
           "COPY was rejected by the server (the driver does not say why: see the PostgreSQL log); the batch was rolled back and nothing was loaded",
           { cause: error },
