@@ -204,7 +204,7 @@ function ingester(url: string, dir: string, env: Record<string, string> = {}) {
       DATABASE_URL: url,
       PARALLEL_FILE_MIN_MB: "0",
       LOG_DIR: join(dir, "..", "logs"),
-      LOG_LEVEL: "error",
+      LOG_LEVEL: Deno.env.get("CITUS_DEBUG") ? "info" : "error",
       DB_RETRY_MAX_SECONDS: "1",
       ...env,
     },
@@ -223,6 +223,7 @@ function spawnIngester(url: string, dir: string, env: Record<string, string> = {
     const dec = new TextDecoder();
     for await (const chunk of child.stderr) {
       const text = dec.decode(chunk);
+      if (Deno.env.get("CITUS_DEBUG")) console.log(`[ingester ${child.pid}] ${text.trimEnd()}`);
       const n = text.split("pause point").length - 1;
       if (n > 0) {
         pauses.count += n;
@@ -318,6 +319,15 @@ Deno.test({
         select sum(valid)::int as valid, sum(invalid)::int as invalid,
             sum(duplicates)::int as duplicates
         from quality.batch_metrics`;
+      if (Deno.env.get("CITUS_DEBUG")) {
+        console.log(
+          await sql`select batch_id, source_name, rows, valid, invalid, duplicates from quality.batch_metrics order by batch_id`,
+        );
+        console.log(await stored());
+        console.log(
+          await sql`select batch_id, count(*)::int, count(distinct event_id)::int as ids from core.events group by 1 order by 1`,
+        );
+      }
       const sum = (k: "valid" | "invalid" | "duplicates") =>
         manifest.files.reduce((s, f) => s + f[k], 0);
       // the order also decides which copy of an id wins, so whether a later copy is an exact

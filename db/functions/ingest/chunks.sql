@@ -213,6 +213,9 @@ declare
     v_stage text[] := '{}';
     v_checked text[] := '{}';
     v_name text;
+    v_staged bigint;
+    v_checked_rows bigint;
+    v_lines bigint;
 begin
     if p_chunks is null or p_chunks < 1 then
         raise exception 'a batch in chunks has at least one chunk (got %)', p_chunks
@@ -237,7 +240,22 @@ begin
         drop table pg_temp.checked;
     end if;
     if ingest.on_cluster() then
-        -- Citus: the chunks live on the workers; the serial part reads them here once
+        -- Citus: the chunks live on the workers; each staged row must have been checked
+        -- exactly once (the workers' checks commit on their own): refuse the batch otherwise
+        for k in 1 .. p_chunks loop
+            execute format('select (select count(*) from ingest_scratch.%I),
+                    c.n, c.lines
+                from (select count(*) as n, count(distinct line_no) as lines
+                      from ingest_scratch.%I) as c',
+                format('stage_%s_%s', p_batch_id, k), format('checked_%s_%s', p_batch_id, k))
+            into v_staged, v_checked_rows, v_lines;
+            if v_checked_rows <> v_staged or v_lines <> v_staged then
+                raise exception 'chunk % of batch % has % rows staged but % checked (% lines)',
+                    k, p_batch_id, v_staged, v_checked_rows, v_lines
+                    using errcode = '40001', hint = 'nothing was loaded: the file is retried';
+            end if;
+        end loop;
+        -- the serial part reads them here once
         execute 'create temp table stage on commit drop as '
             || array_to_string(v_stage, ' union all ');
         execute 'create temp table checked on commit drop as '
