@@ -8,6 +8,7 @@ import { testDb } from "./lib/testing/testdb.ts";
 import { startCluster } from "./lib/testing/testpg.ts";
 import {
   admin,
+  type ConsumerProcess,
   kafkaBroker,
   type Manifest,
   produce,
@@ -303,24 +304,22 @@ Deno.test(
       await txn(5); // offsets 0-4, marker 5
       await txn(3, false); // 6-8 aborted, marker 9
       await txn(4); // 10-13, marker 14
-      const c = await startConsumer({
-        url: db.url,
-        brokers,
-        group,
-        topics: [topic],
-        dir,
-        name: "c",
-      });
-      try {
-        await waitFor(async () => await loaded(db.sql) === 9, 60_000, "the 9 committed messages");
-        assertEquals(await stored(), 14);
-        // the next fetch starts at 14 (a marker): its first message is 15, which follows
-        await txn(3); // 15-17, marker 18
-        await waitFor(async () => await loaded(db.sql) === 12, 60_000, "3 more").catch(
+      const start = (name: string) =>
+        startConsumer({ url: db.url, brokers, group, topics: [topic], dir, name });
+      // waits until n messages are loaded; the consumer's log tells why when they are not
+      const loadedAll = (c: ConsumerProcess, n: number) =>
+        waitFor(async () => await loaded(db.sql) === n, 60_000, `${n} messages`).catch(
           async (e) => {
             throw new Error(`${e.message}; consumer log:\n${await c.output()}`);
           },
         );
+      const c = start("c");
+      try {
+        await loadedAll(c, 9);
+        assertEquals(await stored(), 14);
+        // the next fetch starts at 14 (a marker): its first message is 15, which follows
+        await txn(3); // 15-17, marker 18
+        await loadedAll(c, 12);
         assertEquals(await stored(), 18);
       } finally {
         await c.stop();
@@ -332,20 +331,9 @@ Deno.test(
       await txn(4); // 24-27, marker 28
       await a.fetchTopicOffsets(topic); // kafkajs finds the partition's leader from this
       await a.deleteTopicRecords({ topic, partitions: [{ partition: 0, offset: "24" }] });
-      const c2 = await startConsumer({
-        url: db.url,
-        brokers,
-        group,
-        topics: [topic],
-        dir,
-        name: "c2",
-      });
+      const c2 = start("c2");
       try {
-        await waitFor(async () => await loaded(db.sql) === 16, 60_000, "the 4 retained").catch(
-          async (e) => {
-            throw new Error(`${e.message}; consumer log:\n${await c2.output()}`);
-          },
-        );
+        await loadedAll(c2, 16); // the 4 retained
         assertEquals(await stored(), 28);
       } finally {
         await c2.stop();

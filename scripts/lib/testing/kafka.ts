@@ -55,6 +55,7 @@ export function startConsumer(o: {
   dir: string;
   name: string;
 }): ConsumerProcess {
+  // KEEP_CONSUMER_LOGS=<dir>: every consumer's log is kept there (to study a flaky run)
   const log = Deno.env.get("KEEP_CONSUMER_LOGS")
     ? `${Deno.env.get("KEEP_CONSUMER_LOGS")}/${o.name}-${Date.now()}.log`
     : join(o.dir, `${o.name}.log`);
