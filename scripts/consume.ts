@@ -120,8 +120,9 @@ if (mechanism) {
 }
 
 const log = logger("consume");
-// one connection per consumer, one for /metrics
-const sql = connect({ role: cfg.INGEST_ROLE, max: consumers + 1 });
+// per consumer one connection for its batch's transaction and one for its seeks and lag
+// reports (which may wait on a batch's row locks), one for /metrics
+const sql = connect({ role: cfg.INGEST_ROLE, max: 2 * consumers + 1 });
 absorbDriverCrashes((e) => log.warn("database connection lost", { error: e.message }));
 // the same postgres.js failure on a dropped socket also surfaces as a rejected promise no caller
 // holds; the batch it belonged to fails on its own and is retried

@@ -176,14 +176,14 @@ begin
         execute format('select count(*) from %s', v_checked) into v_rows;
         return v_rows;
     end if;
-    if to_regclass(v_stage) is not null and to_regclass('pg_temp.stage') is null then
-        -- a chunk committed before its check (Citus): the view over it, in this session
-        execute format('create temp view stage as select * from %s', v_stage);
+    if to_regclass(v_stage) is null then
+        raise exception 'chunk % of batch % was not opened', p_chunk, p_batch_id
+            using errcode = '55000', hint = 'call ingest.open_chunk and COPY first';
     end if;
-    if to_regclass(v_stage) is null or to_regclass('pg_temp.stage') is null then
-        raise exception 'chunk % of batch % was not opened in this transaction', p_chunk, p_batch_id
-            using errcode = '55000', hint = 'call ingest.open_chunk and COPY first, in the same transaction';
-    end if;
+    -- the view over this very chunk, always made here: a session of the pool may hold a view
+    -- another chunk's transaction left (on Citus a chunk commits before its check)
+    perform ingest.drop_temp_stage();
+    execute format('create temp view stage as select * from %s', v_stage);
     perform ingest.check_stage(p_settings);
     execute format('create unlogged table ingest_scratch.%I as select * from pg_temp.checked',
         format('checked_%s_%s', p_batch_id, p_chunk));
@@ -291,7 +291,8 @@ begin
     loop
         if v.batch_id is not null
             and pg_try_advisory_xact_lock(ingest.scratch_key(v.batch_id)) then
-            execute format('drop table if exists ingest_scratch.%I', v.relname);
+            -- cascade: temp views other sessions left over it (see ingest.drop_stage)
+            execute format('drop table if exists ingest_scratch.%I cascade', v.relname);
             v_dropped := v_dropped + 1;
         end if;
     end loop;

@@ -107,7 +107,9 @@ begin
         where c.relnamespace = 'ingest_scratch'::regnamespace and c.relkind = 'r'
             and c.relname ~ format('^(stage|checked)_%s_[0-9]+$', p_batch_id)
     loop
-        execute format('drop table ingest_scratch.%I', v_table);
+        -- cascade: a temp view another session left over the chunk (its session ended the
+        -- chunk's transaction without the check, as on Citus) must not keep the table
+        execute format('drop table ingest_scratch.%I cascade', v_table);
     end loop;
 end
 $$;
@@ -116,3 +118,6 @@ revoke all on function ingest.create_stage(bigint, int, text, text, int) from pu
 revoke all on function ingest.on_cluster() from public;
 revoke all on function ingest.drop_temp_stage() from public;
 revoke all on function ingest.drop_stage(bigint) from public;
+-- a chunk session on Citus drops its temp view over the chunk before it commits (loader.ts);
+-- it touches only the caller's own temp objects
+grant execute on function ingest.drop_temp_stage() to pipeline_ingest;

@@ -295,8 +295,8 @@ async function stageChunks(
   on?: { cluster: boolean },
 ): Promise<number[]> {
   const next = shared(rows);
-  // the sessions start reading together (so each takes its share), or after a second when
-  // the pool is short of connections for all of them
+  // the sessions start reading together, their COPY started (so each takes its share), or
+  // after a second when the pool is short of connections for all of them
   let opened = 0;
   let allOpened!: () => void;
   const together = new Promise<void>((r) => allOpened = r);
@@ -314,15 +314,24 @@ async function stageChunks(
       const staged = await asRole(async (ctx) => {
         const [{ plan }] = await ctx`
           select ingest.open_chunk(${batchId}::bigint, ${k}::int, ${header}::text[]) as plan`;
-        if (++opened === chunks) allOpened();
-        await Promise.race([together, new Promise((r) => setTimeout(r, 1000))]);
+        // the gate is passed at the first read, i.e. once this session's COPY has started: a
+        // session that started early must not take every piece while the others still wait
+        // for the server to answer their COPY (seen under load: 19811, 0, 0 rows)
+        async function* gated() {
+          if (++opened === chunks) allOpened();
+          await Promise.race([together, new Promise((r) => setTimeout(r, 1000))]);
+          yield* next();
+        }
         await copyStream(
           ctx,
           `copy ${plan.copy_table} (${plan.copy_columns}) from stdin (format csv)`,
-          next(),
+          gated(),
         );
         onCluster = plan.on_cluster === true;
         if (on) on.cluster = onCluster;
+        // Citus: the check runs later, in other transactions (perhaps other connections of
+        // the pool): leave no temp view over the chunk in this session
+        if (onCluster) await ctx`select ingest.drop_temp_stage()`;
         return onCluster ? [] : await check(ctx);
       });
       if (!onCluster) return Number(staged[0].n);

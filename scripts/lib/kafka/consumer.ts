@@ -425,20 +425,54 @@ export class KafkaSource {
       }
     }
     for (const topic of new Set(gaps.map((g) => g.topic))) {
-      for (const p of await this.#admin.fetchTopicOffsets(topic)) {
+      for (const p of await this.#partitionEnds(topic)) {
         const k = partitionKey(topic, p.partition), at = next.get(k);
         if (at !== undefined && BigInt(p.low) > at) this.#logStart.set(k, BigInt(p.low));
       }
     }
   }
 
+  /**
+   * A topic's partition ends from the admin client, bounded: a request on a connection the
+   * broker dropped can wait for good (seen with kafkajs on Deno), which would also silence the
+   * stall check below.
+   */
+  async #partitionEnds(topic: string) {
+    let timer: ReturnType<typeof setTimeout> | undefined;
+    try {
+      return await Promise.race([
+        this.#admin.fetchTopicOffsets(topic),
+        new Promise<never>((_, reject) => {
+          timer = setTimeout(
+            () => reject(new Error(`no answer from Kafka in 5 s reading the ends of ${topic}`)),
+            5_000,
+          );
+        }),
+      ]);
+    } finally {
+      clearTimeout(timer);
+    }
+  }
+
+  #reporting = false;
+
   async #reportWatermarks() {
+    if (this.#reporting) return; // the one before is still waiting (bounded above)
+    this.#reporting = true;
+    try {
+      await this.#reportWatermarksOnce();
+    } finally {
+      this.#reporting = false;
+    }
+  }
+
+  async #reportWatermarksOnce() {
     const stallMs = this.#o.stallMs ?? 15_000;
     const marks: { topic: string; partition: number; high_watermark: string }[] = [];
     const mine = new Set(this.assigned.map((p) => `${p.topic}/${p.partition}`));
     try {
       for (const topic of this.#o.topics.keys()) {
-        for (const p of await this.#admin.fetchTopicOffsets(topic)) {
+        for (const p of await this.#partitionEnds(topic)) {
           if (mine.has(`${topic}/${p.partition}`)) {
             marks.push({ topic, partition: p.partition, high_watermark: p.high });
           }

@@ -81,6 +81,9 @@ export async function flush(
   const out: FlushResult = { messages: 0, skipped: 0, gaps: [], lost: [] };
   if (parts.length === 0) return out;
   await sql.begin(async (tx) => {
+    // a batch never waits for good on another's locks (a consumer stuck mid-batch): it fails
+    // after a minute and is retried
+    await tx`select set_config('lock_timeout', '60s', true)`;
     const wanted = parts.map((p) => ({ topic: p.topic, partition: p.partition }));
     const rows = await tx`select * from ingest.kafka_lock(${group}, ${tx.json(wanted)}::jsonb)`;
     const stored = new Map<string, bigint | null>();
