@@ -53,6 +53,18 @@ async function counts(sql: Sql) {
   };
 }
 
+/** Where a group stands, for a timeout's message: rows loaded and each stored position. */
+async function standing(sql: Sql, group: string): Promise<string> {
+  const rows = await sql`
+    select topic || '/' || partition as p, next_offset, high_watermark, messages, batches
+    from ingest.kafka_offsets where consumer_group = ${group} order by topic, partition`;
+  return `${await loaded(sql)} rows loaded; positions (next/high/messages/batches): ${
+    rows.map((r) => `${r.p} ${r.next_offset}/${r.high_watermark}/${r.messages}/${r.batches}`).join(
+      ", ",
+    )
+  }`;
+}
+
 function expected(m: Manifest) {
   const t = m.totals;
   const reasons: Record<string, number> = {};
@@ -140,7 +152,13 @@ Deno.test(
         await waitFor(async () => await loaded(db.sql) === m.totals.rows, 60_000, "every message")
           .catch(
             async (e) => {
-              throw new Error(`${e.message}; consumer log:\n${await c.output()}`);
+              throw new Error(
+                `${e.message} (${m.totals.rows} sent); ${await standing(
+                  db.sql,
+                  group,
+                )}; consumer log:\n${await c
+                  .output()}`,
+              );
             },
           );
       } finally {
@@ -573,7 +591,7 @@ Deno.test(
           async (e) => {
             const log = (await c.output()).split("\n").filter((l) => !l.includes("pause point"));
             throw new Error(
-              `${e.message} (${await loaded(db.sql)} of ${rows} loaded); consumer log:\n${
+              `${e.message} (${rows} sent); ${await standing(db.sql, group)}; consumer log:\n${
                 log.join("\n")
               }`,
             );
