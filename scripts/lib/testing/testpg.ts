@@ -94,7 +94,17 @@ export async function startCluster(
       });
     },
     async destroy() {
+      // the postmaster's pid before the stop: a server pg_ctl could not stop (seen after a
+      // restart in a test) must not outlive its files
+      const pid = Number(
+        (await Deno.readTextFile(join(data, "postmaster.pid")).catch(() => "")).split("\n")[0],
+      );
       await cluster.stop("immediate");
+      if (pid > 0) {
+        try {
+          Deno.kill(pid, "SIGKILL");
+        } catch { /* stopped */ }
+      }
       await Deno.remove(dir, { recursive: true });
     },
   };
