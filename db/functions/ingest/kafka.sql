@@ -32,6 +32,9 @@ begin
         raise exception 'consumer group is empty' using errcode = '22023',
             hint = 'pass --group (or KAFKA_GROUP)';
     end if;
+    -- the batch never waits for good on another's locks (a consumer stuck mid-batch): after a
+    -- minute it fails (55P03) and the consumer retries it
+    perform set_config('lock_timeout', '60s', true);
     insert into ingest.kafka_offsets as o (consumer_group, topic, partition)
     select p_group, p.topic, p.partition
     from jsonb_to_recordset(p_partitions) as p (topic text, partition int)

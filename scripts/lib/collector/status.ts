@@ -1,6 +1,7 @@
 // Pipeline figures read at request time: database totals (via analytics.collector_status(),
 // a definer function the analyst may call) and the inbox backlog on disk.
 import type { Sql } from "../common/db.ts";
+import { within } from "../common/retry.ts";
 import { isCandidate } from "../ingest/inbox.ts";
 
 export interface LastBatch {
@@ -25,21 +26,7 @@ export interface PipelineStatus {
   analytics_queue_age_seconds?: number;
 }
 
-export class TimeoutError extends Error {
-  override name = "TimeoutError";
-}
-
-/** Rejects with TimeoutError when `p` has not settled within `ms`. */
-export function within<T>(p: Promise<T>, ms: number, what: string): Promise<T> {
-  let timer: ReturnType<typeof setTimeout> | undefined;
-  const late = new Promise<never>((_, reject) => {
-    timer = setTimeout(
-      () => reject(new TimeoutError(`${what} did not answer within ${ms} ms`)),
-      ms,
-    );
-  });
-  return Promise.race([p, late]).finally(() => clearTimeout(timer));
-}
+export { TimeoutError } from "../common/retry.ts";
 
 export async function pipelineStatus(analyst: Sql, timeoutMs = 3_000): Promise<PipelineStatus> {
   const [{ status }] = await within(

@@ -4,6 +4,7 @@ import { createHash } from "node:crypto";
 import { Readable } from "node:stream";
 import { pipeline } from "node:stream/promises";
 import type { Config } from "../common/config.ts";
+import { TimeoutError, within } from "../common/retry.ts";
 import { CsvScanner, HeaderError, type MalformedRow, rawText } from "./csv.ts";
 import type { Sql } from "../common/db.ts";
 import type postgres from "postgres";
@@ -182,26 +183,14 @@ export async function copyStream(
       if (settled) return;
       try {
         // a connection the driver lost mid-COPY can leave this probe unanswered for good too
-        let timer: ReturnType<typeof setTimeout> | undefined;
-        await Promise.race([
-          tx.unsafe("select 1"),
-          new Promise((_, reject) => {
-            timer = setTimeout(
-              () =>
-                reject(
-                  new CopyError(
-                    `no answer from PostgreSQL for ${
-                      3 * stallMs / 1000
-                    } s after the COPY: the connection is lost; the batch will be retried`,
-                  ),
-                ),
-              3 * stallMs,
-            );
-          }),
-        ]).finally(() => clearTimeout(timer));
+        await within(tx.unsafe("select 1"), 3 * stallMs, "PostgreSQL, probed after the COPY,");
       } catch (error) {
         if (settled) return;
-        if (error instanceof CopyError) throw error;
+        if (error instanceof TimeoutError) {
+          throw new CopyError(
+            `${error.message}: the connection is lost; the batch will be retried`,
+          );
+        }
         throw new CopyError(
           "COPY was rejected by the server (the driver does not say why: see the PostgreSQL log); the batch was rolled back and nothing was loaded",
           { cause: error },

@@ -7,7 +7,7 @@ import { Kafka, type KafkaConfig, logLevel, type SASLOptions } from "kafkajs";
 import type { Sql } from "../common/db.ts";
 import type { Logger } from "../common/log.ts";
 import type { Settings } from "../ingest/loader.ts";
-import { backoffMs, sleep } from "../common/retry.ts";
+import { backoffMs, sleep, within } from "../common/retry.ts";
 import type { Message, TopicFormat } from "./batch.ts";
 import {
   flush,
@@ -73,6 +73,8 @@ export interface ConsumerOptions {
 
 /** micro-batches fetched ahead of the one loading */
 const FETCH_AHEAD = 3;
+/** a batch's transaction not done in this time is given up on and retried */
+const FLUSH_TIMEOUT_MS = 30_000;
 
 interface Pending {
   part: PartitionBatch;
@@ -353,14 +355,21 @@ export class KafkaSource {
     for (let attempt = 0;; attempt++) {
       const started = performance.now();
       try {
-        const r = await flush(
-          o.sql,
-          o.group,
-          taken.map((t) => t.part),
-          o.topics,
-          o.settings,
-          prebuilt,
-          this.#logStart,
+        // bounded: after the driver lost a connection mid-batch, a query on it can wait for
+        // good (seen once after a database restart). A flush given up on here and finishing
+        // later is harmless: the retry waits on its partitions' locks and skips what it loaded
+        const r = await within(
+          flush(
+            o.sql,
+            o.group,
+            taken.map((t) => t.part),
+            o.topics,
+            o.settings,
+            prebuilt,
+            this.#logStart,
+          ),
+          FLUSH_TIMEOUT_MS,
+          "a Kafka batch's transaction",
         );
         o.onFlush?.(r, (performance.now() - started) / 1000);
         if (r.messages > 0) {
@@ -437,21 +446,12 @@ export class KafkaSource {
    * broker dropped can wait for good (seen with kafkajs on Deno), which would also silence the
    * stall check below.
    */
-  async #partitionEnds(topic: string) {
-    let timer: ReturnType<typeof setTimeout> | undefined;
-    try {
-      return await Promise.race([
-        this.#admin.fetchTopicOffsets(topic),
-        new Promise<never>((_, reject) => {
-          timer = setTimeout(
-            () => reject(new Error(`no answer from Kafka in 5 s reading the ends of ${topic}`)),
-            5_000,
-          );
-        }),
-      ]);
-    } finally {
-      clearTimeout(timer);
-    }
+  #partitionEnds(topic: string) {
+    return within(
+      this.#admin.fetchTopicOffsets(topic),
+      5_000,
+      `Kafka, reading the ends of ${topic},`,
+    );
   }
 
   #reporting = false;

@@ -62,7 +62,6 @@ export function prebuild(
 
 /** A partition's key in the maps of this module (e.g. the logStart of flush). */
 export const partitionKey = (topic: string, partition: number) => `${topic}\u0000${partition}`;
-const key = partitionKey;
 
 /**
  * Loads the messages of these partitions not loaded yet, and their positions, in one transaction.
@@ -81,21 +80,21 @@ export async function flush(
   const out: FlushResult = { messages: 0, skipped: 0, gaps: [], lost: [] };
   if (parts.length === 0) return out;
   await sql.begin(async (tx) => {
-    // a batch never waits for good on another's locks (a consumer stuck mid-batch): it fails
-    // after a minute and is retried
-    await tx`select set_config('lock_timeout', '60s', true)`;
     const wanted = parts.map((p) => ({ topic: p.topic, partition: p.partition }));
     const rows = await tx`select * from ingest.kafka_lock(${group}, ${tx.json(wanted)}::jsonb)`;
     const stored = new Map<string, bigint | null>();
     for (const r of rows) {
-      stored.set(key(r.topic, r.partition), r.next_offset === null ? null : BigInt(r.next_offset));
+      stored.set(
+        partitionKey(r.topic, r.partition),
+        r.next_offset === null ? null : BigInt(r.next_offset),
+      );
     }
     const messages: Message[] = [];
     // one position per partition (kafka_commit updates each partition's row once)
     const byPartition = new Map<string, Record<string, unknown>>();
     for (const p of parts) {
       // a flush may hold several batches of one partition: each follows the one before
-      const from = stored.get(key(p.topic, p.partition)) ?? null;
+      const from = stored.get(partitionKey(p.topic, p.partition)) ?? null;
       const fresh = from === null ? p.messages : p.messages.filter((m) => m.offset >= from);
       if (from !== null && fresh.length > 0 && fresh[0].offset > from) {
         const covers = p.coversFrom ?? p.messages[0].offset;
@@ -112,9 +111,9 @@ export async function flush(
       }
       out.skipped += p.messages.length - fresh.length;
       if (fresh.length === 0) continue;
-      stored.set(key(p.topic, p.partition), fresh[fresh.length - 1].offset + 1n);
+      stored.set(partitionKey(p.topic, p.partition), fresh[fresh.length - 1].offset + 1n);
       messages.push(...fresh);
-      const k = key(p.topic, p.partition);
+      const k = partitionKey(p.topic, p.partition);
       const seen = byPartition.get(k);
       const next = String(fresh[fresh.length - 1].offset + 1n);
       if (seen) {
