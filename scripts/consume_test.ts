@@ -279,6 +279,79 @@ Deno.test(
 );
 
 Deno.test(
+  "a backlog loads in full micro-batches of --max-rows; the rest, and a trickle, once --max-wait-ms has passed",
+  opts,
+  async () => {
+    const brokers = await kafkaBroker();
+    const db = await testDb("kafka_batching");
+    const dir = await Deno.makeTempDir({ prefix: "kafka-batching-" });
+    const topic = `mb-${run}`, group = `gmb-${run}`;
+    const kafka = new Kafka({ brokers: [brokers], clientId: "test", logLevel: logLevel.NOTHING });
+    const producer = kafka.producer();
+    const now = new Date(Date.now() - 60_000).toISOString();
+    const send = (from: number, n: number) =>
+      producer.send({
+        topic,
+        messages: Array.from({ length: n }, (_, k) => ({
+          partition: (from + k) % 3,
+          value: Buffer.from(JSON.stringify({
+            event_id: crypto.randomUUID(),
+            event_time: now,
+            event_type: "view",
+            session_id: `s${from + k}`,
+            product_id: "7",
+            category: "electronics",
+          })),
+        })),
+      });
+    const batches = async () =>
+      (await db.sql`
+        select rows::int as n from quality.batch_metrics where source_kind = 'kafka'
+        order by batch_id`).map((r) => r.n as number);
+    try {
+      const a = admin(brokers);
+      await a.connect();
+      await a.createTopics({ topics: [{ topic, numPartitions: 3 }] });
+      await a.disconnect();
+      await producer.connect();
+      for (let i = 0; i < 10_000; i += 2_000) await send(i, 2_000);
+      const c = startConsumer({
+        url: db.url,
+        brokers,
+        group,
+        topics: [topic],
+        args: ["--max-rows", "3000", "--max-wait-ms", "3000"],
+        dir,
+        name: "c",
+      });
+      try {
+        await waitFor(async () => await loaded(db.sql) === 10_000, 60_000, "10,000 messages")
+          .catch(async (e) => {
+            throw new Error(`${e.message} (batches ${await batches()}); log:\n${await c.output()}`);
+          });
+        // the backlog: full batches, a partition's fetch split where a batch is full; the
+        // remainder once it has waited --max-wait-ms with nothing more to come
+        assertEquals(await batches(), [3000, 3000, 3000, 1000]);
+        const sent = performance.now();
+        await send(10_000, 10);
+        await waitFor(async () => await loaded(db.sql) === 10_010, 60_000, "10,010 messages");
+        assert(performance.now() - sent >= 2_900, "the trickle waited --max-wait-ms");
+        assertEquals(await batches(), [3000, 3000, 3000, 1000, 10]);
+      } finally {
+        await c.stop();
+      }
+      const [e] = await db.sql`select count(*)::int as n from core.events`;
+      assertEquals(e.n, 10_010);
+      await assertPositionsAtEnd(db.sql, brokers, group, [topic]);
+    } finally {
+      await producer.disconnect();
+      await db.drop();
+      await Deno.remove(dir, { recursive: true });
+    }
+  },
+);
+
+Deno.test(
   "transaction markers and aborted messages neither stall the consumer nor load; records deleted by Kafka are passed over and reported",
   opts,
   async () => {

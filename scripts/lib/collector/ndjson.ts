@@ -1,6 +1,6 @@
 // NDJSON bodies -> CSV for the one loading path. Structure only: every rule lives in SQL.
 // Numbers keep their source text (a JSON 12.10 stays "12.10", big ids do not lose digits).
-import { stringify } from "csv-stringify/sync";
+import { csvLine, lineCount } from "../ingest/csv.ts";
 
 /** A line that is not a JSON object (or the body is not UTF-8); `line` is 1-based. */
 export class NdjsonError extends Error {
@@ -61,12 +61,6 @@ export function field(value: unknown): string {
   if (J.isRawJSON(value)) return value.rawJSON;
   return JSON.stringify(value);
 }
-
-const newlines = (s: string) => {
-  let n = 0;
-  for (let i = s.indexOf("\n"); i >= 0; i = s.indexOf("\n", i + 1)) n++;
-  return n;
-};
 
 /** Lets other requests run between slices of a large body (conversion is CPU work). */
 const SLICE = 2_000;
@@ -137,17 +131,20 @@ export async function ndjsonToCsv(bytes: Uint8Array): Promise<NdjsonCsv> {
 
   const header = [...columns.keys()];
   const starts = new Map<number, number>();
-  let csvLine = 2 + newlines(header.join(""));
-  const parts = [stringify([header])];
+  const headerLine = csvLine(header);
+  let csvLineNo = 1 + lineCount(headerLine);
+  const parts = [headerLine];
   for (let from = 0; from < rows.length; from += SLICE) {
-    const slice = rows.slice(from, from + SLICE);
-    slice.forEach((row, j) => {
+    const to = Math.min(rows.length, from + SLICE);
+    for (let j = from; j < to; j++) {
+      const row = rows[j];
       for (let c = 0; c < header.length; c++) row[c] ??= "";
-      starts.set(csvLine, lineNos[from + j]);
+      const record = csvLine(row);
+      starts.set(csvLineNo, lineNos[j]);
       // a field's newlines stay inside its quotes: the record spans that many more lines
-      csvLine += 1 + newlines(row.join(""));
-    });
-    parts.push(stringify(slice));
+      csvLineNo += lineCount(record);
+      parts.push(record);
+    }
     await tick();
   }
   return {

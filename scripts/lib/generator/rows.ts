@@ -2,8 +2,8 @@
 // schema version 1 or 2, and RFC 4180 lines. A regular row is copied into the file buffer from
 // pieces encoded once per product, user or session (no strings are made per row: that is what
 // makes the generator fast); a row that needs quoting, and every hand-made row, is a string
-// from csv-stringify. Both give the same bytes for the same fields (a test checks it).
-import { stringify } from "csv-stringify/sync";
+// from csvLine (ingest/csv.ts). Both give the same bytes for the same fields (a test checks it).
+import { csvLine } from "../ingest/csv.ts";
 import { v4, v7 } from "uuid";
 import { needsQuoting } from "./catalog.ts";
 import type { ShopEvent } from "./model.ts";
@@ -238,7 +238,7 @@ function queryBytes(query: string): Uint8Array | null {
  * Writes an event's row. A row that needs no quoting is copied into the buffer from pieces
  * encoded once per product, user and session (no strings are made per row: that is what keeps
  * the generator fast); a row whose search query needs quoting, or whose price or quantity is
- * overridden, goes through csv-stringify. Returns the physical lines written.
+ * overridden, goes through csvLine. Returns the physical lines written.
  */
 export function writeEvent(
   w: AtomicFileWriter,
@@ -306,16 +306,8 @@ export function writeLine(w: AtomicFileWriter, line: string): number {
   return n;
 }
 
-/** csv-stringify options: RFC 4180, LF line ends, CR or LF inside a field quoted. */
-const CSV_OPTIONS = { record_delimiter: "unix", quote_record_delimiter: true, eof: true } as const;
-
-/**
- * One CSV line (with its LF): csv-stringify when a field needs quoting; otherwise the fields
- * joined by commas, which is exactly what csv-stringify makes of them (a test checks it).
- */
-export function csvLine(fields: string[]): string {
-  return fields.some(needsQuoting) ? stringify([fields], CSV_OPTIONS) : fields.join(",") + "\n";
-}
+/** One CSV line (with its LF), quoted where needed: the loader's writer (ingest/csv.ts). */
+export { csvLine };
 
 /** The header line of a schema version. */
 export function headerLine(version: SchemaVersion): string {

@@ -36,6 +36,16 @@ Deno.test("a batch: union header, one record per message, poison after the recor
   ]);
 });
 
+Deno.test("a message naming a field twice adds no column to the header", () => {
+  const b = buildBatch([
+    msg("j", 1, '{"event_id":"a"}'),
+    msg("j", 2, '{"event_id":"b","Zed":1,"zed":2}'),
+    msg("j", 3, '{"event_id":"c","price":"1.50"}'),
+  ], formats);
+  assertEquals(new TextDecoder().decode(b.csv), "event_id,price\na,\nc,1.50\n");
+  assertEquals(b.malformed.map((m) => [m.lineNo, m.why]), [[4, 'the field "zed" is named twice']]);
+});
+
 Deno.test("unreadable messages say why", () => {
   assertEquals(typeof readJson(new Uint8Array([0xff])), "string");
   assertEquals(readJson(enc.encode("[1]")), "an array, not a JSON object");

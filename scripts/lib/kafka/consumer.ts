@@ -78,8 +78,44 @@ const FLUSH_TIMEOUT_MS = 30_000;
 
 interface Pending {
   part: PartitionBatch;
+  /** when its messages were fetched (performance.now()) */
+  at: number;
   resolve: () => void;
   reject: (e: Error) => void;
+}
+
+/** A micro-batch taken from the buffer, its CSV built ahead when it was taken full. */
+interface Taken {
+  batch: Pending[];
+  prebuilt?: Prebuilt;
+}
+
+/**
+ * Splits a buffered part after its first `n` messages; the part's fetch is settled once both
+ * pieces are (the second piece covers from the offset after the first's last message).
+ */
+function split(p: Pending, n: number): [Pending, Pending] {
+  let left = 2;
+  let failed = false;
+  const done = () => {
+    if (--left === 0 && !failed) p.resolve();
+  };
+  const fail = (e: Error) => {
+    if (!failed) {
+      failed = true;
+      p.reject(e);
+    }
+  };
+  const head = p.part.messages.slice(0, n), tail = p.part.messages.slice(n);
+  return [
+    { part: { ...p.part, messages: head }, at: p.at, resolve: done, reject: fail },
+    {
+      part: { ...p.part, messages: tail, coversFrom: head[head.length - 1].offset + 1n },
+      at: p.at,
+      resolve: done,
+      reject: fail,
+    },
+  ];
 }
 
 export class KafkaSource {
@@ -99,12 +135,21 @@ export class KafkaSource {
   /** a batch is being loaded (or retried while PostgreSQL is down) */
   #loading = false;
   #watchdog: ReturnType<typeof setInterval> | undefined;
+  /** fetched parts not in a micro-batch yet, in fetch order */
   #buffer: Pending[] = [];
+  /** messages in #buffer */
   #rows = 0;
+  /** full micro-batches (built ahead) waiting for the loader */
+  #ready: Taken[] = [];
   /** messages fetched and not loaded yet */
   #inHand = 0;
-  #timer: ReturnType<typeof setTimeout> | undefined;
-  #flushing: Promise<void> = Promise.resolve();
+  /** micro-batches loaded (or given up on) so far, and a promise settled at the next one */
+  #batchesDone = 0;
+  #onBatchDone!: () => void;
+  #batchDone = new Promise<void>((r) => this.#onBatchDone = r);
+  /** wakes the loader (new parts, or stopping) */
+  #wake: (() => void) | undefined;
+  #loader: Promise<void> | undefined;
   #stopping = false;
   #watermarks: ReturnType<typeof setInterval> | undefined;
   /** earliest retained offsets found past a partition's stored position (retention) */
@@ -226,7 +271,7 @@ export class KafkaSource {
         // consumable message from there on is in this batch
         const fetched = (batch as unknown as { fetchedOffset?: string }).fetchedOffset;
         for (let i = 0; i < all.length && !this.#stopping; i += this.#o.maxRows) {
-          const done = this.#add({
+          this.#add({
             topic: batch.topic,
             partition: batch.partition,
             messages: all.slice(i, i + this.#o.maxRows),
@@ -236,23 +281,20 @@ export class KafkaSource {
               : fetched !== undefined && /^\d+$/.test(fetched)
               ? BigInt(fetched)
               : undefined,
-          });
-          // fetch ahead while earlier batches load (up to FETCH_AHEAD micro-batches in hand):
+          }).catch(() => {});
+          // fetch ahead while earlier batches load, up to FETCH_AHEAD micro-batches in hand:
           // safe, because the positions that count are PostgreSQL's, never Kafka's, and the
-          // load of a partition's messages that do not follow its stored position is refused
-          if (this.#inHand < FETCH_AHEAD * this.#o.maxRows) {
-            done.catch(() => {});
-            continue;
-          }
-          // keep the group membership alive while PostgreSQL is slow or down
-          let settled = false;
-          done.finally(() => settled = true).catch(() => {});
-          while (!settled) {
-            await Promise.race([done.catch(() => {}), sleep(2_000)]);
+          // load of a partition's messages that do not follow its stored position is refused.
+          // Past that, wait for a batch to load, keeping the group membership alive while
+          // PostgreSQL is slow or down
+          while (this.#inHand >= FETCH_AHEAD * this.#o.maxRows && !this.#stopping) {
+            const before = this.#batchesDone;
+            await Promise.race([this.#batchDone, sleep(2_000)]);
             // bounded: a heartbeat to a broker that went away can wait for good
-            if (!settled) await Promise.race([heartbeat().catch(() => {}), sleep(3_000)]);
+            if (this.#batchesDone === before) {
+              await Promise.race([heartbeat().catch(() => {}), sleep(3_000)]);
+            }
           }
-          await done;
         }
       },
     });
@@ -263,8 +305,8 @@ export class KafkaSource {
     if (this.#watermarks !== undefined) clearInterval(this.#watermarks);
     if (this.#watchdog !== undefined) clearInterval(this.#watchdog);
     this.#stopping = true;
-    this.#flushSoon(0);
-    await this.#flushing;
+    this.#wake?.();
+    await this.#loader;
     await this.#consumer.disconnect().catch(() => {});
     await this.#admin.disconnect().catch(() => {});
   }
@@ -289,6 +331,7 @@ export class KafkaSource {
     return new Promise<void>((resolve, reject) => {
       this.#buffer.push({
         part,
+        at: performance.now(),
         resolve: () => {
           this.#pending--;
           this.#inHand -= part.messages.length;
@@ -301,42 +344,80 @@ export class KafkaSource {
         },
       });
       this.#rows += part.messages.length;
-      if (this.#rows >= this.#o.maxRows) this.#flushSoon(0);
-      else if (this.#timer === undefined) this.#flushSoon(this.#o.maxWaitMs);
+      // a backlog makes full micro-batches, their CSV built now, while the loader is busy
+      while (this.#rows >= this.#o.maxRows) this.#ready.push(this.#take(true));
+      this.#loader ??= this.#loadAll();
+      this.#wake?.();
     });
   }
 
-  #flushSoon(ms: number) {
-    if (this.#timer !== undefined) clearTimeout(this.#timer);
-    this.#timer = setTimeout(() => {
-      this.#timer = undefined;
-      const taken = this.#buffer;
-      this.#buffer = [];
-      this.#rows = 0;
-      // micro-batches of at most --max-rows messages (a part never exceeds it), in order
-      const batches: Pending[][] = [];
-      let rows = 0;
-      for (const t of taken) {
-        const n = t.part.messages.length;
-        if (batches.length === 0 || rows + n > this.#o.maxRows) {
-          batches.push([]);
-          rows = 0;
-        }
-        batches[batches.length - 1].push(t);
-        rows += n;
+  /**
+   * Takes the next micro-batch from the buffer: --max-rows messages in fetch order (a part is
+   * split where the batch is full), or all of them when fewer are buffered.
+   */
+  #take(build: boolean): Taken {
+    const batch: Pending[] = [];
+    let n = 0;
+    while (this.#buffer.length > 0 && n < this.#o.maxRows) {
+      const p = this.#buffer[0];
+      const m = p.part.messages.length;
+      if (n + m <= this.#o.maxRows) {
+        batch.push(p);
+        this.#buffer.shift();
+        n += m;
+      } else {
+        const [head, tail] = split(p, this.#o.maxRows - n);
+        batch.push(head);
+        this.#buffer[0] = tail;
+        n = this.#o.maxRows;
       }
-      for (const batch of batches) {
-        // the CSV is built now, while the batch before loads; flush uses it when nothing of
-        // it was loaded already
-        let prebuilt: Prebuilt | undefined;
-        try {
-          prebuilt = prebuild(batch.map((t) => t.part), this.#o.topics);
-        } catch {
-          prebuilt = undefined;
-        }
-        this.#flushing = this.#flushing.then(() => this.#load(batch, prebuilt));
+    }
+    this.#rows -= n;
+    let prebuilt: Prebuilt | undefined;
+    if (build) {
+      try {
+        prebuilt = prebuild(batch.map((t) => t.part), this.#o.topics);
+      } catch {
+        prebuilt = undefined; // flush builds it again, and reports what is wrong
       }
-    }, ms);
+    }
+    return { batch, prebuilt };
+  }
+
+  /**
+   * The loader: full micro-batches first, in order; a part-full one once its oldest message has
+   * waited --max-wait-ms (so a backlog loads in full batches, a trickle within max-wait).
+   * Ends when stopping and nothing is left.
+   */
+  async #loadAll(): Promise<void> {
+    const maxWait = this.#o.maxWaitMs;
+    while (true) {
+      const next = this.#ready.shift();
+      if (next) {
+        await this.#load(next.batch, next.prebuilt);
+        continue;
+      }
+      const due = this.#rows > 0 ? this.#buffer[0].at + maxWait : Infinity;
+      if (this.#rows > 0 && (this.#stopping || performance.now() >= due)) {
+        const taken = this.#take(true);
+        await this.#load(taken.batch, taken.prebuilt);
+        continue;
+      }
+      if (this.#stopping) {
+        this.#loader = undefined;
+        return;
+      }
+      await new Promise<void>((resolve) => {
+        const timer = due === Infinity
+          ? undefined
+          : setTimeout(resolve, Math.max(0, due - performance.now()));
+        this.#wake = () => {
+          if (timer !== undefined) clearTimeout(timer);
+          resolve();
+        };
+      });
+      this.#wake = undefined;
+    }
   }
 
   /** Loads one micro-batch; retries while PostgreSQL is unreachable (nothing is lost). */
@@ -347,6 +428,9 @@ export class KafkaSource {
     } finally {
       this.#loading = false;
       this.#alive = Date.now();
+      this.#batchesDone++;
+      this.#onBatchDone();
+      this.#batchDone = new Promise((r) => this.#onBatchDone = r);
     }
   }
 
