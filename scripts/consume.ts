@@ -23,11 +23,11 @@ the same --group share the partitions.
   --csv-header LIST    the header of the csv topics, e.g. event_id,event_time,event_type,...
                        (default $KAFKA_CSV_HEADER)
   --group NAME         consumer group (default $KAFKA_GROUP, else "ecommerce-pipeline")
-  --max-rows N         flush a batch at N messages (default 5000)
+  --max-rows N         flush a batch at N messages (default 20000)
   --max-wait-ms MS     or when its first message has waited MS (default 200)
   --consumers N        consumers in this process, members of the same group, each with its own
-                       partitions and database connection (default 1; use at most the
-                       partitions; 2 keeps PostgreSQL busy while the other builds its batch)
+                       partitions and database connections (default 2: one loads while the
+                       other builds its batch; use at most the partitions)
   --metrics-port P     serve /metrics on 127.0.0.1:P, 0 = off (default $KAFKA_METRICS_PORT, else 9465)
   -h, --help           show this help
 
@@ -92,9 +92,9 @@ for (const spec of topicArgs.flatMap((t) => t.split(",")).map((t) => t.trim()).f
   topics.set(name, format === "csv" ? { format, header } : { format });
 }
 if (topics.size === 0) fail("no topic: pass --topic NAME");
-const maxRows = whole("--max-rows", flags["max-rows"] ?? "5000", 1, 1_000_000);
+const maxRows = whole("--max-rows", flags["max-rows"] ?? "20000", 1, 1_000_000);
 const maxWaitMs = whole("--max-wait-ms", flags["max-wait-ms"] ?? "200", 1, 600_000);
-const consumers = whole("--consumers", flags.consumers ?? "1", 1, 64);
+const consumers = whole("--consumers", flags.consumers ?? "2", 1, 64);
 const metricsPort = whole(
   "--metrics-port",
   flags["metrics-port"] ?? env("KAFKA_METRICS_PORT") ?? "9465",

@@ -169,7 +169,12 @@ export class KafkaSource {
     return this.#kafka.consumer({
       groupId: o.group,
       sessionTimeout: o.sessionTimeoutMs ?? 30_000,
-      heartbeatInterval: Math.max(100, Math.floor((o.sessionTimeoutMs ?? 30_000) / 10)),
+      // a member learns of a rebalance (another member joined or left) at its next heartbeat:
+      // every second, not Kafka's 3 s, so a group of several consumers starts loading sooner
+      heartbeatInterval: Math.max(
+        100,
+        Math.min(1_000, Math.floor((o.sessionTimeoutMs ?? 30_000) / 10)),
+      ),
       rebalanceTimeout: Math.max(o.sessionTimeoutMs ?? 30_000, 10_000),
       maxWaitTimeInMs: Math.min(o.maxWaitMs, 500),
       allowAutoTopicCreation: false,

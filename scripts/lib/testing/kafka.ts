@@ -72,6 +72,8 @@ export function startConsumer(o: {
     "--metrics-port",
     "0",
     ...o.topics.flatMap((t) => ["--topic", t]),
+    // one member per process unless the test says otherwise
+    ...(o.args?.includes("--consumers") ? [] : ["--consumers", "1"]),
     ...(o.args ?? []),
   ].map((a) => `'${a.replaceAll("'", "'\\''")}'`).join(" ");
   const child = new Deno.Command("bash", {
