@@ -1,5 +1,5 @@
 import { assert, assertEquals, assertRejects } from "../testing/assert.ts";
-import { NdjsonError, ndjsonToCsv } from "./ndjson.ts";
+import { field, NdjsonError, ndjsonToCsv, parseExact } from "./ndjson.ts";
 
 const enc = (s: string) => new TextEncoder().encode(s);
 const dec = (b: Uint8Array) => new TextDecoder().decode(b);
@@ -91,4 +91,20 @@ Deno.test("ndjsonToCsv: a large body converts in slices with exact line mapping"
     checked++;
   }
   assertEquals(checked, 5000);
+});
+
+Deno.test("parseExact: numbers print as written, whatever path the parse took", () => {
+  const fields = (text: string) =>
+    Object.entries(parseExact(text) as Record<string, unknown>).map(([k, v]) => [k, field(v)]);
+  // strings only: the plain parse
+  assertEquals(fields('{"a":"x: 12.10","b":"[1,2.50]"}'), [["a", "x: 12.10"], ["b", "[1,2.50]"]]);
+  // canonical numbers, top level and nested: the plain parse is exact
+  assertEquals(fields('{"a":12.5,"b":{"c":[1,2]}}'), [["a", "12.5"], ["b", '{"c":[1,2]}']]);
+  // text a number would not print back: the reviver keeps it
+  assertEquals(fields('{"a":"s","b":12.10}'), [["a", "s"], ["b", "12.10"]]);
+  assertEquals(fields('{"b":{"c":1.50}}'), [["b", '{"c":1.50}']]);
+  assertEquals(fields('{"id":12345678901234567890}'), [["id", "12345678901234567890"]]);
+  assertEquals(fields('{"e":1e3}'), [["e", "1e3"]]);
+  assertEquals(parseExact("12"), 12);
+  assertEquals(parseExact("null"), null);
 });

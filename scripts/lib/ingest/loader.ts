@@ -29,6 +29,8 @@ export interface BatchResult {
   reasons: Record<string, number>;
   alert: boolean;
   process_ms: number;
+  /** the first 1,000 dead-lettered lines of the batch, with their reasons */
+  invalid_rows?: { line_no: number; reasons: string[] }[];
 }
 
 export interface LoadResult {

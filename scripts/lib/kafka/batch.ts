@@ -2,7 +2,7 @@
 // Structure only: a message is one event, as a JSON object (the NDJSON field names) or as one
 // CSV record under its topic's configured header. A message that cannot be read that way is a
 // malformed row (dead-lettered with its raw bytes); every rule on values lives in SQL.
-import { canonicalNumbers, field, keepNumberText } from "../collector/ndjson.ts";
+import { field, parseExact } from "../collector/ndjson.ts";
 import { csvLine, CsvScanner, lineCount, type MalformedRow, splitRecord } from "../ingest/csv.ts";
 import { COLUMNS_V2 } from "../generator/schema.ts";
 
@@ -62,7 +62,7 @@ function parseJson(bytes: Uint8Array): Record<string, unknown> | string {
   }
   let value: unknown;
   try {
-    value = canonicalNumbers(text) ? JSON.parse(text) : JSON.parse(text, keepNumberText);
+    value = parseExact(text);
   } catch (error) {
     return `not valid JSON (${(error as Error).message})`;
   }

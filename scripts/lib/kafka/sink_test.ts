@@ -98,3 +98,59 @@ Deno.test("offsets without consumable messages are no gap when the fetch covered
     await db.drop();
   }
 });
+
+Deno.test("every dead-lettered row of a flush is named by its message, with few and with over 1,000 of them", async () => {
+  const db = await testDb("kafka_sink_sources");
+  const enc = new TextEncoder();
+  const event = (id: number, over: Record<string, string> = {}) =>
+    enc.encode(JSON.stringify({
+      event_id: `0190f000-0000-7000-8000-${String(id).padStart(12, "0")}`,
+      event_time: t,
+      event_type: "view",
+      session_id: "s-1",
+      product_id: "5",
+      category: "toys",
+      ...over,
+    }));
+  const messages = (partition: number, values: Uint8Array[]): PartitionBatch => ({
+    topic: "t",
+    partition,
+    messages: values.map((value, i) => ({ topic: "t", partition, offset: BigInt(i), value })),
+    highWatermark: BigInt(values.length),
+  });
+  const sources = async () =>
+    (await db.sql`select source from quality.dead_letter order by source`).map((r) => r.source);
+  try {
+    // few: a rule failure, a malformed message and one whose field holds a newline (its record
+    // takes two CSV lines, which moves the lines after it)
+    const few = [
+      messages(0, [event(1), event(2, { event_type: "teleport" }), event(3), enc.encode("{bad")]),
+      messages(1, [
+        event(4, { search_query: "two\nlines" }),
+        event(5, { event_time: "yesterday-ish" }),
+      ]),
+    ];
+    const r = await flush(db.sql, "g", few, formats, cfg, prebuild(few, formats));
+    assertEquals([r.load!.result!.valid, r.load!.result!.invalid], [3, 3]);
+    assertEquals(await sources(), ["t/0@1", "t/0@3", "t/1@1"]);
+
+    // over 1,000: the result lists only the first 1,000, so every line's source is sent
+    await db.sql`delete from quality.dead_letter`;
+    const many = [
+      messages(2, [
+        ...Array.from({ length: 1_100 }, (_, i) => event(10_000 + i, { event_type: "nope" })),
+        event(20_000),
+      ]),
+    ];
+    const r2 = await flush(db.sql, "g", many, formats, cfg, prebuild(many, formats));
+    assertEquals([r2.load!.result!.valid, r2.load!.result!.invalid], [1, 1_100]);
+    const named = await sources();
+    assertEquals(named.length, 1_100);
+    assertEquals(
+      new Set(named),
+      new Set(Array.from({ length: 1_100 }, (_, i) => `t/2@${i}`)),
+    );
+  } finally {
+    await db.drop();
+  }
+});
