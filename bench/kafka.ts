@@ -79,9 +79,27 @@ for (const f of files) await loadFile(fileDb.sql, f, settings(cfg));
 const fileSeconds = (performance.now() - t0) / 1000;
 await fileDb.drop();
 say(
-  `file path: ${manifest.totals.rows} rows in ${fileSeconds.toFixed(2)} s = ${
+  `file path, one file at a time: ${manifest.totals.rows} rows in ${fileSeconds.toFixed(2)} s = ${
     Math.round(manifest.totals.rows / fileSeconds)
   } rows/s`,
+);
+
+// 1b. the file path as `deno task ingest` runs it by default: one file per core at a time
+const workers = navigator.hardwareConcurrency;
+const parallelDb = await testDb(`bench_kafka_files_par_${run}`);
+const parallelSql = connect({ url: parallelDb.url, role: cfg.INGEST_ROLE, max: workers + 1 });
+t0 = performance.now();
+let nextFile = 0;
+await Promise.all(Array.from({ length: workers }, async () => {
+  while (nextFile < files.length) await loadFile(parallelSql, files[nextFile++], settings(cfg));
+}));
+const parallelSeconds = (performance.now() - t0) / 1000;
+await parallelSql.end();
+await parallelDb.drop();
+say(
+  `file path, ${workers} files at a time (deno task ingest's default --workers): ${manifest.totals.rows} rows in ${
+    parallelSeconds.toFixed(2)
+  } s = ${Math.round(manifest.totals.rows / parallelSeconds)} rows/s`,
 );
 
 // 2. the Kafka path: the same events as a backlog on a 4-partition topic, consumed from the start
@@ -142,7 +160,9 @@ for (const [i, n] of counts.entries()) {
       Math.round(manifest.totals.rows / kafkaSeconds)
     } rows/s (${
       (fileSeconds / kafkaSeconds * 100).toFixed(0)
-    }% of the file path; includes the group join: first rows committed after ${
+    }% of the file path one file at a time, ${
+      (parallelSeconds / kafkaSeconds * 100).toFixed(0)
+    }% of ${workers} at a time; includes the group join: first rows committed after ${
       joined.toFixed(2)
     } s, ${Math.round(steady)} rows/s from there)`,
   );
