@@ -72,17 +72,32 @@ function parseJson(bytes: Uint8Array): Record<string, unknown> | string {
 /** A field name as the loader reads a header's: trimmed, lowercased. */
 const nameOf = (key: string) => key.trim().toLowerCase();
 
-/** One JSON message as field texts by lowercased name, or why it is not an event object. */
-export function readJson(bytes: Uint8Array): Row | string {
+/**
+ * One JSON message's field texts, each at the column `columnOf` gives its key, or why the
+ * message is not an event object (a field named twice included).
+ */
+function jsonValues(bytes: Uint8Array, columnOf: (key: string) => number): string[] | string {
   const value = parseJson(bytes);
   if (typeof value === "string") return value;
-  const row: Row = new Map();
+  const values: string[] = [];
   for (const key in value) {
-    const name = nameOf(key);
-    if (row.has(name)) return `the field "${name}" is named twice`;
-    row.set(name, field(value[key]));
+    const col = columnOf(key);
+    if (values[col] !== undefined) return `the field "${nameOf(key)}" is named twice`;
+    values[col] = field(value[key]);
   }
-  return row;
+  return values;
+}
+
+/** One JSON message as field texts by lowercased name, or why it is not an event object. */
+export function readJson(bytes: Uint8Array): Row | string {
+  const columns = new Map<string, number>();
+  const values = jsonValues(bytes, (key) => {
+    const name = nameOf(key);
+    if (!columns.has(name)) columns.set(name, columns.size);
+    return columns.get(name)!;
+  });
+  if (typeof values === "string") return values;
+  return new Map([...columns].map(([name, col]) => [name, values[col]]));
 }
 
 /** One CSV message under its topic's header, read as a file's record would be. */
@@ -146,28 +161,20 @@ export function buildBatch(
       bad.push({ why: "empty message", message });
       continue;
     }
-    const values: string[] = [];
+    let values: string[] = [];
     let why: string | undefined;
     if (fmt.format === "csv") {
       const row = readCsv(bytes, fmt.header ?? []);
       if (typeof row === "string") why = row;
       else for (const [name, v] of row) values[columnOf(name)] = v;
     } else {
-      const value = parseJson(bytes);
-      if (typeof value === "string") why = value;
-      else {
-        const known = columns.size;
-        for (const key in value) {
-          const col = columnOf(key);
-          if (values[col] !== undefined) {
-            why = `the field "${nameOf(key)}" is named twice`;
-            // the header names the fields of the rows loaded only
-            for (const [name, c] of columns) if (c >= known) columns.delete(name);
-            break;
-          }
-          values[col] = field(value[key]);
-        }
-      }
+      const known = columns.size;
+      const read = jsonValues(bytes, columnOf);
+      if (typeof read === "string") {
+        why = read;
+        // the header names the fields of the rows loaded only
+        for (const [name, c] of columns) if (c >= known) columns.delete(name);
+      } else values = read;
     }
     if (why !== undefined) bad.push({ why, message });
     else rows.push({ values, message });

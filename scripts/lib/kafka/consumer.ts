@@ -275,30 +275,26 @@ export class KafkaSource {
         // where the fetch started (kafkajs keeps it on the batch; not in its typings): every
         // consumable message from there on is in this batch
         const fetched = (batch as unknown as { fetchedOffset?: string }).fetchedOffset;
-        for (let i = 0; i < all.length && !this.#stopping; i += this.#o.maxRows) {
-          this.#add({
-            topic: batch.topic,
-            partition: batch.partition,
-            messages: all.slice(i, i + this.#o.maxRows),
-            highWatermark: BigInt(batch.highWatermark),
-            coversFrom: i > 0
-              ? all[i - 1].offset + 1n
-              : fetched !== undefined && /^\d+$/.test(fetched)
-              ? BigInt(fetched)
-              : undefined,
-          }).catch(() => {});
-          // fetch ahead while earlier batches load, up to FETCH_AHEAD micro-batches in hand:
-          // safe, because the positions that count are PostgreSQL's, never Kafka's, and the
-          // load of a partition's messages that do not follow its stored position is refused.
-          // Past that, wait for a batch to load, keeping the group membership alive while
-          // PostgreSQL is slow or down
-          while (this.#inHand >= FETCH_AHEAD * this.#o.maxRows && !this.#stopping) {
-            const before = this.#batchesDone;
-            await Promise.race([this.#batchDone, sleep(2_000)]);
-            // bounded: a heartbeat to a broker that went away can wait for good
-            if (this.#batchesDone === before) {
-              await Promise.race([heartbeat().catch(() => {}), sleep(3_000)]);
-            }
+        if (this.#stopping || all.length === 0) return;
+        // the loader cuts the fetch into micro-batches where they are full (#take)
+        this.#add({
+          topic: batch.topic,
+          partition: batch.partition,
+          messages: all,
+          highWatermark: BigInt(batch.highWatermark),
+          coversFrom: fetched !== undefined && /^\d+$/.test(fetched) ? BigInt(fetched) : undefined,
+        }).catch(() => {});
+        // fetch ahead while earlier batches load, up to FETCH_AHEAD micro-batches in hand:
+        // safe, because the positions that count are PostgreSQL's, never Kafka's, and the
+        // load of a partition's messages that do not follow its stored position is refused.
+        // Past that, wait for a batch to load, keeping the group membership alive while
+        // PostgreSQL is slow or down
+        while (this.#inHand >= FETCH_AHEAD * this.#o.maxRows && !this.#stopping) {
+          const before = this.#batchesDone;
+          await Promise.race([this.#batchDone, sleep(2_000)]);
+          // bounded: a heartbeat to a broker that went away can wait for good
+          if (this.#batchesDone === before) {
+            await Promise.race([heartbeat().catch(() => {}), sleep(3_000)]);
           }
         }
       },
