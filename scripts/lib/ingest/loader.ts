@@ -36,6 +36,7 @@ export interface BatchResult {
 export interface LoadResult {
   outcome: Outcome;
   name: string;
+  /** the content hash (files only: the ledger key) */
   sha256?: string;
   bytes: number;
   /** why a file was rejected, or which file held the same content first */
@@ -105,8 +106,11 @@ async function* ofBytes(bytes: Uint8Array): AsyncGenerator<Uint8Array> {
 async function readHeader(source: AsyncIterable<Uint8Array>): Promise<string[] | undefined> {
   const scanner = new CsvScanner();
   for await (const chunk of source) {
-    scanner.push(chunk);
-    if (scanner.header) return scanner.header;
+    // in 4 KiB steps: the scanner checks every record it is given, and a header is short
+    for (let i = 0; i < chunk.length; i += 4096) {
+      scanner.push(chunk.subarray(i, i + 4096));
+      if (scanner.header) return scanner.header;
+    }
   }
   scanner.end();
   return scanner.header;
@@ -420,12 +424,13 @@ export async function loadSource(
       }
 
       const scanner = new CsvScanner();
-      const hash = sha256Hex();
+      // the content hash is the file ledger's key; HTTP and Kafka batches have no ledger entry
+      const hash = kind === "file" ? sha256Hex() : undefined;
       let streamed = 0;
       const copyStarted = performance.now();
       async function* scanned() {
         for await (const chunk of source.open()) {
-          hash.update(chunk);
+          hash?.update(chunk);
           streamed += chunk.length;
           if (streamed > CHUNK) crashPoint("mid-copy");
           const outBytes = scanner.push(chunk);
@@ -457,7 +462,7 @@ export async function loadSource(
       }
       out.copyMs = performance.now() - copyStarted;
       crashPoint("after-copy");
-      out.sha256 = hash.hex();
+      out.sha256 = hash?.hex();
       if (streamed !== source.bytes) {
         throw new FileChangedError(
           `File "${name}" changed while it was read (${source.bytes} bytes at start, ${streamed} read): producers must write name.tmp and rename it when complete`,
@@ -465,7 +470,7 @@ export async function loadSource(
       }
 
       if (kind === "file") {
-        const [{ prior }] = await tx`select ingest.claim_file(${out.sha256}) as prior`;
+        const [{ prior }] = await tx`select ingest.claim_file(${out.sha256!}) as prior`;
         if (prior) return duplicate(out, prior);
       }
       const malformed = [...scanner.malformed, ...(opts.malformed ?? [])];
