@@ -583,6 +583,13 @@ Deno.test(
           30_000,
           "b's assignment",
         );
+        // a drops from hand what it fetched of the partitions b now holds (b reads them from
+        // the positions in PostgreSQL)
+        await waitFor(
+          async () => /dropped from hand.*messages=[1-9]/.test(await a.output()),
+          10_000,
+          "a to drop the messages of b's partitions:\n" + (await a.output()),
+        );
         const before = await loaded(db.sql);
         await a.kill();
         assert(before < m.totals.rows, "a was killed before the end");
