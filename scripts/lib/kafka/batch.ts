@@ -313,7 +313,8 @@ class FlatJson {
       if (same) return this.#keyCols[k];
     }
     const col = this.columnOf(String.fromCharCode(...b.subarray(from, to)));
-    this.#keys[k] = b.slice(from, to);
+    // a copy (the message may be a Buffer, whose slice is a view)
+    this.#keys[k] = Uint8Array.from(b.subarray(from, to));
     this.#keyCols[k] = col;
     if (col >= this.#seen.length) this.#grow(col + 1);
     return col;

@@ -297,9 +297,8 @@ export class KafkaSource {
           topic: batch.topic,
           partition: batch.partition,
           offset: BigInt(m.offset),
-          value: m.value
-            ? new Uint8Array(m.value.buffer, m.value.byteOffset, m.value.byteLength)
-            : null,
+          // a Buffer is a Uint8Array: used as it is (no view object per message)
+          value: m.value,
         }));
         // where the fetch started (kafkajs keeps it on the batch; not in its typings): every
         // consumable message from there on is in this batch
