@@ -318,8 +318,8 @@ export class KafkaSource {
         // Past that, wait for a batch to load, with a heartbeat after each wait (kafkajs sends
         // one per heartbeat interval at most): it keeps the membership alive while PostgreSQL
         // is slow or down, and tells of a rebalance, which ends this fetch so the member joins
-        // again at once (not after the batches in hand have loaded: seen taking 12 s, with the
-        // other member waiting for it)
+        // again at once (not after the batches in hand have loaded: in the rebalance test, not
+        // within 10 s, the other member waiting for it)
         while (this.#inHand >= FETCH_AHEAD * this.#o.maxRows && !this.#stopping) {
           await Promise.race([this.#batchDone, sleep(2_000)]);
           // bounded: a heartbeat to a broker that went away can wait for good
