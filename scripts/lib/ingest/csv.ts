@@ -53,7 +53,20 @@ export class CsvScanner {
    * Added to every line number it reports (default 0): the HTTP collector stages several
    * requests as one batch and keeps their lines apart this way.
    */
-  constructor(readonly lineOffset = 0) {}
+  constructor(readonly lineOffset = 0, opts: { minBuffer?: number } = {}) {
+    this.#minBuffer = opts.minBuffer ?? 1 << 16;
+  }
+
+  /**
+   * The next record starts at line `line` (lineOffset added, as reported): for a caller that
+   * scans only some records of a file, each run of them where it lies. Call between records.
+   */
+  resumeAt(line: number) {
+    this.#line = this.#recLine = line - this.lineOffset;
+  }
+
+  // the smallest output buffer (each push hands its buffer over and starts a new one)
+  #minBuffer: number;
 
   #expected = 0;
   #inQuote = false;
@@ -211,7 +224,9 @@ export class CsvScanner {
 
   #reserve(extra: number) {
     if (this.#pos + extra <= this.#out.length) return;
-    const next = new Uint8Array(Math.max(this.#pos + extra, this.#out.length * 2, 1 << 16));
+    const next = new Uint8Array(
+      Math.max(this.#pos + extra, this.#out.length * 2, this.#minBuffer),
+    );
     next.set(this.#out.subarray(0, this.#pos));
     this.#out = next;
   }

@@ -243,6 +243,13 @@ export interface LoadOptions {
 export interface Source {
   bytes: number;
   open(): AsyncIterable<Uint8Array>;
+  /**
+   * Set when open() yields records already in the form the CSV scanner passes to COPY
+   * ("line_no," + record + LF, none of them malformed) rather than a CSV file: the header
+   * they were read under and their count. Only the Kafka batch builder makes such sources,
+   * from records it can prove the scanner would pass unchanged (see kafka/batch.ts).
+   */
+  scanned?: { header: string[]; rows: number; malformed: MalformedRow[] };
 }
 
 export async function fileSource(path: string): Promise<Source> {
@@ -252,6 +259,14 @@ export async function fileSource(path: string): Promise<Source> {
 
 export function bytesSource(bytes: Uint8Array): Source {
   return { bytes: bytes.length, open: () => ofBytes(bytes) };
+}
+
+/** Records ready for COPY, as the scanner emits them (see Source.scanned). */
+export function scannedSource(
+  records: Uint8Array,
+  scanned: { header: string[]; rows: number; malformed: MalformedRow[] },
+): Source {
+  return { bytes: records.length, open: () => ofBytes(records), scanned };
 }
 
 /**
@@ -358,7 +373,7 @@ export async function loadSource(
   let header: string[] | undefined;
   let headerError: string | undefined;
   try {
-    header = await readHeader(source.open());
+    header = source.scanned ? source.scanned.header : await readHeader(source.open());
   } catch (error) {
     if (!(error instanceof HeaderError)) throw error;
     headerError = error.message;
@@ -433,9 +448,14 @@ export async function loadSource(
           hash?.update(chunk);
           streamed += chunk.length;
           if (streamed > CHUNK) crashPoint("mid-copy");
+          if (source.scanned) {
+            yield chunk;
+            continue;
+          }
           const outBytes = scanner.push(chunk);
           if (outBytes.length) yield outBytes;
         }
+        if (source.scanned) return;
         const tail = scanner.end();
         if (tail.length) yield tail;
       }
@@ -473,8 +493,11 @@ export async function loadSource(
         const [{ prior }] = await tx`select ingest.claim_file(${out.sha256!}) as prior`;
         if (prior) return duplicate(out, prior);
       }
-      const malformed = [...scanner.malformed, ...(opts.malformed ?? [])];
-      const expected = scanner.rows + malformed.length;
+      const malformed = [
+        ...(source.scanned?.malformed ?? scanner.malformed),
+        ...(opts.malformed ?? []),
+      ];
+      const expected = (source.scanned?.rows ?? scanner.rows) + malformed.length;
       if (opts.analytics === "deferred") {
         await tx`select set_config('pipeline.analytics', 'deferred', true)`;
       }

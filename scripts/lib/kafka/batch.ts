@@ -3,7 +3,14 @@
 // CSV record under its topic's configured header. A message that cannot be read that way is a
 // malformed row (dead-lettered with its raw bytes); every rule on values lives in SQL.
 import { field, parseExact } from "../collector/ndjson.ts";
-import { csvLine, CsvScanner, lineCount, type MalformedRow, splitRecord } from "../ingest/csv.ts";
+import {
+  csvLine,
+  CsvScanner,
+  HeaderError,
+  lineCount,
+  type MalformedRow,
+  splitRecord,
+} from "../ingest/csv.ts";
 import { COLUMNS_V2 } from "../generator/schema.ts";
 
 export type Format = "json" | "csv";
@@ -23,12 +30,23 @@ export interface Message {
 
 export interface Batch {
   /** header + one CSV record per readable message */
-  csv: Uint8Array;
+  readonly csv: Uint8Array;
+  /**
+   * The records as the loader's CSV scanner would pass them to COPY ("line_no," + record +
+   * LF), the header's names as it reads them, the records it would pass and the ones it would
+   * divert. A record copied from a flat ASCII JSON object (FlatJson) is one line of printable
+   * ASCII with the header's field count, which the scanner passes unchanged: it is prefixed
+   * here. Every other record goes through the scanner, in runs of consecutive records at
+   * their lines. The loader then streams the records to COPY without scanning the whole batch
+   * again (scannedSource). Absent when the scanner cannot read the header (then the loader
+   * reads the CSV and rejects it as it would a file).
+   */
+  copy?: { records: Uint8Array; header: string[]; rows: number; malformed: MalformedRow[] };
   /** messages that could not be read, with their CSV line numbers after the records */
   malformed: MalformedRow[];
   /** each message's CSV line number and source (topic/partition@offset), aligned */
   lines: number[];
-  sources: string[];
+  readonly sources: string[];
   rows: number;
 }
 
@@ -167,6 +185,8 @@ export function buildBatch(
   const loaded: Message[] = [];
   const bad: { why: string; message: Message }[] = [];
   let recordLine = 0;
+  // per record: 1 = copied by FlatJson
+  const flats: number[] = [];
   for (const message of messages) {
     const fmt = formats.get(message.topic) ?? { format: "json" };
     const bytes = message.value ?? new Uint8Array(0);
@@ -175,9 +195,11 @@ export function buildBatch(
       continue;
     }
     let lineCountOf = 1;
+    let flatOne = 1;
     if (fmt.format === "json" && !opts.general && flat.write(bytes, out)) {
       // written
     } else {
+      flatOne = 0;
       let values: string[] = [];
       let why: string | undefined;
       if (fmt.format === "csv") {
@@ -202,44 +224,117 @@ export function buildBatch(
       lineCountOf = lineCount(record);
       out.text(record);
     }
+    flats.push(flatOne);
     ends.push(out.length);
-    widths.push(columns.size);
+    // a record has one field at least: "{}" before any column is one empty field
+    widths.push(Math.max(1, columns.size));
     firstLines.push(recordLine);
     recordLine += lineCountOf;
     loaded.push(message);
   }
   if (columns.size === 0) { for (const c of COLUMNS_V2) columns.set(c, columns.size); }
   const width = columns.size;
-  const headerLine = csvLine([...columns.keys()]);
+  const headerNames = [...columns.keys()];
+  const headerLine = csvLine(headerNames);
   const header = encoder.encode(headerLine);
   const first = 1 + lineCount(headerLine);
   const lines = firstLines.map((l) => first + l);
-  const sources = loaded.map(sourceOf);
-  let line = first + recordLine;
-  const malformed: MalformedRow[] = bad.map(({ why, message }) => {
-    lines.push(line);
-    sources.push(sourceOf(message));
-    return { lineNo: line++, raw: message.value ?? new Uint8Array(0), why };
+  const malformed: MalformedRow[] = bad.map(({ why, message }, i) => {
+    const lineNo = first + recordLine + i;
+    lines.push(lineNo);
+    return { lineNo, raw: message.value ?? new Uint8Array(0), why };
   });
   // records written before a column was first seen get its empty fields now
   let pad = 0;
   for (let r = 0; r < widths.length; r++) pad += width - widths[r];
-  const csv = new Uint8Array(header.length + out.length + pad);
-  csv.set(header, 0);
-  if (pad === 0) csv.set(out.view(), header.length);
-  else {
-    let at = header.length, from = 0;
-    const body = out.view();
-    for (let r = 0; r < ends.length; r++) {
-      // the record without its LF, then a comma per missing field, then the LF
-      csv.set(body.subarray(from, ends[r] - 1), at);
-      at += ends[r] - 1 - from;
-      for (let k = widths[r]; k < width; k++) csv[at++] = COMMA;
-      csv[at++] = LF;
-      from = ends[r];
+  const body = out.view();
+  // record r without its LF, then a comma per missing field, then the LF
+  const record = (into: Uint8Array, at: number, r: number) => {
+    const from = r === 0 ? 0 : ends[r - 1];
+    into.set(body.subarray(from, ends[r] - 1), at);
+    at += ends[r] - 1 - from;
+    for (let k = widths[r]; k < width; k++) into[at++] = COMMA;
+    into[at++] = LF;
+    return at;
+  };
+  let csv: Uint8Array | undefined;
+  const csvOf = () => {
+    if (csv) return csv;
+    csv = new Uint8Array(header.length + body.length + pad);
+    csv.set(header, 0);
+    if (pad === 0) csv.set(body, header.length);
+    else for (let r = 0, at = header.length; r < ends.length; r++) at = record(csv, at, r);
+    return csv;
+  };
+  let sources: string[] | undefined;
+  return {
+    get csv() {
+      return csvOf();
+    },
+    copy: copyReady(),
+    malformed,
+    lines,
+    // made when asked (most batches send only their dead-lettered lines' sources)
+    get sources() {
+      return sources ??= [...loaded.map(sourceOf), ...bad.map(({ message }) => sourceOf(message))];
+    },
+    rows: loaded.length,
+  };
+
+  function copyReady(): Batch["copy"] {
+    // the scanner, for the header and the records not copied by FlatJson (sized per run)
+    const scanner = new CsvScanner(0, { minBuffer: 0 });
+    try {
+      scanner.push(header);
+    } catch (error) {
+      if (error instanceof HeaderError) return undefined;
+      throw error;
     }
+    if (!scanner.header) return undefined; // a blank header line: the loader scans the CSV
+    // a one-field record can be empty, a blank line the scanner skips: those are scanned
+    const copies = (r: number) => flats[r] === 1 && width >= 2;
+    const digits = String(first + recordLine).length + 1; // the last record's line and a comma
+    const records = new Uint8Array(body.length + pad + ends.length * digits);
+    let at = 0, rows = 0;
+    for (let r = 0; r < ends.length;) {
+      if (copies(r)) {
+        at = decimal(records, at, lines[r]);
+        records[at++] = COMMA;
+        at = record(records, at, r++);
+        rows++;
+        continue;
+      }
+      let end = r + 1;
+      while (end < ends.length && !copies(end)) end++;
+      const run = new Uint8Array(ends[end - 1] - (r === 0 ? 0 : ends[r - 1]) + pad);
+      let size = 0;
+      for (let k = r; k < end; k++) size = record(run, size, k);
+      scanner.resumeAt(lines[r]);
+      const passed = scanner.rows;
+      const scanned = scanner.push(run.subarray(0, size));
+      records.set(scanned, at);
+      at += scanned.length;
+      rows += scanner.rows - passed;
+      r = end;
+    }
+    return {
+      records: records.subarray(0, at),
+      header: scanner.header,
+      rows,
+      malformed: scanner.malformed,
+    };
   }
-  return { csv, malformed, lines, sources, rows: loaded.length };
+}
+
+/** Writes n (a non-negative integer) in decimal at `at`; returns the position after it. */
+function decimal(into: Uint8Array, at: number, n: number): number {
+  let size = 1;
+  for (let p = 10; p <= n; p *= 10) size++;
+  for (let k = at + size - 1; k >= at; k--) {
+    into[k] = ZERO + n % 10;
+    n = Math.floor(n / 10);
+  }
+  return at + size;
 }
 
 const QUOTE = 0x22, COMMA = 0x2c, LF = 0x0a, COLON = 0x3a, BACKSLASH = 0x5c;

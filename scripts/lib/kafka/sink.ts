@@ -8,6 +8,7 @@ import {
   crashPoint,
   type LoadResult,
   loadSource,
+  scannedSource,
   type Settings,
 } from "../ingest/loader.ts";
 import { type Batch, buildBatch, type Message, type TopicFormat } from "./batch.ts";
@@ -191,7 +192,10 @@ export function deadLetterSources(
 }
 
 function loadBatch(tx: postgres.TransactionSql, batch: Batch, name: string, cfg: Settings) {
-  return loadSource(tx, bytesSource(batch.csv), name, cfg, {
+  const source = batch.copy
+    ? scannedSource(batch.copy.records, batch.copy)
+    : bytesSource(batch.csv);
+  return loadSource(tx, source, name, cfg, {
     kind: "kafka",
     malformed: batch.malformed,
   });
