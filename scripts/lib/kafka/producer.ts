@@ -53,6 +53,13 @@ export function messagesOf(
   const header = scanner.header ?? [];
   const names = header.map((h) => h.trim().toLowerCase());
   const typeAt = names.indexOf("event_type"), userAt = names.indexOf("user_id");
+  const sessionAt = names.indexOf("session_id");
+  const keyOf = (fields: string[]) => {
+    for (const at of [userAt, sessionAt]) {
+      if (at >= 0 && fields[at]?.trim()) return fields[at].trim();
+    }
+    return null;
+  };
   const records: Record_[] = [];
   for (const chunk of out) {
     // COPY-ready records: "line_no,fields...\n", a newline inside quotes belongs to the field
@@ -73,7 +80,7 @@ export function messagesOf(
         records.push({
           line,
           value,
-          key: userAt >= 0 && fields[userAt]?.trim() ? fields[userAt].trim() : null,
+          key: keyOf(fields),
           type: typeAt >= 0 ? (fields[typeAt] ?? "").trim().toLowerCase() : null,
         });
       }
