@@ -8,7 +8,8 @@ import type { Sql } from "../common/db.ts";
 import type { Logger } from "../common/log.ts";
 import type { Settings } from "../ingest/loader.ts";
 import { backoffMs, sleep, within } from "../common/retry.ts";
-import type { Message, TopicFormat } from "./batch.ts";
+import type { TopicFormat } from "./batch.ts";
+import { install as installRecordBatches, messagesOf } from "./records.ts";
 import {
   flush,
   type FlushResult,
@@ -186,6 +187,9 @@ export class KafkaSource {
   assigned: { topic: string; partition: number }[] = [];
 
   constructor(o: ConsumerOptions) {
+    // kafkajs reads fetches by record batch in this process (records.ts): the consumers here
+    // are the only ones, and they read the records with messagesOf
+    installRecordBatches();
     this.#o = o;
     this.#kafka = kafkaClient(o.client);
     this.#consumer = this.#newConsumer();
@@ -293,16 +297,12 @@ export class KafkaSource {
       eachBatchAutoResolve: true,
       partitionsConsumedConcurrently: 64,
       eachBatch: async ({ batch, heartbeat }) => {
-        const all: Message[] = batch.messages.map((m) => ({
-          topic: batch.topic,
-          partition: batch.partition,
-          offset: BigInt(m.offset),
-          // a Buffer is a Uint8Array: used as it is (no view object per message)
-          value: m.value,
-        }));
         // where the fetch started (kafkajs keeps it on the batch; not in its typings): every
         // consumable message from there on is in this batch
         const fetched = (batch as unknown as { fetchedOffset?: string }).fetchedOffset;
+        const from = fetched !== undefined && /^\d+$/.test(fetched) ? BigInt(fetched) : undefined;
+        // the records of the fetch's record batches (records.ts), from the fetched offset on
+        const all = messagesOf(batch.topic, batch.partition, batch.messages, from);
         if (this.#stopping || all.length === 0) return;
         // the loader cuts the fetch into micro-batches where they are full (#take)
         this.#add({
@@ -310,7 +310,7 @@ export class KafkaSource {
           partition: batch.partition,
           messages: all,
           highWatermark: BigInt(batch.highWatermark),
-          coversFrom: fetched !== undefined && /^\d+$/.test(fetched) ? BigInt(fetched) : undefined,
+          coversFrom: from,
         }).catch(() => {});
         // fetch ahead while earlier batches load, up to FETCH_AHEAD micro-batches in hand:
         // safe, because the positions that count are PostgreSQL's, never Kafka's, and the
