@@ -104,11 +104,17 @@ begin
             b.wishlist_hours & ~coalesce(s.wishlist_hours, 0) as wishlist_new,
             b.purchase_hours & ~coalesce(s.purchase_hours, 0) as purchase_new
         from visitor_days as b
-        left join analytics.seen_day_visitors as s
-            on s.day = b.day
-            and s.visitor = b.visitor
-            -- only the batch's days of the membership table, however long its history
-            and s.day = any (array(select distinct day from grain))
+        -- one index probe per visitor of the batch. A join reads every member of the batch's
+        -- days, each batch again: 84,000 members for a 20,000-event batch's 3,500 visitors, 33
+        -- against 19 ms (and the day only grows). LIMIT 1 (the key is unique) keeps the
+        -- planner from turning the probes back into that join.
+        left join lateral (
+            select m.day, m.view_hours, m.search_hours, m.add_to_cart_hours,
+                m.remove_from_cart_hours, m.wishlist_hours, m.purchase_hours
+            from analytics.seen_day_visitors as m
+            where m.day = b.day and m.visitor = b.visitor
+            limit 1
+        ) as s on true
     ),
 
     -- aggregation 3, funnel: a session counts for a step the first time it reaches it that day
@@ -136,10 +142,14 @@ begin
             b.has_cart and not coalesce(s.has_cart, false) as cart_reached,
             b.has_purchase and not coalesce(s.has_purchase, false) as purchase_reached
         from session_steps as b
-        left join analytics.seen_day_sessions as s
-            on s.day = b.day
-            and s.session_id = b.session_id
-            and s.day = any (array(select distinct day from grain))
+        -- index probes, as for the visitors (160,000 members of the day read for 3,500
+        -- sessions: 57 against 18 ms)
+        left join lateral (
+            select m.day, m.has_view, m.has_cart, m.has_purchase
+            from analytics.seen_day_sessions as m
+            where m.day = b.day and m.session_id = b.session_id
+            limit 1
+        ) as s on true
     ),
 
     inserted_visitors as (
