@@ -1,7 +1,9 @@
 // make bench-kafka: the Kafka source against the file path on the same seeded events, in the
 // same run, each into a fresh database: committed rows/s end to end (a backlog of N events on
 // a 4-partition topic, consumed from the start), and freshness (produce acknowledged -> rows
-// visible in PostgreSQL, analytics included) while events stream at a steady pace.
+// visible in PostgreSQL, analytics included) while events stream at a steady pace. The file
+// path two at a time runs again after the Kafka runs (the machine's speed drifts), and each
+// timed run says what PostgreSQL, this process and the broker cost in CPU a row.
 import { join } from "node:path";
 import { parseArgs } from "node:util";
 import { config } from "../scripts/lib/common/config.ts";
@@ -66,6 +68,53 @@ const manifest = await generate({
 });
 const files = manifest.files.map((f) => join(dir, "files", f.name));
 
+/**
+ * CPU time (ms) used so far by the PostgreSQL server's processes, this process (the loader or
+ * the consumers) and the Kafka broker, read from /proc (Linux; zeros elsewhere): on a machine
+ * where they share the cores, what each costs a row tells where the time goes.
+ */
+function cpu(): { postgres: number; self: number; broker: number } {
+  const out = { postgres: 0, self: 0, broker: 0 };
+  let entries: Deno.DirEntry[];
+  try {
+    entries = [...Deno.readDirSync("/proc")];
+  } catch {
+    return out;
+  }
+  for (const e of entries) {
+    if (!/^\d+$/.test(e.name)) continue;
+    try {
+      const cmd = Deno.readTextFileSync(`/proc/${e.name}/cmdline`);
+      const who = Number(e.name) === Deno.pid
+        ? "self"
+        // the postmaster (its program's path) and its children ("postgres: user db ...")
+        : cmd.startsWith("postgres") || cmd.split("\0")[0].endsWith("/postgres")
+        ? "postgres"
+        : cmd.includes("kafka.Kafka")
+        ? "broker"
+        : undefined;
+      if (!who) continue;
+      const stat = Deno.readTextFileSync(`/proc/${e.name}/stat`);
+      const f = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
+      // utime + stime, and cutime + cstime: what its ended children used (the postmaster's
+      // are the backends and workers that have exited), in clock ticks (100 a second)
+      out[who] += (Number(f[11]) + Number(f[12]) + Number(f[13]) + Number(f[14])) * 10;
+    } catch {
+      // the process ended meanwhile
+    }
+  }
+  return out;
+}
+
+/** CPU a row since `from`, e.g. "PostgreSQL 45.0 µs, this process 2.3 µs, broker 0.9 µs". */
+function cpuPerRow(from: ReturnType<typeof cpu>, rows: number): string {
+  const now = cpu();
+  const per = (k: keyof typeof now) => ((now[k] - from[k]) * 1000 / rows).toFixed(1);
+  return `CPU a row: PostgreSQL ${per("postgres")} µs, this process ${per("self")} µs, broker ${
+    per("broker")
+  } µs`;
+}
+
 async function committed(sql: Sql): Promise<number> {
   const [r] = await sql`
     select coalesce(sum(rows), 0)::int as n from quality.batch_metrics where source_kind = 'kafka'`;
@@ -84,23 +133,31 @@ say(
   } rows/s`,
 );
 
-// 1b. the file path as `deno task ingest` runs it by default: one file per core at a time
+// 1b. the file path as `deno task ingest` runs it by default: one file per core at a time.
+//     Run again after the Kafka runs: the machine's speed drifts, and the two runs bound it.
 const workers = navigator.hardwareConcurrency;
-const parallelDb = await testDb(`bench_kafka_files_par_${run}`);
-const parallelSql = connect({ url: parallelDb.url, role: cfg.INGEST_ROLE, max: workers + 1 });
-t0 = performance.now();
-let nextFile = 0;
-await Promise.all(Array.from({ length: workers }, async () => {
-  while (nextFile < files.length) await loadFile(parallelSql, files[nextFile++], settings(cfg));
-}));
-const parallelSeconds = (performance.now() - t0) / 1000;
-await parallelSql.end();
-await parallelDb.drop();
-say(
-  `file path, ${workers} files at a time (deno task ingest's default --workers): ${manifest.totals.rows} rows in ${
-    parallelSeconds.toFixed(2)
-  } s = ${Math.round(manifest.totals.rows / parallelSeconds)} rows/s`,
-);
+async function parallelFiles(label: string): Promise<number> {
+  const db = await testDb(`bench_kafka_files_par_${label}_${run}`);
+  const sql = connect({ url: db.url, role: cfg.INGEST_ROLE, max: workers + 1 });
+  const t0 = performance.now();
+  const before = cpu();
+  let nextFile = 0;
+  await Promise.all(Array.from({ length: workers }, async () => {
+    while (nextFile < files.length) await loadFile(sql, files[nextFile++], settings(cfg));
+  }));
+  const seconds = (performance.now() - t0) / 1000;
+  const perRow = cpuPerRow(before, manifest.totals.rows);
+  await sql.end();
+  await db.drop();
+  say(
+    `file path, ${workers} files at a time (deno task ingest's default --workers)${label}: ${manifest.totals.rows} rows in ${
+      seconds.toFixed(2)
+    } s = ${Math.round(manifest.totals.rows / seconds)} rows/s; ${perRow}`,
+  );
+  return seconds;
+}
+const parallelSeconds = await parallelFiles("");
+let lastKafkaSeconds = NaN;
 
 // 2. the Kafka path: the same events as a backlog on a 4-partition topic, consumed from the start
 const topic = `bench-${run}`;
@@ -144,6 +201,7 @@ for (const [i, n] of counts.entries()) {
   }
   const cs = Array.from({ length: n }, () => consumer(sql, `bench-${run}-${n}`));
   t0 = performance.now();
+  const kafkaCpu = cpu();
   for (const c of cs) await c.start();
   let first: { at: number; rows: number } | undefined;
   for (let n = 0; n < manifest.totals.rows; n = await committed(kafkaDb.sql)) {
@@ -151,7 +209,8 @@ for (const [i, n] of counts.entries()) {
     await new Promise((r) => setTimeout(r, 50));
   }
   const end = performance.now();
-  const kafkaSeconds = (end - t0) / 1000;
+  const kafkaSeconds = lastKafkaSeconds = (end - t0) / 1000;
+  const kafkaCpuPerRow = cpuPerRow(kafkaCpu, manifest.totals.rows);
   for (const c of cs) await c.stop();
   const joined = first ? (first.at - t0) / 1000 : 0;
   const steady = first ? (manifest.totals.rows - first.rows) / ((end - first.at) / 1000) : NaN;
@@ -164,9 +223,19 @@ for (const [i, n] of counts.entries()) {
       (parallelSeconds / kafkaSeconds * 100).toFixed(0)
     }% of ${workers} at a time; includes the group join: first rows committed after ${
       joined.toFixed(2)
-    } s, ${Math.round(steady)} rows/s from there)`,
+    } s, ${Math.round(steady)} rows/s from there); ${kafkaCpuPerRow}`,
   );
 }
+
+// 1b again, after the Kafka runs
+const parallelAfter = await parallelFiles(", again");
+say(
+  `kafka path, ${
+    counts.at(-1)
+  } consumer(s), against the file path ${workers} at a time before and after it: ${
+    (parallelSeconds / lastKafkaSeconds * 100).toFixed(0)
+  }% and ${(parallelAfter / lastKafkaSeconds * 100).toFixed(0)}%`,
+);
 
 // 3. freshness: a steady stream of `pace` events/s for 20 s, produced in 100 ms slices; each
 //    slice is visible once the committed row count reaches its cumulative count
