@@ -263,8 +263,7 @@ export function bytesSource(bytes: Uint8Array): Source {
 
 /** Records ready for COPY, as the scanner emits them (see Source.scanned). */
 export function scannedSource(
-  records: Uint8Array,
-  scanned: { header: string[]; rows: number; malformed: MalformedRow[] },
+  { records, ...scanned }: NonNullable<Source["scanned"]> & { records: Uint8Array },
 ): Source {
   return { bytes: records.length, open: () => ofBytes(records), scanned };
 }

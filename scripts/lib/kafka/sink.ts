@@ -192,9 +192,7 @@ export function deadLetterSources(
 }
 
 function loadBatch(tx: postgres.TransactionSql, batch: Batch, name: string, cfg: Settings) {
-  const source = batch.copy
-    ? scannedSource(batch.copy.records, batch.copy)
-    : bytesSource(batch.csv);
+  const source = batch.copy ? scannedSource(batch.copy) : bytesSource(batch.csv);
   return loadSource(tx, source, name, cfg, {
     kind: "kafka",
     malformed: batch.malformed,
