@@ -15,15 +15,9 @@
 set -euo pipefail
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
-if [[ -f "$ROOT/.env" ]]; then
-  # .env fills in what the environment does not set (the environment wins)
-  saved_env=$(export -p)
-  set -a
-  # shellcheck disable=SC1091
-  . "$ROOT/.env"
-  set +a
-  eval "$saved_env"
-fi
+# shellcheck source=lib/common/dotenv.sh
+. "$ROOT/scripts/lib/common/dotenv.sh"
+load_dotenv
 PG_VERSION=18.6.0
 # as root the servers run as PG_OS_USER, who cannot read root's home: cache in /var/cache then
 if [[ "$(id -u)" == "0" ]]; then

@@ -214,6 +214,10 @@ Deno.test(
       new Uint8Array([0x7b, 0x22, 0xff, 0xfe, 0x22, 0x7d]), // {"\xff\xfe"}: not UTF-8
       enc.encode("[1,2,3]"),
       enc.encode(good(2)),
+      // a field named twice: JSON.parse would keep the second id and load it
+      enc.encode(
+        good(5).replace('{"event_id":', `{"event_id":"${crypto.randomUUID()}","event_id":`),
+      ),
     ];
     const csv_msgs = [
       enc.encode(`${crypto.randomUUID()},${now},view,3,s3,7,electronics,10.00,1`),
@@ -247,7 +251,7 @@ Deno.test(
         name: "c",
       });
       try {
-        await waitFor(async () => await loaded(db.sql) === 9, 60_000, "9 messages");
+        await waitFor(async () => await loaded(db.sql) === 10, 60_000, "10 messages");
       } finally {
         await c.stop();
       }
@@ -265,6 +269,7 @@ Deno.test(
           { source: `${json}/0@1`, reasons: ["malformed_row"], raw: json_msgs[1] },
           { source: `${json}/0@2`, reasons: ["malformed_row"], raw: json_msgs[2] },
           { source: `${json}/0@3`, reasons: ["malformed_row"], raw: json_msgs[3] },
+          { source: `${json}/0@5`, reasons: ["malformed_row"], raw: json_msgs[5] },
         ],
       );
       const [e] = await db.sql`select count(*)::int as n from core.events`;

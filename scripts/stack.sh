@@ -25,13 +25,11 @@ die() {
 }
 say() { echo "stack: $*" >&2; }
 
+# shellcheck source=lib/common/dotenv.sh
+. "$ROOT/scripts/lib/common/dotenv.sh"
+
 load_env() {
-  if [[ -f "$ROOT/.env" ]]; then
-    set -a
-    # shellcheck disable=SC1091
-    . "$ROOT/.env"
-    set +a
-  fi
+  load_dotenv
   URL_GIVEN="${DATABASE_URL:+1}"
   DATABASE_URL="${DATABASE_URL:-postgres://postgres:postgres@127.0.0.1:${PGPORT:-5433}/ecommerce}"
   if [[ ! "$DATABASE_URL" =~ ^postgres(ql)?://([^:@/]+)(:([^@/]*))?@([^:/]+)(:([0-9]+))?/([^?]+) ]]; then
@@ -359,7 +357,13 @@ tools)
   ;;
 deno) deno_cmd ;;
 dbmate) dbmate_cmd ;;
-pgbin) echo "$(pg_native)/bin" ;;
+pgbin)
+  # the binaries a server running as PG_OS_USER can reach: make up's servers and the tests'
+  # private clusters (scripts/lib/testing/testpg.ts) alike
+  ensure_os_user
+  server_home
+  reachable_bin "$(pg_native)"
+  ;;
 up) cmd_up ;;
 down) cmd_down ;;
 reset) cmd_reset ;;

@@ -180,11 +180,12 @@ Deno.test("PIPELINE_DB=docker: compose plugin, docker-compose, or a clear messag
   }
 });
 
-Deno.test("as root, a checkout under a mode-700 directory runs its embedded server from PG_HOME", async () => {
-  if (Deno.uid() !== 0) {
-    console.warn("skipped: only root runs the embedded server as another OS user");
-    return;
-  }
+/**
+ * A copy of the checkout in a mode-700 directory, with .tools inside it too (its entries link
+ * to the shared install): the server's OS user can reach neither data nor binaries through it.
+ * `home` is a PG_HOME that does not exist yet.
+ */
+async function privateCheckout() {
   const outer = await Deno.makeTempDir({ prefix: "private-" });
   await Deno.chmod(outer, 0o700);
   const repo = join(outer, "checkout");
@@ -195,8 +196,6 @@ Deno.test("as root, a checkout under a mode-700 directory runs its embedded serv
     const r = await run("cp", ["-a", join(root, f), join(repo, f)], {});
     assertEquals(r.code, 0, r.stderr);
   }
-  // .tools inside the private directory too (its entries link to the shared install): the
-  // server user can reach neither the data nor the binaries through the checkout
   const tools = await Deno.realPath(join(root, ".tools", "node_modules"));
   await Deno.mkdir(join(repo, ".tools", "node_modules"), { recursive: true });
   for (const e of Deno.readDirSync(tools)) {
@@ -204,6 +203,51 @@ Deno.test("as root, a checkout under a mode-700 directory runs its embedded serv
       await Deno.symlink(join(tools, e.name), join(repo, ".tools", "node_modules", e.name));
     }
   }
+  return { outer, repo, home };
+}
+
+Deno.test("as root, the tests' private clusters start in a checkout under a mode-700 directory", async () => {
+  if (Deno.uid() !== 0) {
+    console.warn("skipped: only root runs the test clusters as another OS user");
+    return;
+  }
+  const { outer, repo, home } = await privateCheckout();
+  try {
+    // the checkout's own testpg.ts, as its tests would use it
+    await Deno.writeTextFile(
+      join(repo, "probe.ts"),
+      `import { startCluster } from "./scripts/lib/testing/testpg.ts";
+import { connect, withDatabase } from "./scripts/lib/common/db.ts";
+const cluster = await startCluster("private", { migrate: false });
+try {
+  const sql = connect({ url: withDatabase(cluster.url, "postgres"), max: 1 });
+  const [{ n }] = await sql\`select 6 * 7 as n\`;
+  await sql.end();
+  console.log(n);
+} finally {
+  await cluster.destroy();
+}
+`,
+    );
+    const probe = await run(deno, ["run", "-A", "probe.ts"], {
+      PATH: Deno.env.get("PATH")!,
+      HOME: Deno.env.get("HOME") ?? "/root",
+      PG_HOME: home,
+    }, repo);
+    assertEquals(probe.code, 0, probe.stderr);
+    assertEquals(probe.stdout.trim(), "42");
+  } finally {
+    await Deno.remove(outer, { recursive: true });
+    await Deno.remove(home, { recursive: true }).catch(() => {});
+  }
+});
+
+Deno.test("as root, a checkout under a mode-700 directory runs its embedded server from PG_HOME", async () => {
+  if (Deno.uid() !== 0) {
+    console.warn("skipped: only root runs the embedded server as another OS user");
+    return;
+  }
+  const { outer, repo, home } = await privateCheckout();
   const env = {
     PATH: Deno.env.get("PATH")!,
     PGPORT: String(freePort()),

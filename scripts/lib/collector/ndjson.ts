@@ -71,6 +71,48 @@ export function parseExact(text: string): unknown {
   return value;
 }
 
+/**
+ * A top-level key the object's text names more than once, or undefined. JSON.parse keeps the
+ * last of two equal keys without a word, so the text is read again: first a cheap count of
+ * `"` + `:` pairs (every key is one; when there are no more of them than the parsed object has
+ * keys, no key repeats), then, only when strings or nested values hold more, a scan of the
+ * top level. `value` is `text` as JSON.parse read it.
+ */
+export function repeatedKey(text: string, value: object): string | undefined {
+  let keys = 0;
+  for (const _ in value) keys++;
+  let pairs = 0;
+  for (let at = text.indexOf(":"); at >= 0; at = text.indexOf(":", at + 1)) {
+    let k = at - 1;
+    while (k >= 0 && isJsonSpace(text.charCodeAt(k))) k--;
+    if (text.charCodeAt(k) === 0x22) pairs++;
+  }
+  if (pairs <= keys) return undefined;
+  const seen = new Set<string>();
+  let depth = 0;
+  for (let i = 0; i < text.length; i++) {
+    const c = text.charCodeAt(i);
+    if (c === 0x22) {
+      let j = i + 1;
+      while (text.charCodeAt(j) !== 0x22) j += text.charCodeAt(j) === 0x5c ? 2 : 1;
+      if (depth === 1) {
+        let k = j + 1;
+        while (isJsonSpace(text.charCodeAt(k))) k++;
+        if (text.charCodeAt(k) === 0x3a) {
+          const key = JSON.parse(text.slice(i, j + 1)) as string;
+          if (seen.has(key)) return key;
+          seen.add(key);
+        }
+      }
+      i = j;
+    } else if (c === 0x7b || c === 0x5b) depth++;
+    else if (c === 0x7d || c === 0x5d) depth--;
+  }
+  return undefined;
+}
+
+const isJsonSpace = (c: number) => c === 0x20 || c === 0x0a || c === 0x0d || c === 0x09;
+
 /** A JSON value as CSV field text: null -> empty (NULL), nested values as compact JSON. */
 export function field(value: unknown): string {
   if (value === null || value === undefined) return "";
@@ -125,6 +167,13 @@ export async function ndjsonToCsv(bytes: Uint8Array): Promise<NdjsonCsv> {
         ? "number"
         : typeof value;
       throw new NdjsonError(i + 1, `Line ${i + 1} is ${kind}, not a JSON object`);
+    }
+    const repeated = repeatedKey(line, value);
+    if (repeated !== undefined) {
+      throw new NdjsonError(
+        i + 1,
+        `Line ${i + 1} names the field "${repeated.trim().toLowerCase()}" twice`,
+      );
     }
     const row: string[] = [];
     for (const key in value) {

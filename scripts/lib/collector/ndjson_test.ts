@@ -35,6 +35,13 @@ Deno.test("ndjsonToCsv: a line that is not a JSON object is named", async () => 
       ["null\n", 1, "Line 1 is null, not a JSON object"],
       ["42\n", 1, "Line 1 is number, not a JSON object"],
       ['{"a":1,"A":2}\n', 1, 'Line 1 names the field "a" twice'],
+      [
+        '{"a":1}\n{"event_id":"x4","event_id":"x5"}\n',
+        2,
+        'Line 2 names the field "event_id" twice',
+      ],
+      ['{"b":"x\\":y","b":{"b":1}}\n', 1, 'Line 1 names the field "b" twice'],
+      ['{"a":1,"\\u0061":2}\n', 1, 'Line 1 names the field "a" twice'],
       ["{}\n", 1, "Line 1 is an object with no fields"],
     ] as const
   ) {
@@ -49,6 +56,11 @@ Deno.test("ndjsonToCsv: a line that is not a JSON object is named", async () => 
     assert(caught.message.startsWith(text), `${body}: ${caught.message}`);
   }
   await assertRejects(() => ndjsonToCsv(new Uint8Array([0x7b, 0xff, 0x7d])), NdjsonError, "UTF-8");
+});
+
+Deno.test("ndjsonToCsv: colons inside strings and nested keys are no field named twice", async () => {
+  const r = await ndjsonToCsv(enc('{"a":"x\\":y","b":{"a":1,"b":[{"a":2}]}}\n'));
+  assertEquals(dec(r.csv), 'a,b\n"x"":y","{""a"":1,""b"":[{""a"":2}]}"\n');
 });
 
 Deno.test("ndjsonToCsv: blank input gives an empty CSV", async () => {

@@ -2,7 +2,7 @@
 // Structure only: a message is one event, as a JSON object (the NDJSON field names) or as one
 // CSV record under its topic's configured header. A message that cannot be read that way is a
 // malformed row (dead-lettered with its raw bytes); every rule on values lives in SQL.
-import { field, parseExact } from "../collector/ndjson.ts";
+import { field, parseExact, repeatedKey } from "../collector/ndjson.ts";
 import {
   csvLine,
   CsvScanner,
@@ -84,7 +84,11 @@ function parseJson(bytes: Uint8Array): Record<string, unknown> | string {
   } catch (error) {
     return `not valid JSON (${(error as Error).message})`;
   }
-  return notAnObject(value) ?? value as Record<string, unknown>;
+  const not = notAnObject(value);
+  if (not !== undefined) return not;
+  const repeated = repeatedKey(text, value as object);
+  if (repeated !== undefined) return `the field "${nameOf(repeated)}" is named twice`;
+  return value as Record<string, unknown>;
 }
 
 /** A field name as the loader reads a header's: trimmed, lowercased. */

@@ -47,6 +47,24 @@ Deno.test("a message naming a field twice adds no column to the header", () => {
   assertEquals(b.malformed.map((m) => [m.lineNo, m.why]), [[4, 'the field "zed" is named twice']]);
 });
 
+Deno.test("a message naming a field twice in the same spelling is malformed, not last-wins", () => {
+  const b = buildBatch([
+    msg("j", 1, '{"event_id":"a","price":"1"}'),
+    msg("j", 2, '{"event_id":"b","event_id":"c","price":"2"}'),
+    msg("j", 3, '{"event_id":"d","\\u0070rice":"3","price":"4"}'),
+    msg("j", 4, '{"event_id":"e","note":"x\\":y","x":{"event_id":1,"y":2}}'),
+  ], formats);
+  assertEquals(
+    new TextDecoder().decode(b.csv),
+    'event_id,price,note,x\na,1,,\ne,,"x"":y","{""event_id"":1,""y"":2}"\n',
+  );
+  assertEquals(b.malformed.map((m) => [m.lineNo, m.why]), [
+    [4, 'the field "event_id" is named twice'],
+    [5, 'the field "price" is named twice'],
+  ]);
+  assertEquals(readJson(enc.encode('{"a":1,"a":2}')), 'the field "a" is named twice');
+});
+
 Deno.test("unreadable messages say why", () => {
   assertEquals(typeof readJson(new Uint8Array([0xff])), "string");
   assertEquals(readJson(enc.encode("[1]")), "an array, not a JSON object");

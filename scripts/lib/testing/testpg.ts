@@ -14,11 +14,12 @@ async function run(cmd: string, args: string[], opts: { asPg?: boolean; check?: 
     stdout: "piped",
     stderr: "piped",
   }).output();
-  const text = new TextDecoder().decode(out.stdout) + new TextDecoder().decode(out.stderr);
+  const stdout = new TextDecoder().decode(out.stdout);
+  const text = stdout + new TextDecoder().decode(out.stderr);
   if (opts.check !== false && !out.success) {
     throw new Error(`${cmd} ${args.join(" ")} failed: ${text.trim()}`);
   }
-  return { ok: out.success, text };
+  return { ok: out.success, text, stdout };
 }
 
 function freePort(): number {
@@ -46,7 +47,9 @@ export async function startCluster(
   label: string,
   opts: { migrate?: boolean } = {},
 ): Promise<Cluster> {
-  const bin = (await run("bash", [`${root}scripts/stack.sh`, "pgbin"])).text.trim().split("\n")
+  // binaries the server's OS user can reach (as root in a private checkout: a copy, as make up
+  // makes)
+  const bin = (await run("bash", [`${root}scripts/stack.sh`, "pgbin"])).stdout.trim().split("\n")
     .pop()!;
   const dir = await Deno.makeTempDir({ prefix: `pg-${label}-` });
   const data = join(dir, "data");
