@@ -20,7 +20,7 @@ else
 $(error CLUSTER=$(CLUSTER): use CLUSTER=citus, or leave it unset for the single node)
 endif
 
-.PHONY: help tools up down reset psql test demo load-test bench soak kafka-up kafka-down bench-kafka
+.PHONY: help tools up down reset psql test demo demo-live load-test bench soak kafka-up kafka-down bench-kafka
 
 help: ## list the commands
 	@grep -E '^[a-z-]+:.*## ' Makefile | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
@@ -43,8 +43,11 @@ psql: ## open a SQL shell (or print DATABASE_URL when psql is not installed)
 test: up kafka-up ## start the database and the Kafka broker if needed, then fmt check, lint, type check and tests
 	@$(DENO) task ok
 
-demo: up ## seeded files with anomalies -> ingest -> counts and report
+demo: up ## 15 days of a seeded shop + today + 5 live minutes -> ingest -> counts and report
 	@$(DENO) run --allow-all scripts/demo.ts
+
+demo-live: up ## the demo's shop keeps selling in real time (a file every 10 s, ingested) until Ctrl-C
+	@$(DENO) run --allow-all scripts/demo.ts --live
 
 load-test: up ## k6 load test against deno task serve (SCENARIO=steady|mixed|spike|soak|smoke)
 	@bash load/run.sh $(SCENARIO)

@@ -6,32 +6,48 @@ import { connect } from "./lib/common/db.ts";
 import { dirsFor, ensureDirs } from "./lib/ingest/inbox.ts";
 import { logger } from "./lib/common/log.ts";
 import { generate } from "./generate.ts";
-import { WEEKDAY_WEIGHTS } from "./lib/generator/file.ts";
+import {
+  DEMO_DEFAULTS,
+  type DemoOptions,
+  historyRuns,
+  liveRun,
+  paceAt,
+  streamRun,
+} from "./lib/generator/demo.ts";
 import { Ingester } from "./ingest.ts";
 
-const HELP = `Usage: deno run -A scripts/demo.ts [--files N] [--events N] [--days N] [--seed N]
-                                      [--late-rate R] [--no-report]
+const D = DEMO_DEFAULTS;
+const HELP = `Usage: deno run -A scripts/demo.ts [--days N] [--daily-events N] [--live-minutes N]
+                                      [--seed N] [--late-rate R] [--no-report] [--live]
 
-A shop's recent history and its last minutes, through the pipeline:
-1. history: one file per UTC day for the last --days days (rows per day follow the weekly
-   cycle, times within a day the daily one) plus three busier days 45, 100 and 200 days ago,
-   so customers return and RFM statuses spread. Loaded as a backfill: LATE_AFTER_SECONDS is
-   raised for this step only, so history rows are not counted as late.
-2. live: --files files of one minute each, ending now, with anomalies, duplicates and
-   --late-rate late rows: the ingester flags about that share as late.
+A shop's recent history and its last minutes, through the pipeline. History and live are one
+shop: the same catalogue, prices and customers (--shop-seed of deno task generate), and the
+same daily and weekly curve (--daily-events), so live minutes continue the history's pace.
+1. history: one file per UTC day for the last --days days (default ${D.days}: the dashboard's 7
+   days and the 7 before them), today from 00:00 to the live stretch, and three days 45, 100
+   and 200 days ago that reach further into the customer base (so RFM statuses spread).
+   Loaded as a backfill: LATE_AFTER_SECONDS is raised for this step only.
+2. live: --live-minutes files of one minute each (default ${D.liveMinutes}), ending now, with
+   anomalies, duplicates and --late-rate late rows: the ingester flags about that share as late.
 3. what went where, next to what the generator's manifest predicted; 4. the analytics report.
+
+--daily-events N   rows of a weekday-weight-1 day (default ${D.dailyEvents}: about 1.2 events/s on
+                   average, 2 at the 20:00 UTC peak, 0.2 at 03:00)
+--live             make demo-live: no history; a file every 10 s on the same curve and shop,
+                   ingested as it comes, until Ctrl-C (the file in hand is finished and loaded)
 
 The demo adds to what the database holds (it says so). For a clean start: make reset && make demo.`;
 
 const { values } = parseArgs({
   args: Deno.args,
   options: {
-    files: { type: "string", default: "6" },
-    events: { type: "string", default: "5000" },
-    days: { type: "string", default: "7" },
-    seed: { type: "string", default: "2026" },
-    "late-rate": { type: "string", default: "0.02" },
+    days: { type: "string", default: String(D.days) },
+    "daily-events": { type: "string", default: String(D.dailyEvents) },
+    "live-minutes": { type: "string", default: String(D.liveMinutes) },
+    seed: { type: "string", default: String(D.seed) },
+    "late-rate": { type: "string", default: String(D.lateRate) },
     "no-report": { type: "boolean", default: false },
+    live: { type: "boolean", default: false },
     help: { type: "boolean", short: "h", default: false },
   },
 });
@@ -39,55 +55,54 @@ if (values.help) {
   console.log(HELP);
   Deno.exit(0);
 }
+const whole = (flag: string, text: string, min: number, max: number) => {
+  const n = /^\d+$/.test(text.trim()) ? Number(text) : NaN;
+  if (!(n >= min && n <= max)) {
+    console.error(`error: --${flag} must be a whole number from ${min} to ${max} (got "${text}")`);
+    Deno.exit(2);
+  }
+  return n;
+};
+const lateRate = Number(values["late-rate"]);
+if (!(lateRate >= 0 && lateRate <= 1)) {
+  console.error(`error: --late-rate must be a number from 0 to 1 (got "${values["late-rate"]}")`);
+  Deno.exit(2);
+}
+const demo: DemoOptions = {
+  days: whole("days", values.days, 1, 180),
+  dailyEvents: whole("daily-events", values["daily-events"], 100, 10_000_000),
+  liveMinutes: whole("live-minutes", values["live-minutes"], 1, 600),
+  seed: whole("seed", values.seed, 0, 2 ** 31),
+  lateRate,
+};
 
 const cfg = config();
 const log = logger("demo");
 const dirs = dirsFor(`${cfg.DATA_DIR}/incoming`);
 await ensureDirs(dirs);
 const sql = connect({ max: 2 });
-const seed = Number(values.seed);
-const DAY = 86_400_000;
+
+if (values.live) Deno.exit(await streamLive());
 
 const [{ existing }] = await sql`select count(*)::int as existing from core.events`;
 if (existing > 0) {
   console.log(
     `\nNOTE: the database already holds ${existing} events (an earlier demo or real data). ` +
       "The demo ADDS to them: every figure below includes them (history files already\n" +
-      "      ingested are skipped as duplicate files; the live minutes are new each run).\n" +
+      "      ingested are skipped as duplicate files; today and the live minutes are new each run).\n" +
       "      For a clean demo: make reset && make demo",
   );
 }
 
 // 1. history: day files (backfill), then 2. live files around now
-const today = Math.floor(Date.now() / DAY) * DAY;
-const days = Number(values.days);
-const perDay = Number(values.events) * 4;
-// older days hold more customers (the shop was busier; a run's user ids grow with its size):
-// those who never came back are at_risk, dormant or churned in the RFM view
-const historyDays: [number, number][] = ([[200, 2.5], [100, 2], [45, 1.5]] as [number, number][])
-  .filter(([d]) => d > days);
-for (let d = days; d >= 1; d--) {
-  historyDays.push([d, WEEKDAY_WEIGHTS[new Date(today - d * DAY).getUTCDay()]]);
-}
+const now = Date.now();
+const runs = historyRuns(demo, now, dirs.inbox);
 console.log(
-  `\n1. History: ${historyDays.length} UTC days of about ${perDay} events (seed ${seed}), ` +
+  `\n1. History: ${runs.length} files (${demo.days} UTC days, today so far and 3 days long ago), ` +
+    `${demo.dailyEvents} events a day on the daily curve (seed ${demo.seed}), ` +
     "loaded as a backfill (not counted as late)",
 );
-const historyFiles: string[] = [];
-for (const [ago, weight] of historyDays) {
-  const m = await generate({
-    files: 1,
-    events: Math.round(perDay * weight),
-    intervalSeconds: 86_400,
-    startTime: new Date(today - ago * DAY),
-    seed,
-    anomalyRate: 0.01,
-    duplicateRate: 0.005,
-    lateRate: 0,
-    outDir: dirs.inbox,
-  });
-  historyFiles.push(...m.files.map((f) => f.name));
-}
+for (const run of runs) await generate(run);
 const backfill = new Ingester({
   dirs,
   sql,
@@ -97,21 +112,11 @@ const backfill = new Ingester({
 const history = await backfill.drain();
 console.log(`   ${history.handled} files, ${history.rows} rows`);
 
-const lateRate = Number(values["late-rate"]);
 console.log(
-  `\n2. Live: ${values.files} files x ${values.events} events, one minute each, ending now ` +
-    `(late rate ${lateRate})`,
+  `\n2. Live: ${demo.liveMinutes} files of one minute each, ending now, at the curve's pace ` +
+    `(${paceAt(demo, now).toFixed(2)} events/s this hour; late rate ${lateRate})`,
 );
-const manifest = await generate({
-  files: Number(values.files),
-  events: Number(values.events),
-  intervalSeconds: 60,
-  seed: seed + 1,
-  anomalyRate: 0.03,
-  duplicateRate: 0.02,
-  lateRate,
-  outDir: dirs.inbox,
-});
+const manifest = await generate(liveRun(demo, now, dirs.inbox));
 
 const started = performance.now();
 const ingester = new Ingester({ dirs, sql, cfg, log });
@@ -169,6 +174,7 @@ console.log(
 await sql.end();
 
 if (!values["no-report"]) {
+  console.log("\nKeep a live stream going (Ctrl-C stops it): make demo-live");
   console.log("\n4. The analytics report (deno task report)\n");
   const report = new URL("./report.ts", import.meta.url).pathname;
   const out = await new Deno.Command(Deno.execPath(), {
@@ -179,3 +185,44 @@ if (!values["no-report"]) {
   if (!out.success) Deno.exit(out.code);
 }
 Deno.exit(allMatch && summary.failed === 0 ? 0 : 1);
+
+/** make demo-live: the generator writes a file every 10 s, the ingester loads it; Ctrl-C stops. */
+async function streamLive(): Promise<number> {
+  const stop = new AbortController();
+  const signals: Deno.Signal[] = ["SIGINT", "SIGTERM"];
+  const onSignal = () => {
+    if (!stop.signal.aborted) console.log("\nstopping: finishing the file in hand and loading it");
+    stop.abort();
+  };
+  for (const s of signals) Deno.addSignalListener(s, onSignal);
+  const run = streamRun(demo, dirs.inbox);
+  console.log(
+    `Live stream: a file every ${run.intervalSeconds} s on the demo's daily curve ` +
+      `(${paceAt(demo, Date.now()).toFixed(2)} events/s this hour), the demo's shop; ` +
+      "ingested as it comes. Ctrl-C stops.",
+  );
+  const ingester = new Ingester({ dirs, sql, cfg, log, signal: stop.signal });
+  const watching = ingester.watch();
+  const started = performance.now();
+  const manifest = await generate({
+    ...run,
+    signal: stop.signal,
+    onFile(file, totals) {
+      const s = (performance.now() - started) / 1000;
+      console.log(
+        `${new Date().toISOString().slice(11, 19)} UTC  ${file.name}  ${file.rows} rows  ` +
+          `(${totals.rows} in ${s.toFixed(0)} s = ${(totals.rows / s).toFixed(2)}/s)`,
+      );
+    },
+  });
+  await watching;
+  // what the last file brought, loaded after the watcher stopped
+  const last = await new Ingester({ dirs, sql, cfg, log }).drain();
+  for (const s of signals) Deno.removeSignalListener(s, onSignal);
+  await sql.end();
+  console.log(
+    `stopped: ${manifest.totals.files} files, ${manifest.totals.rows} rows written` +
+      (last.handled ? `, the last ${last.handled} loaded after the stop` : ""),
+  );
+  return last.failed === 0 ? 0 : 1;
+}

@@ -86,7 +86,9 @@ function manifestOf(plan: Plan, run: Run, files: FileManifest[]): Manifest {
     start_time: new Date(plan.startMs).toISOString(),
     schema_version: plan.schemaVersion,
     id_version: plan.idVersion,
-    events_per_file: plan.events,
+    events_per_file: plan.dailyEvents === null ? plan.events : null,
+    daily_events: plan.dailyEvents,
+    shop_seed: plan.shopSeed,
     interval_seconds: plan.intervalMs / 1000,
     rates: { anomaly: plan.anomalyRate, duplicate: plan.duplicateRate, late: plan.lateRate },
     valid_for_ingestion: { from: new Date(from).toISOString(), to: new Date(to).toISOString() },
@@ -182,9 +184,12 @@ export async function main(args: string[]): Promise<number> {
       onStart(p) {
         plan = p;
         if (quiet) return;
+        const size = p.dailyEvents === null
+          ? `${p.events} rows`
+          : `rows following the daily cycle (${p.dailyEvents} a day)`;
         const what = p.continuous
-          ? `a file of ${p.events} rows every ${p.intervalMs / 1000} s until stopped`
-          : `${p.files} file(s) x ${p.events} rows`;
+          ? `a file of ${size} every ${p.intervalMs / 1000} s until stopped`
+          : `${p.files} file(s) x ${size}`;
         console.error(
           `generate: seed ${p.seed}${p.seedDrawn ? " (random)" : ""}, start ${
             new Date(p.startMs).toISOString()
@@ -207,7 +212,9 @@ export async function main(args: string[]): Promise<number> {
         const now = performance.now();
         if (quiet || plan?.continuous || now - lastReport < 1000) return;
         lastReport = now;
-        const all = plan!.files * plan!.events;
+        const all = plan!.dailyEvents === null
+          ? plan!.files * plan!.events
+          : Math.round(plan!.dailyEvents * plan!.files * plan!.intervalMs / 86_400_000);
         console.error(
           `generate: ${rows}/${all} rows (${Math.floor(rows / all * 100)}%), ${
             rate(rows, now - started)

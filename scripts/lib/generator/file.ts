@@ -32,16 +32,25 @@ export interface Run {
   times: TimeFormatter;
   anomalies: AnomalyInjector;
   resend: ResendPool;
+  /** With --daily-events: rows the cycle holds from the run's start to the last file's end. */
+  cycleRows: number;
+  /** With --daily-events: rows written so far (regular, re-sent and invalid). */
+  rowsWritten: number;
 }
 
 export function startRun(plan: Plan): Run {
   const rng = new Random(plan.seed);
-  const catalog = new Catalog(rng, plan.products);
+  // a shared shop comes from its own seed, so runs that name it have the same products,
+  // prices and customers; otherwise the run's stream makes its own (as it always did)
+  const shopRng = plan.shopSeed === null ? rng : new Random(plan.shopSeed);
+  const catalog = new Catalog(shopRng, plan.products);
   const shop = new Shop(rng, catalog, {
-    users: plan.users,
+    users: plan.shopSeed === null ? plan.users : plan.shopUsers,
+    activeUsers: plan.users,
     products: plan.products,
     concurrency: plan.concurrency,
     funnel: plan.funnel,
+    baseRng: shopRng,
   });
   const runEnd = windowOf(plan, plan.continuous ? 0 : plan.files - 1)[1];
   return {
@@ -59,7 +68,23 @@ export function startRun(plan: Plan): Run {
       firstFutureMs: Infinity,
     }),
     resend: new ResendPool(rng, plan.schemaVersion),
+    cycleRows: 0,
+    rowsWritten: 0,
   };
+}
+
+/**
+ * Rows of file k: --events, or with --daily-events the cycle's share of its window. The
+ * fractions carry over from file to file (rounded on the running total), so many short files
+ * add up to what one long file over the same time would hold; never fewer than one row.
+ */
+function rowsOf(run: Run, from: number, to: number): number {
+  const { plan } = run;
+  if (plan.dailyEvents === null) return plan.events;
+  run.cycleRows += plan.dailyEvents * cycleShare(from, to);
+  const n = Math.max(1, Math.round(run.cycleRows) - run.rowsWritten);
+  run.rowsWritten += n;
+  return n;
 }
 
 /** Writes file k of the run; `progress` gets the rows written so far in this file. */
@@ -72,8 +97,9 @@ export async function writeEventFile(
   const [from, to] = windowOf(plan, k);
   // a continuous run does not know its end: future rows beat the end of their own file
   if (plan.continuous) anomalies.ctx.futureAnchorMs = to;
+  const n = rowsOf(run, from, to);
   const w = await AtomicFileWriter.create(filePath(plan, k));
-  const rows = new FileRows(run, w, from, to);
+  const rows = new FileRows(run, w, from, to, n);
   try {
     writeLine(w, headerLine(plan.schemaVersion));
     // rows are made synchronously until the buffer is full, then written out (awaited)
@@ -91,7 +117,7 @@ export async function writeEventFile(
   const counts = rows.counts;
   return {
     name: fileName(plan, k),
-    rows: plan.events,
+    rows: n,
     valid: counts.valid,
     duplicates: counts.duplicates,
     invalid: counts.invalid,
@@ -124,8 +150,9 @@ class FileRows {
     private readonly w: AtomicFileWriter,
     private readonly from: number,
     to: number,
+    private readonly n: number,
   ) {
-    this.step = (to - from) / run.plan.events;
+    this.step = (to - from) / n;
     this.warp = new TrafficCycle(from, to, run.plan.traffic === "flat");
     this.resendBelow = run.plan.anomalyRate + run.plan.duplicateRate;
   }
@@ -133,7 +160,8 @@ class FileRows {
   /** Writes rows until the buffer is full; true once every row of the file is written. */
   fill(): boolean {
     const { plan, rng, shop, ids, times, anomalies, resend } = this.run;
-    const { events: n, anomalyRate, lateRate, schemaVersion: version } = plan;
+    const { anomalyRate, lateRate, schemaVersion: version } = plan;
+    const n = this.n;
     const w = this.w;
     const counts = this.counts;
     let i = this.done;
@@ -223,6 +251,23 @@ const HOUR_WEIGHTS = [
 /** Traffic per UTC weekday, Sunday first (busier weekends' evenings, a quieter Friday), relative. */
 export const WEEKDAY_WEIGHTS = [1.15, 1.05, 1, 0.98, 0.97, 0.9, 0.95];
 const HOUR_MS = 3_600_000;
+const HOUR_TOTAL = HOUR_WEIGHTS.reduce((a, b) => a + b, 0);
+
+/**
+ * The share of a weight-1 day's traffic that falls in [from, to) under the daily and weekly
+ * cycle: a whole UTC day gives its weekday weight, its 20:00 hour 1.6/24 of that.
+ */
+export function cycleShare(from: number, to: number): number {
+  let share = 0;
+  for (let t = from; t < to;) {
+    const end = Math.min(to, Math.floor(t / HOUR_MS + 1) * HOUR_MS);
+    const d = new Date(t);
+    share += (end - t) / HOUR_MS * HOUR_WEIGHTS[d.getUTCHours()] / HOUR_TOTAL *
+      WEEKDAY_WEIGHTS[d.getUTCDay()];
+    t = end;
+  }
+  return share;
+}
 
 /**
  * Moves evenly spread times within a window [from, to) so that their density follows the daily

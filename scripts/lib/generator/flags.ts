@@ -1,7 +1,15 @@
 // Command-line flags of `deno task generate`: every flag declared, each value checked for its
 // form (a bad one is an OptionError naming the flag and the expected form).
 import { parseArgs } from "node:util";
-import { DEFAULTS, type GenerateOptions, MAX_EVENTS, MAX_FILES, OptionError } from "./plan.ts";
+import {
+  DEFAULTS,
+  type GenerateOptions,
+  MAX_EVENTS,
+  MAX_FILES,
+  MAX_PRODUCTS,
+  MAX_USERS,
+  OptionError,
+} from "./plan.ts";
 import { MAX_SEED } from "./random.ts";
 
 export const HELP = `Usage: deno task generate [flags]
@@ -11,6 +19,9 @@ late events injected at known rates, and optionally a manifest of the expected c
 
   --files N            files to write (default ${DEFAULTS.files}; not with --continuous)
   --events N           rows per file, 1..${MAX_EVENTS} (default ${DEFAULTS.events})
+  --daily-events N     instead of --events: rows per file follow the daily and weekly cycle,
+                       a day of weekday weight 1 holding N rows (100000: about 1.2 rows/s on
+                       average, 2 at the 20:00 UTC peak); sessions run on across files
   --interval S         seconds of event time per file, e.g. 60 or 0.5 (default ${DEFAULTS.intervalSeconds});
                        with --continuous also the pace: one file every S seconds
   --continuous         write files until SIGINT/SIGTERM (the file in hand is finished)
@@ -32,6 +43,13 @@ late events injected at known rates, and optionally a manifest of the expected c
   --checkout-rate R    chance that a session that carted buys, 0..1 (default ${DEFAULTS.checkoutRate})
   --buy-now-rate R     per product viewed, chance of buying at once without a cart, 0..1
                        (default ${DEFAULTS.buyNowRate})
+  --shop-seed N        one shop across runs: catalogue (categories, prices) and customers
+                       (ids, e-mails, currencies) from this seed alone, the same in every run
+                       that names it (default: each run makes its own from --seed)
+  --shop-users N       with --shop-seed: customers in the shared base (default: the run's)
+  --shop-products N    with --shop-seed: products in the shared catalogue (default: from the volume)
+  --active-users N     sessions come from the first N customers (default: one per 10 rows of
+                       the run, or of a day with --daily-events)
   --traffic T          cycle: event times follow a shop's daily and weekly cycle within each
                        file's window; flat: evenly spread (default ${DEFAULTS.traffic})
   --kafka-brokers LIST also produce every record to Kafka (host:port,...), one event per message,
@@ -79,6 +97,11 @@ const OPTIONS = {
   "checkout-rate": { type: "string" },
   "buy-now-rate": { type: "string" },
   traffic: { type: "string" },
+  "daily-events": { type: "string" },
+  "shop-seed": { type: "string" },
+  "shop-users": { type: "string" },
+  "shop-products": { type: "string" },
+  "active-users": { type: "string" },
   "kafka-brokers": { type: "string" },
   "kafka-topic": { type: "string" },
   "kafka-route": { type: "boolean" },
@@ -193,6 +216,11 @@ export function parseFlags(args: string[]): Cli {
     checkoutRate: rate("checkout-rate", values["checkout-rate"]),
     buyNowRate: rate("buy-now-rate", values["buy-now-rate"]),
     traffic: traffic(values.traffic),
+    dailyEvents: whole("daily-events", values["daily-events"], 1, MAX_EVENTS),
+    shopSeed: whole("shop-seed", values["shop-seed"], 0, MAX_SEED),
+    shopUsers: whole("shop-users", values["shop-users"], 1, MAX_USERS),
+    shopProducts: whole("shop-products", values["shop-products"], 8, MAX_PRODUCTS),
+    activeUsers: whole("active-users", values["active-users"], 1, MAX_USERS),
   };
   for (const key of Object.keys(options) as (keyof GenerateOptions)[]) {
     if (options[key] === undefined) delete options[key];

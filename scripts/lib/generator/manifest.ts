@@ -43,7 +43,12 @@ export interface Manifest {
   start_time: string;
   schema_version: SchemaVersion;
   id_version: 4 | 7;
-  events_per_file: number;
+  /** null when file sizes follow the daily cycle (daily_events) */
+  events_per_file: number | null;
+  /** rows of a weekday-weight-1 day when file sizes follow the cycle, else null */
+  daily_events: number | null;
+  /** the shared shop's seed (--shop-seed), or null: the run made its own */
+  shop_seed: number | null;
   interval_seconds: number;
   rates: { anomaly: number; duplicate: number; late: number };
   /**

@@ -254,6 +254,10 @@ export interface ShopOptions {
   concurrency: number;
   /** Conversion rates (default DEFAULT_FUNNEL). */
   funnel?: Funnel;
+  /** Sessions come from the first N users only (default all). */
+  activeUsers?: number;
+  /** Where the users come from (default the shop's own stream): a shared shop's seed. */
+  baseRng?: Random;
 }
 
 interface OpenSession {
@@ -277,34 +281,37 @@ export class Shop {
     this.funnel = options.funnel ?? DEFAULT_FUNNEL;
     const segmentCum = cumulative(SEGMENTS.map((s) => PROFILES[s].share));
     const users: User[] = [];
+    // who the users are (and what they left in their carts) comes from the base's stream only
+    const base = options.baseRng ?? rng;
     for (let i = 0; i < options.users; i++) {
       const id = FIRST_USER_ID + i;
-      const segment = SEGMENTS[rng.weighted(segmentCum)];
-      const first = rng.pick(FIRST_NAMES);
-      const last = rng.pick(LAST_NAMES);
+      const segment = SEGMENTS[base.weighted(segmentCum)];
+      const first = base.pick(FIRST_NAMES);
+      const last = base.pick(LAST_NAMES);
       const user: User = {
         id,
         idText: String(id),
         segment,
-        email: `${first}.${last}${id}@${rng.pick(EMAIL_DOMAINS)}`,
-        currency: CURRENCY_LIST[rng.weighted(CURRENCY_CUM)],
-        device: DEVICES[rng.weighted(DEVICE_CUM)],
-        payment: PAYMENT_METHODS[rng.weighted(PAYMENT_CUM)],
-        favourite: catalog.pickCategory(rng),
+        email: `${first}.${last}${id}@${base.pick(EMAIL_DOMAINS)}`,
+        currency: CURRENCY_LIST[base.weighted(CURRENCY_CUM)],
+        device: DEVICES[base.weighted(DEVICE_CUM)],
+        payment: PAYMENT_METHODS[base.weighted(PAYMENT_CUM)],
+        favourite: catalog.pickCategory(base),
         cart: [],
         csvId: null,
         csvTail: null,
       };
       // known users arrive with what earlier (unseen) sessions left in their cart
-      if (segment !== "new" && rng.chance(0.35)) {
-        for (let n = rng.between(1, 2); n > 0; n--) {
-          user.cart.push({ product: catalog.pick(rng), quantity: this.quantity(user) });
+      if (segment !== "new" && base.chance(0.35)) {
+        for (let n = base.between(1, 2); n > 0; n--) {
+          user.cart.push({ product: catalog.pick(base), quantity: this.quantity(user) });
         }
       }
       users.push(user);
     }
     this.users = users;
-    this.userActivity = cumulative(users.map((u) => PROFILES[u.segment].activity));
+    const active = users.slice(0, options.activeUsers ?? users.length);
+    this.userActivity = cumulative(active.map((u) => PROFILES[u.segment].activity));
     this.sourceCums = Object.fromEntries(
       [...SEGMENTS, "guest" as const].map((s) => [s, cumulative(PROFILES[s].sources)]),
     ) as Record<Segment | "guest", number[]>;
@@ -328,7 +335,7 @@ export class Shop {
 
   private startSession(): OpenSession {
     const rng = this.rng;
-    const guest = this.users.length === 0 || rng.chance(GUEST_SESSION_SHARE);
+    const guest = this.userActivity.length === 0 || rng.chance(GUEST_SESSION_SHARE);
     const user = guest ? null : this.someUser();
     const profile = PROFILES[user ? user.segment : "guest"];
     const idHigh = rng.uint32();

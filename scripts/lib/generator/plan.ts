@@ -41,6 +41,26 @@ export interface GenerateOptions {
   buyNowRate?: number;
   /** Event times within a window: a shop's daily and weekly cycle, or flat [--traffic]. */
   traffic?: "cycle" | "flat";
+  /**
+   * Rows per file follow the daily and weekly cycle instead of --events: a day of weekday
+   * weight 1 holds this many rows, a file its window's share of the cycle [--daily-events].
+   */
+  dailyEvents?: number;
+  /**
+   * One shop across runs: the catalogue (ids, categories, prices) and the customer base
+   * (ids, e-mails, currencies) come from this seed alone, so every run that names it sells
+   * the same products to the same people [--shop-seed, default: the run's own shop].
+   */
+  shopSeed?: number;
+  /** With shopSeed: customers in the base [--shop-users, default the run's user count]. */
+  shopUsers?: number;
+  /** With shopSeed: products in the catalogue [--shop-products, default from the volume]. */
+  shopProducts?: number;
+  /**
+   * Customers this run draws its sessions from: the first N of the base (a busier past day
+   * reaches further into it) [--active-users, default from the volume].
+   */
+  activeUsers?: number;
 }
 
 /** A bad option or flag value; the CLI prints its message and exits 2. */
@@ -66,6 +86,8 @@ export const DEFAULTS = {
 
 export const MAX_EVENTS = 100_000_000;
 export const MAX_FILES = 1_000_000;
+export const MAX_USERS = 10_000_000;
+export const MAX_PRODUCTS = 1_000_000;
 /** A fixed run spans at most this much event time (valid rows must never be too old). */
 export const MAX_SPAN_MS = 365 * 86_400_000;
 const EARLIEST_START = Date.UTC(2000, 0, 1);
@@ -90,7 +112,13 @@ export interface Plan {
   manifestPath?: string;
   funnel: Funnel;
   traffic: "cycle" | "flat";
-  /** Shop size, from the volume of the run. */
+  /** Rows per weight-1 day when file sizes follow the cycle, else null (every file --events). */
+  dailyEvents: number | null;
+  /** The shared shop's seed, or null: the shop comes from the run's own random stream. */
+  shopSeed: number | null;
+  /** Customers in the base (shared shop), and the first `users` of them the run draws from. */
+  shopUsers: number;
+  /** Shop size, from the volume of the run (or given). */
   users: number;
   products: number;
   concurrency: number;
@@ -164,6 +192,30 @@ export function makePlan(options: GenerateOptions, now = Date.now()): Plan {
     traffic === "cycle" || traffic === "flat",
     `--traffic must be cycle or flat (got "${traffic}")`,
   );
+  const dailyEvents = options.dailyEvents ?? null;
+  if (dailyEvents !== null) {
+    wholeInRange(dailyEvents, "--daily-events", 1, MAX_EVENTS);
+    check(
+      options.events === undefined,
+      "--daily-events cannot be combined with --events (file sizes follow the daily cycle)",
+    );
+  }
+  const shopSeed = options.shopSeed ?? null;
+  if (shopSeed !== null) wholeInRange(shopSeed, "--shop-seed", 0, MAX_SEED);
+  check(
+    shopSeed !== null ||
+      (options.shopUsers === undefined && options.shopProducts === undefined),
+    "--shop-users and --shop-products need --shop-seed (they size the shared shop)",
+  );
+  if (options.shopUsers !== undefined) {
+    wholeInRange(options.shopUsers, "--shop-users", 1, MAX_USERS);
+  }
+  if (options.shopProducts !== undefined) {
+    wholeInRange(options.shopProducts, "--shop-products", 8, MAX_PRODUCTS);
+  }
+  if (options.activeUsers !== undefined) {
+    wholeInRange(options.activeUsers, "--active-users", 1, MAX_USERS);
+  }
   const idVersion = options.idVersion ?? DEFAULTS.idVersion;
   check(idVersion === 4 || idVersion === 7, `--id-version must be 7 or 4 (got "${idVersion}")`);
   const outDir = options.outDir ?? DEFAULTS.outDir;
@@ -198,8 +250,11 @@ export function makePlan(options: GenerateOptions, now = Date.now()): Plan {
 
   // the shop grows with the run: about 10 events per user (most visitors come once or twice,
   // so few of them buy), 100 per product
-  const volume = continuous ? events * 60 : files * events;
-  const perSecond = events / (intervalMs / 1000);
+  // with --daily-events the run's volume is a day's: a day's customers, a day's pace
+  const volume = dailyEvents !== null ? dailyEvents : continuous ? events * 60 : files * events;
+  const perSecond = dailyEvents !== null ? dailyEvents / 86_400 : events / (intervalMs / 1000);
+  const ownUsers = options.activeUsers ?? clamp(volume / 10, 50, 200_000);
+  const shopUsers = options.shopUsers ?? ownUsers;
   return {
     files,
     events,
@@ -217,10 +272,18 @@ export function makePlan(options: GenerateOptions, now = Date.now()): Plan {
     manifestPath,
     funnel,
     traffic,
-    users: clamp(volume / 10, 50, 200_000),
-    products: clamp(volume / 100, 40, 5_000),
-    // sessions last a few minutes (about 8 events); a file holds at least ~20 events of each
-    concurrency: clamp(Math.min(events / 20, perSecond * 300 / 8), 1, 100),
+    dailyEvents,
+    shopSeed,
+    shopUsers,
+    users: Math.min(ownUsers, shopUsers),
+    products: options.shopProducts ?? clamp(volume / 100, 40, 5_000),
+    // sessions last a few minutes (about 8 events); a file holds at least ~20 events of each,
+    // unless file sizes follow the cycle: then sessions run on across files (the pace alone)
+    concurrency: clamp(
+      dailyEvents !== null ? perSecond * 300 / 8 : Math.min(events / 20, perSecond * 300 / 8),
+      1,
+      100,
+    ),
   };
 }
 
