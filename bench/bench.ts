@@ -1,5 +1,6 @@
 // make bench: one run, side by side, on the same seeded file: raw COPY (the physical limit),
-// COPY into a typed table with a primary key, our ingest end to end (UUIDv7 and v4 ids), and
+// COPY into a typed table with a primary key, the simplest honest SQL loader (bench/baseline.ts,
+// the yardstick ours is reported against), our ingest end to end (UUIDv7 and v4 ids), and
 // pgloader as the peer; then freshness in watch mode and scaling. Medians of --reps runs.
 import { join } from "node:path";
 import { parseArgs } from "node:util";
@@ -9,6 +10,7 @@ import { copyStream, fileSource } from "../scripts/lib/ingest/loader.ts";
 import { applyDefinitions, createDatabase, dbmate } from "../scripts/migrate.ts";
 import { dbmatePath } from "../scripts/lib/testing/testdb.ts";
 import { generate, type Manifest } from "../scripts/generate.ts";
+import { BASELINE_DDL, baselineLoad } from "./baseline.ts";
 
 const HELP = `Usage: make bench [SIZE=100k|1m|5m]   (deno run -A bench/bench.ts --size 1m)
 
@@ -177,6 +179,29 @@ async function typedCopy(path: string, bytes: number, label: string) {
       ),
     );
     await sql.end();
+  }
+  record(m);
+}
+
+/** The simplest honest SQL loader (bench/baseline.ts): casts, checks, hash, dedupe; one session. */
+async function baseline(path: string, bytes: number, label: string) {
+  const m: Measure = {
+    name: `simplest honest SQL loader (${label})`,
+    rows,
+    bytes,
+    runs: [],
+  };
+  for (let r = 0; r < reps; r++) {
+    const sql = await freshDb();
+    await sql.unsafe(BASELINE_DDL);
+    let n = 0;
+    m.runs.push(
+      await timed(async () => {
+        n = await baselineLoad(sql, path);
+      }),
+    );
+    await sql.end();
+    if (n !== rows) throw new Error(`The baseline loader stored ${n} events, expected ${rows}`);
   }
   record(m);
 }
@@ -451,6 +476,7 @@ const v4 = await dataset(rows, 4);
 await rawCopy(v7.path, v7.bytes, "v7 file");
 await typedCopy(v7.path, v7.bytes, "UUIDv7 ids");
 await typedCopy(v4.path, v4.bytes, "UUIDv4 ids");
+await baseline(v7.path, v7.bytes, "UUIDv7 ids");
 await ingest(v7.path, v7.bytes, "UUIDv7 ids");
 await ingest(v4.path, v4.bytes, "UUIDv4 ids");
 if (!values["skip-pgloader"]) await pgloader(v7.path, v7.bytes, "UUIDv7 ids");
@@ -505,6 +531,25 @@ for (const [i, row] of table.entries()) {
     row.map((c, j) => (j === 0 ? c.padEnd(widths[j]) : c.padStart(widths[j]))).join("  "),
   );
   if (i === 0) console.log(widths.map((w) => "-".repeat(w)).join("  "));
+}
+// the yardstick: ours against the simplest honest SQL loader on the same file, same run
+const rateOf = (prefix: string) => {
+  const m = results.find((r) => r.name.startsWith(prefix) && r.runs.length);
+  return m ? m.rows / median(m.runs) : undefined;
+};
+const base = rateOf("simplest honest SQL loader");
+const ratios: Record<string, number> = {};
+if (base) {
+  const ours = rateOf("our ingest end to end (UUIDv7");
+  const peer = rateOf("pgloader");
+  if (ours) ratios["ours (one file, default flags) / simplest SQL loader"] = ours / base;
+  if (ours && peer) ratios["ours / pgloader"] = ours / peer;
+  for (const s of (extra.scaling ?? []) as { case: string; rows_per_s: number }[]) {
+    ratios[`${s.case} / simplest SQL loader`] = s.rows_per_s / base;
+  }
+  extra.ratios = ratios;
+  console.log("\nratios (same run):");
+  for (const [k, v] of Object.entries(ratios)) console.log(`  ${k}: ${v.toFixed(2)}x`);
 }
 if (extra.freshness) {
   console.log("\nfreshness (watch mode, rename -> visible in analytics):", extra.freshness);
