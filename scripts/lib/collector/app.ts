@@ -11,6 +11,7 @@ import { ApiKeys } from "./auth.ts";
 import { type Asset, createDashboard, CSP } from "./dashboard.ts";
 import { createDeadLetterHandler, dashboardKpis, parseRange } from "./kpis.ts";
 import { createEventsHandler } from "./events.ts";
+import { createBrowserSource } from "../browser/mod.ts";
 import { Limiter } from "./limiter.ts";
 import { CONTENT_TYPE } from "./metrics.ts";
 import { errorResponse, HttpError, json } from "./responses.ts";
@@ -32,7 +33,8 @@ export interface AppDeps {
 }
 
 export interface App {
-  fetch(req: Request): Promise<Response>;
+  /** `info`: Deno.serve's, for the client address (the browser source's per-IP limit) */
+  fetch(req: Request, info?: Deno.ServeHandlerInfo): Promise<Response>;
   /**
    * Graceful stop, first half: new requests get 503 from now on; resolves once the requests
    * in flight have finished (or after `timeoutMs`). Then shut the listener down.
@@ -50,7 +52,12 @@ export interface App {
 /** Seconds a client should wait when the database is unreachable. */
 export const DB_RETRY_AFTER = 5;
 
-type Handler = (req: Request, url: URL, params: string[]) => Promise<Response> | Response;
+type Handler = (
+  req: Request,
+  url: URL,
+  params: string[],
+  info?: Deno.ServeHandlerInfo,
+) => Promise<Response> | Response;
 interface Route {
   method: string;
   pattern: RegExp;
@@ -92,6 +99,19 @@ export function createApp(deps: AppDeps): App {
     groupCommitMs: cfg.GROUP_COMMIT_MS,
     // one group transaction per core (each holds one of the MAX_CONCURRENT_BATCHES connections)
     maxGroups: Math.max(1, Math.min(cfg.MAX_CONCURRENT_BATCHES, navigator.hardwareConcurrency)),
+  });
+  // the browser source (tracker.js, public write keys): its batches take the same path
+  const browser = createBrowserSource({
+    ingest: deps.ingest,
+    log,
+    limits: {
+      maxBodyBytes: cfg.BROWSER_MAX_BODY_BYTES,
+      maxEvents: cfg.BROWSER_MAX_EVENTS,
+      ipRequestsPerMinute: cfg.BROWSER_IP_REQUESTS_PER_MINUTE,
+      trustProxy: cfg.BROWSER_TRUST_PROXY === "1",
+    },
+    submit: postEvents.submitCsv,
+    count: (outcome, n) => telemetry.browserEvents.inc({ outcome }, n),
   });
   const analytics = createAnalyticsHandler({ analyst: deps.analyst, catalog });
   const deadLetter = createDeadLetterHandler({
@@ -215,6 +235,39 @@ export function createApp(deps: AppDeps): App {
 
   const routes: Route[] = [
     { method: "POST", pattern: /^\/v1\/events$/, label: "/v1/events", handler: postEvents },
+    {
+      method: "POST",
+      pattern: /^\/v1\/collect$/,
+      label: "/v1/collect",
+      handler: (req, url, _p, info) =>
+        browser.post(req, url, (info?.remoteAddr as Deno.NetAddr | undefined)?.hostname),
+    },
+    {
+      method: "OPTIONS",
+      pattern: /^\/v1\/collect$/,
+      label: "/v1/collect",
+      handler: (req, url) => browser.preflight(req, url),
+    },
+    {
+      method: "GET",
+      pattern: /^\/v1\/tracker\.js$/,
+      label: "/v1/tracker.js",
+      handler: browser.latest,
+    },
+    {
+      method: "GET",
+      pattern: /^\/v1\/tracker-[0-9a-f]{12}\.js$/,
+      label: "/v1/tracker-:version.js",
+      handler: (_req, url) => {
+        if (url.pathname !== browser.tracker.path) {
+          throw new HttpError(
+            404,
+            `No such tracker version: load /v1/tracker.js (now ${browser.tracker.path})`,
+          );
+        }
+        return browser.versioned();
+      },
+    },
     { method: "GET", pattern: /^\/health$/, label: "/health", handler: health },
     { method: "GET", pattern: /^\/metrics$/, label: "/metrics", handler: metrics },
     {
@@ -313,16 +366,16 @@ export function createApp(deps: AppDeps): App {
     });
   }
 
-  async function fetch(req: Request): Promise<Response> {
+  async function fetch(req: Request, info?: Deno.ServeHandlerInfo): Promise<Response> {
     active++;
     try {
-      return await handle(req);
+      return await handle(req, info);
     } finally {
       if (--active === 0) idle?.();
     }
   }
 
-  async function handle(req: Request): Promise<Response> {
+  async function handle(req: Request, info?: Deno.ServeHandlerInfo): Promise<Response> {
     const started = performance.now();
     const url = new URL(req.url);
     let label = "other";
@@ -341,7 +394,7 @@ export function createApp(deps: AppDeps): App {
       if (route) {
         label = route.label;
         const params = route.pattern.exec(url.pathname)!.slice(1);
-        response = await route.handler(req, url, params);
+        response = await route.handler(req, url, params, info);
       } else if (matching.length) {
         label = matching[0].label;
         const allow = [...new Set(matching.map((r) => r.method))].join(", ");

@@ -161,7 +161,56 @@ export function createEventsHandler(deps: EventsDeps) {
     })
     : undefined;
 
-  return async function postEvents(req: Request): Promise<Response> {
+  /**
+   * Another source's CSV batch (header line + rows) through the same path: a batch slot (503
+   * when none is free), group commit, one transaction. No Idempotency-Key: such sources give
+   * every event its own event_id, so a batch sent twice is duplicates.
+   */
+  async function submitCsv(
+    client: string,
+    csv: Uint8Array,
+    lineOf: (n: number) => number,
+  ): Promise<{ status: number; body: string; headers?: Record<string, string> }> {
+    const release = deps.limiter.tryAcquire();
+    if (!release) {
+      const retry = String(deps.busyRetryAfter ?? 1);
+      return {
+        status: 503,
+        body: JSON.stringify({
+          error:
+            `Busy: ${deps.limiter.max} batches are already in flight (MAX_CONCURRENT_BATCHES); nothing was stored, retry after a moment`,
+        }),
+        headers: { "retry-after": retry },
+      };
+    }
+    t.inFlight.set({}, deps.limiter.inFlight);
+    try {
+      const request: GroupRequest = {
+        client,
+        key: null,
+        fingerprint: "",
+        csv,
+        format: CSV,
+        lineOf,
+      };
+      const out = group ? await group.submit(request) : await single(request);
+      const res = out.result?.result;
+      if (res) {
+        t.httpBatches.inc();
+        t.httpRows.inc({ outcome: "valid" }, res.valid);
+        t.httpRows.inc({ outcome: "invalid" }, res.invalid);
+        t.httpRows.inc({ outcome: "duplicate" }, res.duplicates);
+      }
+      return { status: out.status, body: out.body };
+    } finally {
+      release();
+      t.inFlight.set({}, deps.limiter.inFlight);
+    }
+  }
+
+  return Object.assign(postEvents, { submitCsv });
+
+  async function postEvents(req: Request): Promise<Response> {
     const client = deps.keys.authenticate(req.headers.get("authorization"));
     const format = bodyFormat(req);
     const key = idempotencyKey(req);
@@ -228,5 +277,5 @@ export function createEventsHandler(deps: EventsDeps) {
       release();
       t.inFlight.set({}, deps.limiter.inFlight);
     }
-  };
+  }
 }

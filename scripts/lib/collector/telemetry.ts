@@ -43,6 +43,11 @@ export function createTelemetry() {
       "pipeline_http_batches_in_flight_max",
       "MAX_CONCURRENT_BATCHES: beyond it POST /v1/events answers 503",
     ),
+    browserEvents: registry.counter(
+      "pipeline_browser_events_total",
+      "Events POST /v1/collect received from browsers, by outcome (received: handed to the batch path; bot: dropped; rate_limited: refused with 429)",
+      ["outcome"],
+    ),
     requests: registry.counter(
       "pipeline_http_requests_total",
       "HTTP requests answered, by route and status code",

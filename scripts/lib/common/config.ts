@@ -103,6 +103,17 @@ export const variables = {
     default: "0",
     schema: z.enum(["0", "1"], { error: "ALLOW_INSECURE_DEFAULTS must be 0 or 1" }),
   },
+  // the browser source, POST /v1/collect (docs/tracking.md#abuse-limits)
+  BROWSER_MAX_BODY_BYTES: { default: "65536", schema: positiveInt("BROWSER_MAX_BODY_BYTES") },
+  BROWSER_MAX_EVENTS: { default: "100", schema: positiveInt("BROWSER_MAX_EVENTS") },
+  BROWSER_IP_REQUESTS_PER_MINUTE: {
+    default: "300",
+    schema: positiveInt("BROWSER_IP_REQUESTS_PER_MINUTE"),
+  },
+  BROWSER_TRUST_PROXY: {
+    default: "0",
+    schema: z.enum(["0", "1"], { error: "BROWSER_TRUST_PROXY must be 0 or 1" }),
+  },
   REPORTING_CURRENCY: {
     default: "USD",
     schema: z.string().regex(
