@@ -117,10 +117,9 @@ Deno.test("revenue: every view converts each day's currencies at that day's rate
         r.avg_selling_price,
       ]),
       customers: (await sql`
-        select user_id, monetary::text from analytics.customer_rfm order by user_id`).map((r) => [
-        r.user_id,
-        r.monetary,
-      ]),
+        select user_id, historical_ltv::text from analytics.customer_rfm order by user_id`).map((
+        r,
+      ) => [r.user_id, r.historical_ltv]),
       hourly: (await sql`
         select hour::date::text as day, revenue::text from analytics.hourly_events
         where event_type = 'purchase' order by hour`).map((r) => [r.day, r.revenue]),

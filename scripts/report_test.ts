@@ -103,7 +103,7 @@ Deno.test("deno task report prints tables and JSON from the analytics views as t
       aov: 25,
       buyers: 1,
       visitors: 2,
-      conversion_rate: 0.5,
+      buyer_rate: 0.5,
       revenue_per_visitor: 12.5,
     });
     assertEquals(report.reporting_currency, "USD");
@@ -117,8 +117,18 @@ Deno.test("deno task report prints tables and JSON from the analytics views as t
     }]);
     assertEquals(report.top_products.map((p: { product_id: number }) => p.product_id), [42, 43]);
     assertEquals(
-      report.rfm_status.map((s: { status: string; customers: number }) => [s.status, s.customers]),
-      [["active", 1], ["at_risk", 0], ["dormant", 0], ["churned", 0]],
+      report.customer_segments.map((s: { segment: string; customers: number }) => [
+        s.segment,
+        s.customers,
+      ]),
+      [["High value", 0], ["Regular", 0], ["New", 1], ["At risk", 0], ["Churned", 0]],
+    );
+    // the key figures: today's 25 USD, and no previous week to compare with
+    const revenue = report.key_figures.find((k: { metric: string }) => k.metric === "revenue");
+    assertEquals([revenue.value, revenue.change], [25, null]);
+    assert(
+      revenue.comparison.startsWith("not comparable: the previous period"),
+      revenue.comparison,
     );
     assertEquals(report.data_quality[0].invalid, 1);
     assertEquals(report.data_quality[0].top_reasons, ["negative_price"]);
@@ -133,7 +143,8 @@ Deno.test("deno task report prints tables and JSON from the analytics views as t
         "Top categories",
         "Top products",
         "Funnel",
-        "RFM status",
+        "Key figures, last 7 UTC days",
+        "Customer segments",
         "Data quality",
         "Pipeline health",
       ]

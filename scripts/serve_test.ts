@@ -814,7 +814,7 @@ async function browserCheck(base: string, db: TestDb) {
     // revenue, funnel and categories read the analytics views (db/views)
     const [{ n }] = await db.sql`
       select count(*)::int as n from pg_class c join pg_namespace s on s.oid = c.relnamespace
-      where s.nspname = 'analytics' and c.relname in ('hourly_events', 'funnel', 'category_performance')`;
+      where s.nspname = 'analytics' and c.relname in ('hourly_trend', 'funnel', 'category_performance')`;
     assertEquals(n, 3, "analytics views missing");
     const charts = ["events", "revenue", "validity", "funnel", "categories", "reasons", "health"];
     const empty = await page.evaluate((ids: string[]) => {

@@ -1,13 +1,26 @@
--- analytics.daily_sales: one row per UTC day with at least one event (contract section 5).
+-- analytics.daily_sales: one row per UTC day from the first to the last day with events, days
+-- without events zero-filled (contract section 5; docs/metrics.md).
 -- Purchases only for orders/units/revenue; visitor = user_id, or 'guest:' || session_id.
 -- Money (revenue, aov, revenue_per_visitor) is in reporting_currency, each currency converted
 -- at the day's rate when read (core.to_reporting), so a rate loaded late corrects it at once.
 -- applied on every make up: dropping first lets a new version change the columns
 drop view if exists analytics.daily_sales;
 create view analytics.daily_sales as
-with daily as (
-    select day, events, orders, units, visitors, buyers
-    from analytics.rollup_daily
+with calendar as (
+    select d::date as day
+    from generate_series(
+        (select min(day) from analytics.rollup_daily),
+        (select max(day) from analytics.rollup_daily),
+        interval '1 day'
+    ) as d
+),
+
+daily as (
+    select c.day, coalesce(r.events, 0) as events, coalesce(r.orders, 0) as orders,
+        coalesce(r.units, 0) as units, coalesce(r.visitors, 0) as visitors,
+        coalesce(r.buyers, 0) as buyers
+    from calendar as c
+    left join analytics.rollup_daily as r on r.day = c.day
 ),
 
 per_currency as (
@@ -31,7 +44,7 @@ final as (
         round(coalesce(m.revenue, 0.00) / nullif(d.orders, 0), 2) as aov,
         d.buyers,
         d.visitors,
-        round(d.buyers::numeric / nullif(d.visitors, 0), 6) as conversion_rate,
+        round(d.buyers::numeric / nullif(d.visitors, 0), 6) as buyer_rate,
         round(coalesce(m.revenue, 0.00) / nullif(d.visitors, 0), 2) as revenue_per_visitor,
         d.events,
         core.reporting_currency() as reporting_currency
@@ -42,6 +55,6 @@ final as (
 select * from final;
 
 comment on view analytics.daily_sales is
-'Per UTC day: orders, units, revenue (in reporting_currency, each currency at the day''s rate), aov = revenue/orders, buyers (distinct purchasing users), visitors (distinct user_id or guest session), conversion_rate = buyers/visitors, revenue_per_visitor. Rates NULL when the denominator is 0.';
+'Per UTC day (zero-filled between the first and the last day with events): orders, units, revenue (in reporting_currency, each currency at the day''s rate), aov = revenue/orders, buyers (distinct purchasing users), visitors (distinct user_id or guest session), buyer_rate = buyers/visitors (not session conversion: see docs/metrics.md), revenue_per_visitor. Rates NULL when the denominator is 0.';
 
 grant select on analytics.daily_sales to pipeline_analyst;

@@ -27,7 +27,7 @@ final as (
         c.units,
         coalesce(m.revenue, 0.00) as revenue,
         round(coalesce(m.revenue, 0.00) / nullif(c.units, 0), 2) as avg_selling_price,
-        round(c.orders::numeric / nullif(c.views, 0), 6) as view_to_purchase_rate,
+        round(c.orders::numeric / nullif(c.views, 0), 6) as orders_per_view,
         c.events,
         core.reporting_currency() as reporting_currency
     from categories as c
@@ -37,6 +37,6 @@ final as (
 select * from final;
 
 comment on view analytics.category_performance is
-'Per category: views, add_to_carts, orders, units, revenue (in reporting_currency, each day at its rate), avg_selling_price = revenue/units, view_to_purchase_rate = orders/views.';
+'Per category: views, add_to_carts, orders, units, revenue (in reporting_currency, each day at its rate), avg_selling_price = revenue/units, orders_per_view = orders/views (purchase events per view event, not a session rate).';
 
 grant select on analytics.category_performance to pipeline_analyst;

@@ -27,7 +27,7 @@ final as (
         p.orders,
         p.units,
         coalesce(m.revenue, 0.00) as revenue,
-        round(p.orders::numeric / nullif(p.views, 0), 6) as conversion,
+        round(p.orders::numeric / nullif(p.views, 0), 6) as orders_per_view,
         rank() over (order by coalesce(m.revenue, 0.00) desc) as revenue_rank,
         p.events,
         core.reporting_currency() as reporting_currency
@@ -38,6 +38,6 @@ final as (
 select * from final;
 
 comment on view analytics.product_performance is
-'Per product: views, orders, units, revenue (in reporting_currency, each day at its rate), conversion = orders/views, revenue_rank (1 = highest, ties share a rank).';
+'Per product: views, orders, units, revenue (in reporting_currency, each day at its rate), orders_per_view = orders/views (purchase events per view event), revenue_rank (1 = highest, ties share a rank).';
 
 grant select on analytics.product_performance to pipeline_analyst;

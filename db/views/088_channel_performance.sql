@@ -1,7 +1,7 @@
 -- analytics.channel_performance: per UTC day, channel ('traffic_source' or 'device') and its
 -- value (of the session's first event that day; 'unknown' when it has none): visitors,
--- sessions, orders, revenue in the reporting currency, converted_sessions (with a purchase),
--- conversion (converted / all sessions) and aov. Visitors are distinct per day: over several
+-- sessions, orders, revenue in the reporting currency, purchase_sessions (with a purchase),
+-- session_conversion_rate (purchase sessions / all sessions) and aov. Visitors are distinct per day: over several
 -- days, sum sessions, not visitors. Read time over analytics.kpi_sessions (one row per session
 -- and day): filter on day to read only those days. traffic_source_performance and
 -- device_performance are its two channels.
@@ -20,7 +20,7 @@ grouped as (
         coalesce(c.value, 'unknown') as value,
         count(distinct coalesce(s.user_id::text, 'guest:' || s.session_id)) as visitors,
         count(*) as sessions,
-        count(*) filter (where s.orders > 0) as converted_sessions,
+        count(*) filter (where s.orders > 0) as purchase_sessions,
         sum(s.orders) as orders,
         coalesce(sum(r.revenue), 0) as revenue
     from analytics.kpi_sessions as s
@@ -37,9 +37,9 @@ select
     value,
     visitors,
     sessions,
-    converted_sessions,
+    purchase_sessions,
     orders,
     round(revenue, 2) as revenue,
-    round(converted_sessions::numeric / sessions, 6) as conversion_rate,
+    round(purchase_sessions::numeric / sessions, 6) as session_conversion_rate,
     case when orders > 0 then round(revenue / orders, 2) end as aov
 from grouped;

@@ -1,6 +1,7 @@
 -- analytics.customer_segment_history: per UTC day (from the first purchase to the latest day
 -- with events) and segment, the customers in it as of the end of that day and their lifetime
--- value in the reporting currency. A customer's segment as of a day comes from the purchases up
+-- value (historical_ltv: revenue up to that day, rounded to the cent per customer) in the
+-- reporting currency; days without a purchase keep the segment moving (zero-filled calendar). A customer's segment as of a day comes from the purchases up
 -- to that day (analytics.customer_segment, docs/analytics.md): recomputed when read, so
 -- history is never stale and a late purchase rewrites the days after it. Cost: customers x days.
 drop view if exists analytics.customer_segment_history;
@@ -22,7 +23,7 @@ cumulative as (
         min(day) over (partition by user_id) as first_purchase_day,
         lead(day) over (partition by user_id order by day) as next_purchase_day,
         (sum(orders) over (partition by user_id order by day))::bigint as orders,
-        sum(revenue) over (partition by user_id order by day) as ltv
+        round(sum(revenue) over (partition by user_id order by day), 2) as ltv
     from customer_days
 ),
 

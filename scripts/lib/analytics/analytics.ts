@@ -6,6 +6,7 @@ import type { Sql } from "../common/db.ts";
 
 /** The analytics views people and scripts read (db/views), in file order. */
 export const ANALYTICS_VIEWS = [
+  "metrics",
   "daily_sales",
   "hourly_events",
   "category_performance",

@@ -1,6 +1,6 @@
 // The growth KPI sections of `deno task report` (db/views/090_… to 140_…). Figures come from
-// the views as they are; sums over a period are sums of the views' daily counters (rates are
-// recomputed from those sums, never averaged).
+// the catalogue's views and range functions as they are (analytics.period_metrics,
+// channel_summary, cart_abandonment_summary): nothing is summed or divided here.
 import type postgres from "postgres";
 import type { Column, Format, Row, Section } from "./report.ts";
 
@@ -11,7 +11,7 @@ const performanceColumns = (dim: string): Column[] => [
   col("sessions", "int"),
   col("orders", "int"),
   col("revenue", "money"),
-  col("conversion_rate", "rate", "conversion"),
+  col("session_conversion_rate", "rate", "session conv."),
   col("aov", "money"),
 ];
 
@@ -22,32 +22,25 @@ export async function fetchKpiSections(
   limit: number,
 ): Promise<Section[]> {
   const period = since ? `since ${since}` : "all days";
-  const performance = async (view: string, dim: string): Promise<Row[]> =>
-    await tx.unsafe(
-      `select ${dim}, sum(sessions)::int as sessions, sum(orders)::int as orders,
-          sum(revenue)::float8 as revenue,
-          round(sum(converted_sessions) / sum(sessions), 6)::float8 as conversion_rate,
-          round(sum(revenue) / nullif(sum(orders), 0), 2)::float8 as aov
-      from analytics.${view}
-      where $1::date is null or day >= $1::date
-      group by ${dim}
-      order by sum(revenue) desc, ${dim}
-      limit $2`,
-      [since, limit],
-    ) as Row[];
+  const performance = async (channel: string, dim: string): Promise<Row[]> =>
+    await tx`
+      select value as ${tx(dim)}, sessions::int, orders::int, revenue::float8,
+          session_conversion_rate::float8, aov::float8
+      from analytics.channel_summary(${channel}, ${since}::date, null)
+      limit ${limit}` as Row[];
 
   return [
     {
       key: "traffic_sources",
       title: `Traffic sources (${period}; the session's first event)`,
       columns: performanceColumns("traffic_source"),
-      rows: await performance("traffic_source_performance", "traffic_source"),
+      rows: await performance("traffic_source", "traffic_source"),
     },
     {
       key: "devices",
       title: `Devices (${period})`,
       columns: performanceColumns("device"),
-      rows: await performance("device_performance", "device"),
+      rows: await performance("device", "device"),
     },
     {
       key: "session_engagement",
@@ -81,13 +74,9 @@ export async function fetchKpiSections(
         col("abandoned_value", "money", "abandoned value"),
       ],
       rows: await tx`
-        select category, sum(carts)::int as carts, sum(abandoned_carts)::int as abandoned_carts,
-            round(sum(abandoned_carts) / sum(carts), 6)::float8 as abandonment_rate,
-            sum(abandoned_value)::float8 as abandoned_value
-        from analytics.cart_abandonment
-        where ${since}::date is null or day >= ${since}::date
-        group by category
-        order by sum(abandoned_value) desc, category
+        select category, carts::int, abandoned_carts::int, abandonment_rate::float8,
+            abandoned_value::float8
+        from analytics.cart_abandonment_summary(${since}::date, null)
         limit ${limit}` as Row[],
     },
     {
@@ -111,7 +100,8 @@ export async function fetchKpiSections(
     },
     {
       key: "product_affinity",
-      title: "Customers also bought (each product's best match, most shared baskets first)",
+      title:
+        "Customers also bought (each product's best match, at least 3 shared sessions, most shared first)",
       columns: [
         col("product_id", "id", "product"),
         col("recommended_product_id", "id", "also bought"),
@@ -138,17 +128,39 @@ export async function fetchKpiSections(
         col("revenue", "money"),
         col("last_week_revenue", "money", "last week"),
         col("revenue_change", "rate", "change"),
-        col("status", "text"),
+        col("comparison", "text"),
       ],
       rows: await tx`
         select to_char(hour at time zone 'UTC', 'YYYY-MM-DD"T"HH24:00"Z"') as hour,
             events::int, orders::int, revenue::float8, last_week_revenue::float8,
-            revenue_change::float8,
-            case when is_partial then 'partial' else '' end as status
+            revenue_change::float8, comparison
         from analytics.hourly_trend
         where ${since}::date is null or hour >= ${since}::date::timestamp at time zone 'UTC'
         order by hour desc
         limit ${limit}` as Row[],
     },
   ];
+}
+
+/** Key figures of the last 7 UTC days (today included) against the 7 days before. */
+export async function fetchPeriodSection(tx: postgres.TransactionSql): Promise<Section> {
+  const rows = await tx`
+    select metric, unit, value::float8 as value, previous_value::float8 as previous_value,
+        change::float8 as change, comparison, from_day::text as from_day,
+        to_day::text as to_day
+    from analytics.period_metrics(null, null)` as Row[];
+  const span = rows[0] ? `${rows[0].from_day} – ${rows[0].to_day}` : "";
+  return {
+    key: "key_figures",
+    title: `Key figures, last 7 UTC days (${span}) vs the 7 days before`,
+    columns: [
+      col("metric", "text"),
+      col("value", "text"),
+      col("previous_value", "text", "previous"),
+      col("change", "rate"),
+      col("unit", "text"),
+      col("comparison", "text"),
+    ],
+    rows,
+  };
 }

@@ -1,7 +1,8 @@
 // The analytics report: reads the analytics views (as the analyst role) and renders them as
-// aligned terminal tables or plain JSON.
+// aligned terminal tables or plain JSON. Every figure is a column of the metrics catalogue
+// (analytics.metrics, docs/metrics.md), selected as it is: nothing is computed here.
 import type { Sql } from "../common/db.ts";
-import { fetchKpiSections } from "./kpi_report.ts";
+import { fetchKpiSections, fetchPeriodSection } from "./kpi_report.ts";
 
 export interface ReportOptions {
   /** first UTC day (YYYY-MM-DD) of the time series: daily sales, funnel, data quality */
@@ -54,6 +55,8 @@ export async function fetchReport(sql: Sql, opts: ReportOptions): Promise<Report
     /** a money column in the reporting currency: its title says which */
     const money = (key: string, title = key) => col(key, "money", `${title} ${currency}`);
 
+    sections.push(await fetchPeriodSection(tx));
+
     sections.push({
       key: "daily_sales",
       title: "Daily sales (UTC days, newest first)",
@@ -65,12 +68,12 @@ export async function fetchReport(sql: Sql, opts: ReportOptions): Promise<Report
         money("aov"),
         col("buyers", "int"),
         col("visitors", "int"),
-        col("conversion_rate", "rate", "conversion"),
+        col("buyer_rate", "rate", "buyer rate"),
         money("revenue_per_visitor", "rev/visitor"),
       ],
       rows: await tx`
         select day::text as day, orders, units, revenue::float8 as revenue, aov::float8 as aov, buyers,
-            visitors, conversion_rate::float8 as conversion_rate,
+            visitors, buyer_rate::float8 as buyer_rate,
             revenue_per_visitor::float8 as revenue_per_visitor
         from analytics.daily_sales
         where ${since}::date is null or day >= ${since}::date
@@ -110,12 +113,12 @@ export async function fetchReport(sql: Sql, opts: ReportOptions): Promise<Report
         col("units", "int"),
         money("revenue"),
         money("avg_selling_price", "avg price"),
-        col("view_to_purchase_rate", "rate", "view->buy"),
+        col("orders_per_view", "rate", "orders/view"),
       ],
       rows: await tx`
         select category, views, add_to_carts, orders, units, revenue::float8 as revenue,
             avg_selling_price::float8 as avg_selling_price,
-            view_to_purchase_rate::float8 as view_to_purchase_rate
+            orders_per_view::float8 as orders_per_view
         from analytics.category_performance
         order by revenue desc, category
         limit ${limit}`,
@@ -131,11 +134,11 @@ export async function fetchReport(sql: Sql, opts: ReportOptions): Promise<Report
         col("orders", "int"),
         col("units", "int"),
         money("revenue"),
-        col("conversion", "rate"),
+        col("orders_per_view", "rate", "orders/view"),
       ],
       rows: await tx`
         select revenue_rank, product_id, views, orders, units, revenue::float8 as revenue,
-            conversion::float8 as conversion
+            orders_per_view::float8 as orders_per_view
         from analytics.product_performance
         order by revenue_rank, product_id
         limit ${limit}`,
@@ -162,26 +165,6 @@ export async function fetchReport(sql: Sql, opts: ReportOptions): Promise<Report
         where ${since}::date is null or day >= ${since}::date
         order by day desc
         limit ${limit}`,
-    });
-
-    sections.push({
-      key: "rfm_status",
-      title: "Customers by RFM status",
-      columns: [
-        col("status", "text"),
-        col("customers", "int"),
-        money("monetary", "revenue"),
-        money("avg_ltv", "avg ltv"),
-      ],
-      rows: await tx`
-        select s.status, count(r.user_id)::int as customers,
-            coalesce(sum(r.monetary), 0)::float8 as monetary,
-            round(avg(r.ltv), 2)::float8 as avg_ltv
-        from unnest(array['active', 'at_risk', 'dormant', 'churned'])
-            with ordinality as s (status, position)
-        left join analytics.customer_rfm as r on r.status = s.status
-        group by s.status, s.position
-        order by s.position`,
     });
 
     sections.push(...await fetchKpiSections(tx, since, limit));

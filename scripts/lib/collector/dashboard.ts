@@ -118,12 +118,11 @@ export function createDashboard(deps: DashboardDeps) {
         const [c] = await tx`select reporting_currency from analytics.reporting_currency`;
         out.reporting_currency = c?.reporting_currency ?? null;
       }
-      if (want("hourly_events", ["hour", "revenue"])) {
+      if (want("hourly_trend", ["hour", "revenue"])) {
+        // the last 24 hours up to the watermark, zero-filled by the view
         out.revenue_per_hour = (await tx`
-          select hour, sum(revenue) as revenue from (
-            select hour, revenue from analytics.hourly_events
-          ) as h
-          group by hour order by hour desc limit 24`).reverse().map((r) => ({
+          select hour, revenue from analytics.hourly_trend
+          order by hour desc limit 24`).reverse().map((r) => ({
           hour: (r.hour as Date).toISOString(),
           revenue: num(r.revenue),
         }));

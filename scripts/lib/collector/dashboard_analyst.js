@@ -59,20 +59,20 @@
     $(id).replaceChildren(head, ...body);
   }
 
-  function drawCard(name, c, fmt, previousLabel) {
+  function drawCard(name, c, fmt) {
     const root = $(`card-${name}`);
     root.querySelector(".value").textContent = fmt(c.value);
     const ch = root.querySelector(".change");
+    // comparability and its reason come from SQL (analytics.period_metrics)
     if (c.change === null) {
       ch.className = "change";
-      ch.textContent = c.previous === null || c.previous === 0
-        ? `no ${previousLabel} figure to compare`
-        : "";
+      ch.textContent = c.comparison;
     } else {
       ch.className = `change ${c.change > 0 ? "up" : c.change < 0 ? "down" : ""}`;
       const arrow = c.change > 0 ? "▲" : c.change < 0 ? "▼" : "=";
-      ch.textContent = `${arrow} ${(Math.abs(c.change) * 100).toFixed(1)} % vs ${previousLabel}` +
-        ` (${fmt(c.previous)})`;
+      ch.textContent = `${arrow} ${(Math.abs(c.change) * 100).toFixed(1)} % (${
+        fmt(c.previous)
+      }): ${c.comparison}`;
     }
   }
 
@@ -83,8 +83,8 @@
     const nowHour = new Date(Math.floor(Date.now() / 3_600_000) * 3_600_000).toISOString()
       .slice(0, 16);
     // hours after the current one have not happened: no point, not a drop to zero
-    const today = hours.map((h) => (h > nowHour ? null : by.get(h)?.revenue ?? 0));
-    const lastWeek = hours.map((h) => by.get(h)?.last_week_revenue ?? 0);
+    const today = hours.map((h) => (h > nowHour ? null : by.get(h)?.revenue ?? null));
+    const lastWeek = hours.map((h) => by.get(h)?.last_week_revenue ?? null);
     const partial = d.trend.find((t) => t.is_partial);
     const partialIndex = partial ? hours.indexOf(partial.hour.slice(0, 16)) : -1;
     $("trend-title").textContent =
@@ -225,11 +225,10 @@
     $("from").value = d.range.from;
     $("to").value = d.range.to;
     $("empty-state").hidden = d.has_events;
-    const prev = `${d.range.previous_from} – ${d.range.previous_to}`;
-    drawCard("revenue", d.cards.revenue, fmtMoney, prev);
-    drawCard("orders", d.cards.orders, fmtInt, prev);
-    drawCard("aov", d.cards.aov, fmtMoney, prev);
-    drawCard("conversion", d.cards.conversion, fmtPct, prev);
+    drawCard("revenue", d.cards.revenue, fmtMoney);
+    drawCard("orders", d.cards.orders, fmtInt);
+    drawCard("aov", d.cards.aov, fmtMoney);
+    drawCard("conversion", d.cards.session_conversion_rate, fmtPct);
     drawTrend(d);
     drawFunnel(d.funnel);
     table(
@@ -239,7 +238,7 @@
         ["sessions", "sessions", fmtInt, true],
         ["orders", "orders", fmtInt, true],
         [`revenue (${currency})`, "revenue", (n) => fmtMoney(n).replace(` ${currency}`, ""), true],
-        ["conversion", "conversion_rate", fmtPct, true],
+        ["session conversion", "session_conversion_rate", fmtPct, true],
         [`AOV (${currency})`, "aov", (n) => fmtMoney(n).replace(` ${currency}`, ""), true],
       ],
       d.traffic_sources,

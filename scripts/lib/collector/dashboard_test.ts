@@ -115,29 +115,21 @@ async function serve(dbUrl: string, vars: Record<string, string> = {}): Promise<
   };
 }
 
-Deno.test("parseRange: default 7 days to today, the previous period, clear errors", () => {
-  const now = Date.parse("2026-11-30T15:00:00Z");
-  assertEquals(parseRange(new URLSearchParams(), now), {
-    from: "2026-11-24",
-    to: "2026-11-30",
-    days: 7,
-    previous_from: "2026-11-17",
-    previous_to: "2026-11-23",
+Deno.test("parseRange: UTC days checked for form, the window left to SQL", () => {
+  assertEquals(parseRange(new URLSearchParams()), { from: null, to: null });
+  assertEquals(parseRange(new URLSearchParams("from=2026-11-01&to=2026-11-07")), {
+    from: "2026-11-01",
+    to: "2026-11-07",
   });
-  assertEquals(
-    parseRange(new URLSearchParams("from=2026-11-01&to=2026-11-01"), now).previous_to,
-    "2026-10-31",
-  );
   for (
     const [q, msg] of [
       ["from=2026-02-30", "from must be a UTC date"],
-      ["from=2026-11-10&to=2026-11-01", "is after to"],
-      ["from=2020-01-01&to=2026-01-01", "choose at most 366"],
+      ["to=yesterday", "to must be a UTC date"],
     ]
   ) {
     let err: Error | undefined;
     try {
-      parseRange(new URLSearchParams(q), now);
+      parseRange(new URLSearchParams(q));
     } catch (e) {
       err = e as Error;
     }
@@ -156,11 +148,25 @@ Deno.test("dashboard API: KPI figures, dead-letter drill-down behind its key, ev
     const k = await res.json();
     assertEquals(res.status, 200, JSON.stringify(k));
     assertEquals(k.currency, "USD");
-    assertEquals(k.cards.revenue, { value: 52, previous: 35, change: 17 / 35 });
-    assertEquals(k.cards.orders, { value: 2, previous: 2, change: 0 });
+    // the previous 7 days have data on 2 of them: figures, but no change (analytics.coverage)
+    const notComparable = `not comparable: the previous period ${day(13)} – ${day(7)} has data in `;
+    assertEquals([k.cards.revenue.value, k.cards.revenue.previous], [52, 35]);
+    assertEquals([k.cards.revenue.change, k.cards.revenue.is_comparable], [null, false]);
+    assert(k.cards.revenue.comparison.startsWith(notComparable), k.cards.revenue.comparison);
+    assertEquals([k.cards.orders.value, k.cards.orders.previous], [2, 2]);
     assertEquals(k.cards.aov.value, 26);
     // sessions a, g, b: two with a purchase; previous c and d, both
-    assertEquals(k.cards.conversion, { value: 2 / 3, previous: 1, change: 2 / 3 - 1 });
+    assertEquals(
+      [k.cards.session_conversion_rate.value, k.cards.session_conversion_rate.previous],
+      [0.666667, 1],
+    );
+    for (const c of Object.values(k.cards) as { change: number | null }[]) {
+      assertEquals(c.change, null);
+    }
+    assertEquals(
+      (await (await get("/v1/dashboard/kpis?from=2026-11-10&to=2026-11-01")).json()).error,
+      "The period starts (2026-11-10) after it ends (2026-11-01): swap from and to",
+    );
     assertEquals(k.funnel.map((f: { sessions: number }) => f.sessions), [2, 1, 2]);
     assertEquals(k.traffic_sources.map((t: { traffic_source: string }) => t.traffic_source), [
       "ads",
@@ -286,14 +292,15 @@ Deno.test("dashboard in Chromium: populated, empty and database-down states", as
         const { page, problems, text, visible } = await open(served.base);
         assertEquals(await text("#card-revenue .label"), "Revenue (USD)");
         assertEquals(await text("#card-revenue .value"), "52.00 USD");
-        assertEquals(
-          await text("#card-revenue .change"),
-          `▲ 48.6 % vs ${day(13)} – ${day(7)} (35.00 USD)`,
+        assert(
+          (await text("#card-revenue .change")).startsWith(
+            `not comparable: the previous period ${day(13)} – ${day(7)} has data in `,
+          ),
         );
         assertEquals(await text("#card-orders .value"), "2");
         assertEquals(await text("#card-aov .value"), "26.00 USD");
         assertEquals(await text("#card-conversion .value"), "66.67 %");
-        assert((await text("#card-conversion .change")).startsWith("▼ 33.3 % vs"));
+        assert((await text("#card-conversion .change")).startsWith("not comparable"));
         assertEquals(await page.inputValue("#from"), day(6));
         assertEquals(await page.inputValue("#to"), day(0));
         assertEquals(await text("#tz"), "All dates and hours in UTC");
@@ -382,7 +389,9 @@ Deno.test("dashboard in Chromium: populated, empty and database-down states", as
         assertEquals(await text("#card-revenue .value"), "0.00 USD");
         assertEquals(
           await text("#card-revenue .change"),
-          `no ${day(13)} – ${day(7)} figure to compare`,
+          `not comparable: the previous period ${day(13)} – ${
+            day(7)
+          } has data in 0 of its 168 hours (0 of 7 days)`,
         );
         assertEquals(await text("#card-aov .value"), "–");
         assertEquals(await text("#traffic td"), "no sessions in the range");

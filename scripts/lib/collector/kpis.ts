@@ -1,17 +1,19 @@
 // GET /v1/dashboard/kpis: the analyst dashboard's figures for a UTC date range (KPI cards with
 // the previous period, funnel, hourly trend vs last week, top products, segments, traffic
-// sources, data quality by reason), read as the analyst from the analytics views. Sums over a
-// range are sums of the views' daily counters; rates are recomputed from those sums.
+// sources, data quality by reason), read as the analyst. Every figure, the window (default:
+// the last 7 UTC days) and every comparison comes from the metrics catalogue's SQL
+// (docs/metrics.md): this file only parses the request and shapes the rows.
 // GET /v1/dead-letter?reason=CODE: example rejected rows, behind DEAD_LETTER_KEYS.
-import type postgres from "postgres";
 import type { Sql } from "../common/db.ts";
 import { plain, read } from "./analytics.ts";
 import { ApiKeys } from "./auth.ts";
 import { HttpError } from "./responses.ts";
 
-const DAY_MS = 86_400_000;
-export const MAX_RANGE_DAYS = 366;
-export const DEFAULT_RANGE_DAYS = 7;
+/** The requested UTC days; NULL = the catalogue's default (analytics.metric_period). */
+export interface RangeRequest {
+  from: string | null;
+  to: string | null;
+}
 
 export interface Range {
   from: string;
@@ -19,137 +21,109 @@ export interface Range {
   days: number;
   previous_from: string;
   previous_to: string;
+  /** the period has not ended: figures so far, compared up to the same hour */
+  is_partial: boolean;
 }
 
-const iso = (ms: number) => new Date(ms).toISOString().slice(0, 10);
-
-function parseDay(name: string, raw: string): number {
+function parseDay(name: string, raw: string | null): string | null {
+  if (raw === null || raw === "") return null;
   const ms = Date.parse(`${raw}T00:00:00Z`);
-  if (!/^\d{4}-\d{2}-\d{2}$/.test(raw) || isNaN(ms) || iso(ms) !== raw) {
+  if (
+    !/^\d{4}-\d{2}-\d{2}$/.test(raw) || isNaN(ms) || new Date(ms).toISOString().slice(0, 10) !== raw
+  ) {
     throw new HttpError(400, `${name} must be a UTC date like 2026-11-21 (got "${raw}")`);
   }
-  return ms;
+  return raw;
 }
 
-/** ?from=&to= (UTC days, inclusive); default: the last 7 days up to today. */
-export function parseRange(params: URLSearchParams, now = Date.now()): Range {
-  const today = Math.floor(now / DAY_MS) * DAY_MS;
-  const toRaw = params.get("to"), fromRaw = params.get("from");
-  const to = toRaw ? parseDay("to", toRaw) : today;
-  const from = fromRaw ? parseDay("from", fromRaw) : to - (DEFAULT_RANGE_DAYS - 1) * DAY_MS;
-  if (from > to) {
-    throw new HttpError(400, `from (${iso(from)}) is after to (${iso(to)}): swap them`);
-  }
-  const days = (to - from) / DAY_MS + 1;
-  if (days > MAX_RANGE_DAYS) {
-    throw new HttpError(400, `The range is ${days} days: choose at most ${MAX_RANGE_DAYS}`);
-  }
-  return {
-    from: iso(from),
-    to: iso(to),
-    days,
-    previous_from: iso(from - days * DAY_MS),
-    previous_to: iso(from - DAY_MS),
-  };
-}
-
-interface Totals {
-  revenue: number;
-  orders: number;
-  sessions: number;
-  converted: number;
+/** ?from=&to= (UTC days, inclusive), checked for form only; the window rules are SQL's. */
+export function parseRange(params: URLSearchParams): RangeRequest {
+  return { from: parseDay("from", params.get("from")), to: parseDay("to", params.get("to")) };
 }
 
 export interface Card {
   value: number | null;
   previous: number | null;
-  /** (value - previous) / previous; null when there is nothing to compare with */
+  /** (value - previous) / previous; null when not comparable (comparison says why) */
   change: number | null;
+  is_comparable: boolean;
+  comparison: string;
 }
 
-const num = (v: unknown) => (v === null || v === undefined ? 0 : Number(v));
-const ratio = (a: number, b: number) => (b > 0 ? a / b : null);
-const change = (value: number | null, previous: number | null) =>
-  value === null || previous === null || previous === 0 ? null : (value - previous) / previous;
-const card = (value: number | null, previous: number | null): Card => ({
-  value,
-  previous,
-  change: change(value, previous),
-});
+const num = (v: unknown) => (v === null || v === undefined ? null : Number(v));
 
-async function totals(tx: postgres.TransactionSql, from: string, to: string): Promise<Totals> {
-  const [t] = await tx`
-    select coalesce(sum(revenue), 0) as revenue, coalesce(sum(orders), 0) as orders,
-        coalesce(sum(sessions), 0) as sessions, coalesce(sum(converted_sessions), 0) as converted
-    from analytics.traffic_source_performance
-    where day between ${from}::date and ${to}::date`;
-  return {
-    revenue: num(t.revenue),
-    orders: num(t.orders),
-    sessions: num(t.sessions),
-    converted: num(t.converted),
-  };
-}
-
-export async function dashboardKpis(analyst: Sql, range: Range) {
+export async function dashboardKpis(analyst: Sql, request: RangeRequest) {
   return await read(analyst, async (tx) => {
+    let metrics;
+    try {
+      metrics = await tx`
+        select * from analytics.period_metrics(${request.from}::date, ${request.to}::date)`;
+    } catch (error) {
+      if ((error as { code?: string }).code === "22023") {
+        throw new HttpError(400, (error as Error).message, {}, {}, { cause: error });
+      }
+      throw error;
+    }
+    const first = metrics[0];
+    const range: Range = {
+      from: first.from_day.toISOString().slice(0, 10),
+      to: first.to_day.toISOString().slice(0, 10),
+      days: 0,
+      previous_from: first.previous_from.toISOString().slice(0, 10),
+      previous_to: first.previous_to.toISOString().slice(0, 10),
+      is_partial: first.is_partial,
+    };
+    range.days = (Date.parse(range.to) - Date.parse(range.from)) / 86_400_000 + 1;
+    const cards: Record<string, Card> = {};
+    for (const m of metrics) {
+      cards[m.metric] = {
+        value: num(m.value),
+        previous: num(m.previous_value),
+        change: num(m.change),
+        is_comparable: m.is_comparable,
+        comparison: m.comparison,
+      };
+    }
     const [meta] = await tx`
       select (select reporting_currency from analytics.reporting_currency) as currency,
           exists (select from analytics.kpi_sessions) as has_events,
           (select max(day) from analytics.kpi_sessions)::text as last_day,
           now() as now`;
-    const cur = await totals(tx, range.from, range.to);
-    const prev = await totals(tx, range.previous_from, range.previous_to);
-    const cards = {
-      revenue: card(cur.revenue, prev.revenue),
-      orders: card(cur.orders, prev.orders),
-      aov: card(ratio(cur.revenue, cur.orders), ratio(prev.revenue, prev.orders)),
-      conversion: card(ratio(cur.converted, cur.sessions), ratio(prev.converted, prev.sessions)),
-    };
-    const [f] = await tx`
-      select coalesce(sum(view_sessions), 0) as view, coalesce(sum(add_to_cart_sessions), 0) as cart,
-          coalesce(sum(purchase_sessions), 0) as purchase
-      from analytics.funnel where day between ${range.from}::date and ${range.to}::date`;
-    const steps = [
-      { step: "Viewed a product", sessions: num(f.view) },
-      { step: "Added to cart", sessions: num(f.cart) },
-      { step: "Purchased", sessions: num(f.purchase) },
-    ];
-    const funnel = steps.map((s, i) => ({
-      ...s,
-      rate_from_previous: i === 0 ? null : ratio(s.sessions, steps[i - 1].sessions),
-      rate_from_first: i === 0 ? null : ratio(s.sessions, steps[0].sessions),
+    const funnel = (await tx`
+      select step, sessions, rate_from_previous, rate_from_first
+      from analytics.funnel_summary(${range.from}::date, ${range.to}::date)
+      order by step_number`).map((r) => ({
+      step: r.step as string,
+      sessions: Number(r.sessions),
+      rate_from_previous: num(r.rate_from_previous),
+      rate_from_first: num(r.rate_from_first),
     }));
-    // the 24 hours of the range's last day (its current hour flagged partial) and the same
-    // hours a week earlier
+    // the 24 hours of the range's last day next to the same hours a week earlier (hours after
+    // the pipeline's watermark have no row: no figure, not a zero)
     const trend = (await tx`
-      select h.hour, t.revenue, t.orders, coalesce(t.is_partial, false) as is_partial,
-          w.revenue as last_week_revenue, w.orders as last_week_orders
+      select h.hour, t.revenue, t.orders, t.last_week_revenue, t.last_week_orders,
+          t.revenue_change, coalesce(t.is_partial, false) as is_partial, t.comparison
       from generate_series(
           ${range.to}::date::timestamp at time zone 'UTC',
           ${range.to}::date::timestamp at time zone 'UTC' + interval '23 hours',
           interval '1 hour'
       ) as h (hour)
       left join analytics.hourly_trend as t on t.hour = h.hour
-      left join analytics.hourly_trend as w on w.hour = h.hour - interval '7 days'
       order by h.hour`).map((r) => ({
       hour: (r.hour as Date).toISOString(),
       revenue: num(r.revenue),
       orders: num(r.orders),
       last_week_revenue: num(r.last_week_revenue),
       last_week_orders: num(r.last_week_orders),
+      revenue_change: num(r.revenue_change),
       is_partial: r.is_partial as boolean,
+      comparison: (r.comparison ?? "no data for this hour") as string,
     }));
     const traffic = plain(
       await tx`
-      select traffic_source, sum(sessions)::int as sessions, sum(orders)::int as orders,
-          sum(revenue) as revenue,
-          round(sum(converted_sessions) / nullif(sum(sessions), 0), 6) as conversion_rate,
-          round(sum(revenue) / nullif(sum(orders), 0), 2) as aov
-      from analytics.traffic_source_performance
-      where day between ${range.from}::date and ${range.to}::date
-      group by traffic_source
-      order by sum(revenue) desc, traffic_source`,
+      select value as traffic_source, sessions, purchase_sessions, orders, revenue,
+          session_conversion_rate, aov
+      from analytics.channel_summary('traffic_source', ${range.from}::date, ${range.to}::date)`,
     );
     const products = plain(
       await tx`
@@ -166,20 +140,9 @@ export async function dashboardKpis(analyst: Sql, range: Range) {
       left join analytics.customer_segments as c on c.segment = s.segment
       order by s.position`,
     );
-    const reasons = plain(
-      await tx`
-      select reason, sum(rows)::int as rows
-      from analytics.rollup_quality_reasons
-      where hour >= ${range.from}::date::timestamp at time zone 'UTC'
-          and hour < (${range.to}::date + 1)::timestamp at time zone 'UTC'
-      group by reason order by sum(rows) desc, reason`,
-    );
     const [q] = await tx`
-      select coalesce(sum(rows), 0)::int as rows, coalesce(sum(valid), 0)::int as valid,
-          coalesce(sum(invalid), 0)::int as invalid, coalesce(sum(duplicates), 0)::int as duplicates
-      from analytics.rollup_quality_hourly
-      where hour >= ${range.from}::date::timestamp at time zone 'UTC'
-          and hour < (${range.to}::date + 1)::timestamp at time zone 'UTC'`;
+      select rows, valid, invalid, duplicates, validity_rate, reasons
+      from analytics.quality_summary(${range.from}::date, ${range.to}::date)`;
     return {
       generated_at: (meta.now as Date).toISOString(),
       database: "reachable" as const,
@@ -193,7 +156,14 @@ export async function dashboardKpis(analyst: Sql, range: Range) {
       traffic_sources: traffic,
       top_products: products,
       segments,
-      quality: { ...q, reasons },
+      quality: {
+        rows: Number(q.rows),
+        valid: Number(q.valid),
+        invalid: Number(q.invalid),
+        duplicates: Number(q.duplicates),
+        validity_rate: num(q.validity_rate),
+        reasons: q.reasons as { reason: string; rows: number }[],
+      },
     };
   });
 }
