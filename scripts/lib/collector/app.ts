@@ -329,6 +329,22 @@ export function createApp(deps: AppDeps): App {
         ),
       );
     }
+    if (
+      (error as { code?: string }).code === "42501" &&
+      (label.startsWith("/v1/dashboard") || label.startsWith("/v1/analytics"))
+    ) {
+      // a read the database refuses the analyst role: a grant is missing (not an outage; a
+      // write path that lacks one stays an internal error)
+      log.warn("database refused permission", { route: label, error: (error as Error).message });
+      return errorResponse(
+        new HttpError(
+          403,
+          `The database refused permission (${
+            (error as Error).message
+          }): re-apply the grants with make up, or grant the role read access`,
+        ),
+      );
+    }
     if ((error as { code?: string }).code === "57014") {
       return errorResponse(
         new HttpError(

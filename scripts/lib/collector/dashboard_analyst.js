@@ -1,8 +1,10 @@
 // The analyst part of the dashboard: KPI cards with the change vs the previous period, hourly
 // trend vs last week (the current hour marked partial), funnel, traffic sources, top products,
 // segments and data quality with a drill-down to example rejected rows (needs a dead-letter
-// key). Reads /v1/dashboard/kpis?from=&to= (UTC days) every few seconds.
-/* global Chart */
+// key). Reads /v1/dashboard/kpis?from=&to= (UTC days) every few seconds. Presentation only:
+// every figure comes from the API; the helpers (key, errors, money, UTC) from dashboard.js.
+/* global Chart, getJson, showKeyPrompt, problemText, markStale, staleText, formatMoney,
+   moneyTick */
 "use strict";
 
 (() => {
@@ -22,12 +24,7 @@
     refresh();
   }
 
-  const fmtMoney = (n) =>
-    n === null || n === undefined
-      ? "–"
-      : `${
-        Number(n).toLocaleString("en-US", { minimumFractionDigits: 2, maximumFractionDigits: 2 })
-      } ${currency}`;
+  const fmtMoney = (n) => formatMoney(n, currency);
   const fmtInt = (n) =>
     n === null || n === undefined ? "–" : Math.round(Number(n)).toLocaleString("en-US");
   const fmtPct = (r) => (r === null || r === undefined ? "–" : `${(Number(r) * 100).toFixed(2)} %`);
@@ -96,12 +93,22 @@
         options: {
           scales: {
             x: { title: { display: true, text: "hour (UTC)" } },
-            y: { beginAtZero: true, title: { display: true, text: `revenue (${currency})` } },
+            y: {
+              beginAtZero: true,
+              title: { display: true, text: `revenue (${currency})` },
+              ticks: { callback: moneyTick(currency) },
+            },
+          },
+          plugins: {
+            tooltip: {
+              callbacks: { label: (ctx) => `${ctx.dataset.label}: ${fmtMoney(ctx.parsed.y)}` },
+            },
           },
         },
       });
     }
     trendChart.options.scales.y.title.text = `revenue (${currency})`;
+    trendChart.options.scales.y.ticks.callback = moneyTick(currency);
     trendChart.data.labels = hours.map((h) => h.slice(11));
     trendChart.data.datasets = [
       {
@@ -237,9 +244,9 @@
         ["source", "traffic_source", String],
         ["sessions", "sessions", fmtInt, true],
         ["orders", "orders", fmtInt, true],
-        [`revenue (${currency})`, "revenue", (n) => fmtMoney(n).replace(` ${currency}`, ""), true],
+        ["revenue", "revenue", fmtMoney, true],
         ["session conversion", "session_conversion_rate", fmtPct, true],
-        [`AOV (${currency})`, "aov", (n) => fmtMoney(n).replace(` ${currency}`, ""), true],
+        ["AOV", "aov", fmtMoney, true],
       ],
       d.traffic_sources,
       "no sessions in the range",
@@ -251,7 +258,7 @@
         ["product", "product_id", String],
         ["orders", "orders", fmtInt, true],
         ["units", "units", fmtInt, true],
-        ["revenue", "revenue", (n) => Number(n).toFixed(2), true],
+        ["revenue", "revenue", fmtMoney, true],
       ],
       d.top_products,
       "no products sold yet",
@@ -262,13 +269,8 @@
         ["segment", "segment", String],
         ["customers", "customers", fmtInt, true],
         ["share", "share", fmtPct, true],
-        [
-          `lifetime value (${currency})`,
-          "ltv",
-          (n) => fmtMoney(n).replace(` ${currency}`, ""),
-          true,
-        ],
-        [`avg LTV (${currency})`, "avg_ltv", (n) => fmtMoney(n).replace(` ${currency}`, ""), true],
+        ["lifetime value", "ltv", fmtMoney, true],
+        ["avg LTV", "avg_ltv", fmtMoney, true],
       ],
       d.segments,
       "no customers yet",
@@ -276,38 +278,46 @@
     drawQuality(d.quality);
   }
 
+  /** Every analyst panel emptied (a failed reading shows no figure of an earlier one). */
+  function clearPanels() {
+    for (const c of document.querySelectorAll(".card .value")) c.textContent = "–";
+    for (const c of document.querySelectorAll(".card .change")) c.textContent = "";
+    if (trendChart) {
+      trendChart.data.datasets = [];
+      trendChart.update();
+    }
+    $("note-trend").textContent = "";
+    $("funnel").replaceChildren();
+    for (const id of ["traffic", "products", "segments", "reasons"]) $(id).replaceChildren();
+    $("quality-summary").textContent = "";
+  }
+
+  let lastUpdate = null;
+
   async function refresh() {
     const down = $("down-state");
+    const panels = [$("analyst"), document.querySelector(".cards")];
     try {
       const q = new URLSearchParams();
       if (range.from) q.set("from", range.from);
       if (range.to) q.set("to", range.to);
-      // with READ_KEYS set, open the page as /#key=<read key> (the fragment never leaves the browser)
-      const key = new URLSearchParams(location.hash.slice(1)).get("key");
-      const res = await fetch(`/v1/dashboard/kpis?${q}`, {
-        cache: "no-store",
-        headers: key ? { authorization: `Bearer ${key}` } : {},
-      });
-      const data = await res.json();
-      if (!res.ok) {
-        const e = new Error(data.error || `HTTP ${res.status}`);
-        e.status = res.status;
-        throw e;
-      }
+      const data = await getJson(`/v1/dashboard/kpis?${q}`);
       range = { from: data.range.from, to: data.range.to };
       down.hidden = true;
+      delete down.dataset.problem;
+      showKeyPrompt(null);
+      for (const p of panels) markStale(p, null);
+      lastUpdate = data.generated_at;
       draw(data);
     } catch (error) {
-      down.hidden = false;
-      down.textContent = error.status === 400
-        ? `Cannot show this range: ${error.message}`
-        : `The database is unreachable, so no figure is shown${
-          error.status === 503 ? "" : ` (${error.message})`
-        }. Retrying every ${Math.round(REFRESH_MS / 1000)} s; check that PostgreSQL runs ` +
-          "(make up).";
+      const kind = error.kind ?? "server";
+      const keyNeeded = showKeyPrompt(error);
+      down.hidden = keyNeeded;
+      down.dataset.problem = kind;
+      down.textContent = problemText(error);
       $("empty-state").hidden = true;
-      for (const c of document.querySelectorAll(".card .value")) c.textContent = "–";
-      for (const c of document.querySelectorAll(".card .change")) c.textContent = "";
+      clearPanels();
+      for (const p of panels) markStale(p, staleText(kind, lastUpdate));
     } finally {
       refreshes++;
       document.body.dataset.kpiRefreshes = String(refreshes);
@@ -327,6 +337,7 @@
     loadDrill();
   });
 
+  globalThis.addEventListener("dashboard:refresh", refresh);
   refresh();
   setInterval(refresh, REFRESH_MS);
 })();

@@ -1,7 +1,8 @@
 // The analyst dashboard: its API (/v1/dashboard/kpis, /v1/dead-letter, every KPI view through
-// /v1/analytics) against a real database, and the page in headless Chromium in three states
-// (populated, empty, database down), asserting what the page shows and saving a screenshot of
-// each (DASHBOARD_SCREENSHOT_DIR, default a temporary directory, printed).
+// /v1/analytics) against a real database, and the page in headless Chromium in these states
+// (populated, empty, database down, read key missing or wrong, no permission, after a demo at
+// 1400 and 390 px), asserting what the page shows and saving a screenshot of each
+// (DASHBOARD_SCREENSHOT_DIR, default a temporary directory, printed).
 import { assert, assertEquals } from "../testing/assert.ts";
 import { loadConfig } from "../common/config.ts";
 import { connect } from "../common/db.ts";
@@ -11,6 +12,9 @@ import { type TestDb, testDb } from "../testing/testdb.ts";
 import { createApp } from "./app.ts";
 import { loadAssets } from "./dashboard.ts";
 import { parseRange } from "./kpis.ts";
+import { DEMO_DEFAULTS } from "../generator/demo.ts";
+import { loadDemo } from "../testing/demo_data.ts";
+import type { Page } from "playwright-core";
 
 const PORT = Number(Deno.env.get("DASHBOARD_TEST_PORT") ?? 19191);
 /** a port where nothing listens: the "database down" state */
@@ -269,20 +273,27 @@ async function browser() {
 const shots = Deno.env.get("DASHBOARD_SCREENSHOT_DIR") ??
   await Deno.makeTempDir({ prefix: "dashboard_shots_" });
 
-Deno.test("dashboard in Chromium: populated, empty and database-down states", async (t) => {
+Deno.test("dashboard in Chromium: populated, empty, database down, read key, no permission, after a demo", async (t) => {
   const b = await browser();
   if (!b) return;
   await Deno.mkdir(shots, { recursive: true });
-  async function open(base: string) {
-    const page = await b!.newPage({ viewport: { width: 1400, height: 1500 } });
+  async function open(base: string, width = 1400, hash = "") {
+    const page = await b!.newPage({ viewport: { width, height: 1500 } });
     const problems: string[] = [];
     page.on("pageerror", (e) => problems.push(`page error: ${e.message}`));
-    await page.goto(`${base}/?refresh=60000`);
-    await page.waitForSelector("body[data-kpi-refreshes]", { state: "attached" });
+    await page.goto(`${base}/?refresh=60000${hash}`);
+    await page.waitForSelector("body[data-kpi-refreshes]", { state: "attached", timeout: 60_000 });
+    await page.waitForSelector("body[data-refreshes]", { state: "attached", timeout: 60_000 });
     const text = async (sel: string) => ((await page.textContent(sel)) ?? "").trim();
     const visible = (sel: string) => page.isVisible(sel);
     return { page, problems, text, visible };
   }
+  /** The analyst panels marked not current, with what they say. */
+  const staleMarks = (page: Page) =>
+    page.$$eval(
+      "#analyst section, .cards section",
+      (els) => els.map((e) => (e as unknown as { dataset: { stale?: string } }).dataset.stale),
+    );
   try {
     await t.step("populated", async () => {
       const db = await testDb("dashboard_page");
@@ -326,10 +337,12 @@ Deno.test("dashboard in Chromium: populated, empty and database-down states", as
               ),
           );
         assertEquals((await cells("#traffic")).slice(1), [
-          ["ads", "1", "1", "30.00", "100.00 %", "30.00"],
-          ["email", "1", "1", "22.00", "100.00 %", "22.00"],
-          ["social", "1", "0", "0.00", "0.00 %", "–"],
+          ["ads", "1", "1", "30.00 USD", "100.00 %", "30.00 USD"],
+          ["email", "1", "1", "22.00 USD", "100.00 %", "22.00 USD"],
+          ["social", "1", "0", "0.00 USD", "0.00 %", "–"],
         ]);
+        // times in UTC, the "updated" one included
+        assert(/^updated \d\d:\d\d:\d\d UTC$/.test(await text("#status")), await text("#status"));
         assertEquals((await cells("#segments")).slice(1).map((r) => [r[0], r[1]]), [
           ["High value", "0"],
           ["Regular", "2"], // users 3 and 4: first purchase 7 and 8 days ago
@@ -371,6 +384,19 @@ Deno.test("dashboard in Chromium: populated, empty and database-down states", as
         ]]);
         assert(!(await page.content()).includes(EMAIL), "the e-mail reached the page");
         await page.screenshot({ path: `${shots}/populated.png`, fullPage: true });
+
+        // a range that fails clears every analyst panel and says why
+        await page.fill("#from", "2020-01-01");
+        await page.click("#range-form button[type=submit]");
+        await page.locator("#down-state", { hasText: "Cannot show this range" }).waitFor();
+        assert((await text("#down-state")).includes("choose at most 366"));
+        assertEquals(await text("#card-revenue .value"), "–");
+        assertEquals(await page.$$eval("#traffic tr", (r) => r.length), 0);
+        assertEquals(await text("#funnel"), "");
+        assert(
+          (await staleMarks(page)).every((m) => m === "not shown: this range failed"),
+          "every analyst panel is marked",
+        );
         assertEquals(problems, []);
         await page.close();
       } finally {
@@ -417,7 +443,11 @@ Deno.test("dashboard in Chromium: populated, empty and database-down states", as
         );
         assert((await text("#down-state")).includes("make up"));
         assertEquals(await visible("#empty-state"), false);
+        assertEquals(await visible("#key-state"), false);
+        assertEquals(await page.getAttribute("#down-state", "data-problem"), "database");
         assertEquals(await text("#card-revenue .value"), "–");
+        assert((await text("#status")).startsWith("database unreachable"), await text("#status"));
+        assert((await staleMarks(page)).every((m) => m?.startsWith("not current: database")));
         await page.screenshot({ path: `${shots}/database-down.png`, fullPage: true });
         assertEquals(problems, []);
         await page.close();
@@ -425,6 +455,132 @@ Deno.test("dashboard in Chromium: populated, empty and database-down states", as
         await served.close();
       }
     });
+    await t.step(
+      "read key: a prompt (not 'database unreachable'), a wrong key said so",
+      async () => {
+        const db = await testDb("dashboard_key");
+        await seed(db);
+        const served = await serve(db.url, { READ_KEYS: "rk-for-tests" });
+        try {
+          const { page, problems, text, visible } = await open(served.base, 390);
+          assertEquals(await visible("#key-state"), true);
+          assertEquals(await visible("#down-state"), false);
+          assertEquals(
+            await text("#key-title"),
+            "This dashboard needs a read key: the server has READ_KEYS set.",
+          );
+          assertEquals(await text("#status"), "read key needed");
+          assertEquals(await text("#card-revenue .value"), "–");
+          assert(
+            (await staleMarks(page)).every((m) => m === "not shown: a read key is needed"),
+            "panels marked",
+          );
+          await page.screenshot({ path: `${shots}/key-prompt-390.png`, fullPage: true });
+          await page.fill("#key-input", "not-a-read-key");
+          await page.click("#key-form button");
+          await page.locator("#key-title", { hasText: "not accepted" }).waitFor();
+          assertEquals(
+            await text("#key-title"),
+            "The read key was not accepted: it is not one of the server's READ_KEYS.",
+          );
+          await page.fill("#key-input", "rk-for-tests");
+          await page.click("#key-form button");
+          await page.locator("#card-revenue .value", { hasText: "52.00 USD" }).waitFor();
+          await page.locator("#status", { hasText: /^updated / }).waitFor();
+          assertEquals(await visible("#key-state"), false);
+          assertEquals(await visible("#down-state"), false);
+          assert((await staleMarks(page)).every((m) => m === undefined), "panels current again");
+          assertEquals(problems, []);
+          await page.close();
+        } finally {
+          await served.close();
+          await db.drop();
+        }
+      },
+    );
+
+    await t.step("no permission: its own message, not 'database unreachable'", async () => {
+      const db = await testDb("dashboard_grants");
+      await seed(db);
+      await db.sql`revoke usage on schema analytics from pipeline_analyst`;
+      const served = await serve(db.url);
+      try {
+        const { page, problems, text, visible } = await open(served.base);
+        assertEquals(await visible("#down-state"), true);
+        assertEquals(await page.getAttribute("#down-state", "data-problem"), "permission");
+        const said = await text("#down-state");
+        assert(
+          said.startsWith("No permission. The database refused permission") &&
+            said.includes("permission denied for schema analytics") &&
+            said.includes("make up") && !said.includes("unreachable"),
+          said,
+        );
+        assertEquals(await visible("#key-state"), false);
+        assertEquals(await text("#status"), "no permission");
+        assertEquals(await text("#card-revenue .value"), "–");
+        assert((await staleMarks(page)).every((m) => m === "not current: no permission"));
+        await page.screenshot({ path: `${shots}/no-permission.png`, fullPage: true });
+        assertEquals(problems, []);
+        await page.close();
+      } finally {
+        await served.close();
+        await db.drop();
+      }
+    });
+
+    await t.step(
+      "after a demo: 1400 and 390 px, no overflow, money and comparisons plausible",
+      async () => {
+        const db = await testDb("dashboard_demo");
+        const dir = await Deno.makeTempDir({ prefix: "dashboard_demo_" });
+        const served = await serve(db.url);
+        try {
+          // make demo's runs at a smaller pace (about 60 orders a day)
+          await loadDemo(db.sql, { ...DEMO_DEFAULTS, dailyEvents: 8_000 }, Date.now(), dir);
+          for (const width of [1400, 390]) {
+            const { page, problems, text } = await open(served.base, width);
+            const [scroll, client] = await page.evaluate(() => {
+              // deno-lint-ignore no-explicit-any
+              const d = (globalThis as any).document.documentElement;
+              return [d.scrollWidth, d.clientWidth];
+            });
+            assert(scroll <= client, `${width} px: the page is ${scroll} px wide`);
+            // money: the currency and thousands separators, on the cards and in the tables
+            const money = /^\d{1,3}(,\d{3})*\.\d{2} USD$/;
+            const revenue = await text("#card-revenue .value");
+            assert(money.test(revenue) && revenue.includes(","), `revenue card: ${revenue}`);
+            assert(money.test(await text("#card-aov .value")), await text("#card-aov .value"));
+            const column = (sel: string, i: number) =>
+              page.$$eval(
+                `${sel} tr td:nth-child(${i})`,
+                (tds) => tds.map((td) => (td as unknown as { textContent: string }).textContent),
+              );
+            const figures = [
+              ...await column("#traffic", 4),
+              ...await column("#traffic", 6),
+              ...await column("#products", 5),
+              ...await column("#segments", 4),
+            ];
+            assert(figures.length > 20, `money cells: ${figures.length}`);
+            for (const f of figures) assert(money.test(f), `a money cell: ${f}`);
+            // both windows covered: every card compares, and no change is wild
+            for (const card of ["revenue", "orders", "aov", "conversion"]) {
+              const change = await text(`#card-${card} .change`);
+              const m = /^[▲▼=] ([\d.]+) % vs /.exec(change);
+              assert(m && Number(m[1]) < 50, `${card}: ${change}`);
+            }
+            assert(/^updated \d\d:\d\d:\d\d UTC$/.test(await text("#status")));
+            await page.screenshot({ path: `${shots}/demo-${width}.png`, fullPage: true });
+            assertEquals(problems, []);
+            await page.close();
+          }
+        } finally {
+          await served.close();
+          await Deno.remove(dir, { recursive: true });
+          await db.drop();
+        }
+      },
+    );
     console.log(`screenshots: ${shots}`);
   } finally {
     await b.close();

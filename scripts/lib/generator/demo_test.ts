@@ -3,8 +3,7 @@
 // to the live stretch, live continues the daily curve at its pace, and sessions last as long
 // live as in history.
 import { assert, assertEquals } from "../testing/assert.ts";
-import { loadConfig } from "../common/config.ts";
-import { fileSource, loadSource, settings } from "../ingest/loader.ts";
+import { loadDemo } from "../testing/demo_data.ts";
 import { testDb } from "../testing/testdb.ts";
 import { generate } from "../../generate.ts";
 import {
@@ -131,18 +130,7 @@ Deno.test("demo history and live in the database: one catalogue, one price list,
     const o: DemoOptions = { ...DEMO_DEFAULTS, dailyEvents: 2_500, liveMinutes: 180 };
     const now = Date.now();
     const today = Math.floor(now / DAY) * DAY;
-    const cfg = settings(loadConfig({ LATE_AFTER_SECONDS: String(400 * 86_400) }));
-    const load = async (d: string, names: string[]) => {
-      for (const n of names) {
-        const r = await loadSource(db.sql, await fileSource(`${d}/${n}`), n, cfg);
-        assertEquals(r.outcome, "loaded", n);
-      }
-    };
-    for (const run of historyRuns(o, now, `${dir}/h`)) {
-      await load(`${dir}/h`, (await generate(run)).files.map((f) => f.name));
-    }
-    const live = await generate(liveRun(o, now, `${dir}/l`));
-    await load(`${dir}/l`, live.files.map((f) => f.name));
+    const live = await loadDemo(db.sql, o, now, dir);
     const sql = db.sql;
     const liveBatches = sql`
       select batch_id from quality.batch_metrics where source_name in ${

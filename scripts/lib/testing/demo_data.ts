@@ -1,0 +1,29 @@
+// make demo's history and live stretch, generated and loaded into a test database (at a pace
+// the test chooses): what the generator and dashboard tests look at "after a demo".
+import type { Sql } from "../common/db.ts";
+import { loadConfig } from "../common/config.ts";
+import { fileSource, loadSource, settings } from "../ingest/loader.ts";
+import { generate, type Manifest } from "../../generate.ts";
+import { type DemoOptions, historyRuns, liveRun } from "../generator/demo.ts";
+
+/** Generates the demo's runs into `dir` and loads them (history as a backfill); the live manifest. */
+export async function loadDemo(
+  sql: Sql,
+  o: DemoOptions,
+  now: number,
+  dir: string,
+): Promise<Manifest> {
+  const backfill = settings(loadConfig({ LATE_AFTER_SECONDS: String(400 * 86_400) }));
+  const load = async (d: string, m: Manifest, cfg: typeof backfill) => {
+    for (const f of m.files) {
+      const r = await loadSource(sql, await fileSource(`${d}/${f.name}`), f.name, cfg);
+      if (r.outcome !== "loaded") throw new Error(`${f.name} was not loaded: ${r.outcome}`);
+    }
+  };
+  for (const run of historyRuns(o, now, `${dir}/history`)) {
+    await load(`${dir}/history`, await generate(run), backfill);
+  }
+  const live = await generate(liveRun(o, now, `${dir}/live`));
+  await load(`${dir}/live`, live, settings(loadConfig({})));
+  return live;
+}
