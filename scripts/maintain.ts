@@ -11,7 +11,9 @@ const HELP = `Usage: deno task maintain [--dir DIR] [--now TIME] [--json] [--sho
 Applies the retention policy in core.retention once, in one transaction: creates the partitions
 of core.events for the coming months, drops (or detaches) months of events older than their
 retention, deletes old dead letter, batch metrics, alerts, replays, ledger and analytics
-membership rows; then deletes files older than their retention from processed/ and rejected/.
+membership rows (while the lake export is on, docs/lake.md, a month with days not in the lake's
+ledger is kept and named, and only exported days of dead letter go); then deletes files older
+than their retention from processed/ and rejected/.
 The ingester runs the same every MAINTAIN_INTERVAL_MINUTES (default 60; 0: never).
 
 Options:
@@ -59,6 +61,14 @@ try {
     const result = await maintain(sql, dirsFor(values.dir ?? `${cfg.DATA_DIR}/incoming`), now);
     if (values.json) console.log(JSON.stringify(result));
     else log.info("maintenance done", { ...result });
+    for (const [partition, days] of Object.entries(result.partitions_kept_unexported)) {
+      log.warn("partition kept: the lake export is on and these days are not in its ledger", {
+        partition,
+        days: days.length,
+        first: days[0],
+        do: "run deno task export, then deno task maintain again",
+      });
+    }
   }
 } catch (error) {
   console.error(

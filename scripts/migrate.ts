@@ -129,7 +129,7 @@ export async function dbmateIn(
 }
 
 /** The schemas whose functions and views are defined by db/functions and db/views. */
-export const managedSchemas = ["ingest", "core", "quality", "analytics"];
+export const managedSchemas = ["ingest", "core", "quality", "analytics", "lake"];
 
 function sqlFilesBelow(dir: string): string[] {
   const out: string[] = [];

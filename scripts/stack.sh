@@ -2,6 +2,8 @@
 # Tool bootstrap and PostgreSQL 18 lifecycle for the Makefile.
 #   stack.sh tools        install pinned deno, dbmate, PostgreSQL binaries into .tools/ when missing
 #   stack.sh deno         print the deno command to use
+#   stack.sh lake         print the lake writer's python (.tools/lake, installed when missing)
+#   stack.sh lake-reader  print the Spark reader's python and jars (tests; installed when missing)
 #   stack.sh up|down|reset|status|url|mode
 # Where PostgreSQL comes from (PIPELINE_DB): external (a server this project did not start:
 # only migrate), docker (compose), embedded (PostgreSQL 18 from npm in .data/postgres, on
@@ -295,6 +297,64 @@ embedded_down() {
   fi
 }
 
+# The lake (docs/lake.md). deno task export writes Apache Iceberg with PyIceberg: a Python venv
+# in .tools/lake with the pins of scripts/lib/lake/requirements.txt (re-made when they change).
+# The tests read the lake back with Apache Spark (.tools/lake-reader, plus the Iceberg runtime
+# and PostgreSQL JDBC jars from Maven Central, cached per machine like Kafka's).
+ICEBERG_VERSION="1.12.0"
+PG_JDBC_VERSION="42.7.8"
+find_python() {
+  local p
+  for p in python3.13 python3.12 python3.11 python3.10 python3; do
+    command -v "$p" >/dev/null 2>&1 || continue
+    "$p" -c 'import sys, venv; sys.exit(0 if sys.version_info >= (3, 10) else 1)' 2>/dev/null && {
+      command -v "$p"
+      return
+    }
+  done
+  die "Python 3.10+ (with venv) is needed for the lake (deno task export): install it (apt-get install python3 python3-venv), then run again"
+}
+
+venv_with() {
+  local venv="$1" requirements="$2" stamp py
+  stamp="$(sha256sum "$requirements" | cut -c1-16)"
+  if [[ ! -x "$venv/bin/python" || "$(cat "$venv/.requirements" 2>/dev/null)" != "$stamp" ]]; then
+    py="$(find_python)"
+    say "installing $(grep -v '^#' "$requirements" | cut -d= -f1 | xargs) into ${venv#"$ROOT"/}"
+    rm -rf "$venv"
+    "$py" -m venv "$venv" >&2 || die "could not create a Python venv in $venv (apt-get install python3-venv)"
+    "$venv/bin/pip" install -q --disable-pip-version-check -r "$requirements" >&2 ||
+      die "pip install -r $requirements failed: check that PyPI is reachable, then run again"
+    echo "$stamp" >"$venv/.requirements"
+  fi
+  echo "$venv/bin/python"
+}
+
+lake_python() { venv_with "$TOOLS/lake" "$ROOT/scripts/lib/lake/requirements.txt"; }
+
+# prints the reader's python, then its jars (comma-separated)
+lake_reader() {
+  local py cache jar jars=()
+  command -v java >/dev/null 2>&1 || die "Java 17+ is needed for the Spark lake reader (apt-get install openjdk-17-jre-headless)"
+  py="$(venv_with "$TOOLS/lake-reader" "$ROOT/scripts/lib/lake/requirements-reader.txt")"
+  cache="${XDG_CACHE_HOME:-$HOME/.cache}/ecommerce-pipeline/iceberg-$ICEBERG_VERSION"
+  mkdir -p "$cache"
+  for jar in \
+    "org/apache/iceberg/iceberg-spark-runtime-4.1_2.13/$ICEBERG_VERSION/iceberg-spark-runtime-4.1_2.13-$ICEBERG_VERSION.jar" \
+    "org/apache/iceberg/iceberg-aws-bundle/$ICEBERG_VERSION/iceberg-aws-bundle-$ICEBERG_VERSION.jar" \
+    "org/postgresql/postgresql/$PG_JDBC_VERSION/postgresql-$PG_JDBC_VERSION.jar"; do
+    if [[ ! -s "$cache/$(basename "$jar")" ]]; then
+      say "downloading $(basename "$jar") from Maven Central"
+      curl -fsSL -o "$cache/$(basename "$jar").part" "https://repo1.maven.org/maven2/$jar" ||
+        die "could not download https://repo1.maven.org/maven2/$jar: check that Maven Central is reachable"
+      mv "$cache/$(basename "$jar").part" "$cache/$(basename "$jar")"
+    fi
+    jars+=("$cache/$(basename "$jar")")
+  done
+  echo "$py"
+  (IFS=,; echo "${jars[*]}")
+}
+
 cmd_up() {
   load_env
   local mode
@@ -312,6 +372,8 @@ cmd_up() {
   embedded) embedded_up ;;
   esac
   "$(deno_cmd)" run --allow-all "$ROOT/scripts/migrate.ts" --dbmate "$(dbmate_cmd)"
+  # deno task export's writer; the database works without it, so a failure only warns
+  (lake_python >/dev/null) || say "warning: the lake writer is not installed (deno task export will try again)"
 }
 
 cmd_down() {
@@ -364,6 +426,8 @@ pgbin)
   server_home
   reachable_bin "$(pg_native)"
   ;;
+lake) lake_python ;;
+lake-reader) lake_reader ;;
 up) cmd_up ;;
 down) cmd_down ;;
 reset) cmd_reset ;;
@@ -377,5 +441,5 @@ url)
   load_env
   echo "$DATABASE_URL"
   ;;
-*) die "usage: scripts/stack.sh tools|deno|dbmate|pgbin|up|down|reset|status|url|mode" ;;
+*) die "usage: scripts/stack.sh tools|deno|dbmate|pgbin|lake|lake-reader|up|down|reset|status|url|mode" ;;
 esac

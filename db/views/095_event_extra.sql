@@ -1,8 +1,8 @@
 -- analytics.event_extra: the values of columns outside the pipeline's own (a schema version's
 -- extension columns such as coupon_code, and unknown columns) per stored event, for analysts.
 -- Columns on the PII deny list (core.extra_pii_keys, read at query time) are left out, and
--- e-mail-like values (hashed in core.events.extra) show as "[masked]". See
--- docs/schema-registry.md.
+-- e-mail-like values (hashed in core.events.extra) show as "[masked]" (core.visible_extra).
+-- See docs/schema-registry.md.
 -- applied on every make up: dropping first lets a new version change the columns
 drop view if exists analytics.event_extra;
 create view analytics.event_extra as
@@ -18,18 +18,7 @@ visible as (
         e.event_time,
         e.event_type,
         e.batch_id,
-        (
-            select jsonb_object_agg(x.key, case
-                when x.value like 'hmac:%'
-                    or x.value ~ '^[^@[:space:]]+@[^@[:space:]]+\.[^@[:space:]]+$'
-                    then '[masked]'
-                else x.value
-            end)
-            from jsonb_each_text(e.extra) as x
-            where not exists (
-                select from core.extra_pii_keys as p where lower(x.key) like p.pattern
-            )
-        ) as extra
+        core.visible_extra(e.extra) as extra
     from events as e
 )
 

@@ -20,7 +20,9 @@ end;
 -- Applies core.retention at p_now in one transaction: creates the partitions ahead, drops (or
 -- detaches) whole months of core.events older than the events cutoff with their ids in the
 -- dedupe guard, deletes old dead letter, metrics, alerts, replays, ledger and membership
--- rows. Returns what it did, and records it in core.maintenance_runs.
+-- rows. While the lake export is on (lake.settings), months with days not in the lake's ledger
+-- are kept and named (partitions_kept_unexported), and only exported days of dead letter go.
+-- Returns what it did, and records it in core.maintenance_runs.
 create function core.apply_retention(p_now timestamptz)
 returns jsonb
 language plpgsql
@@ -41,6 +43,9 @@ declare
     v_created text[];
     v_result jsonb;
     v_counts jsonb := '{}';
+    v_lake boolean := coalesce((select l.is_enabled from lake.settings as l), false);
+    v_days text[];
+    v_kept jsonb := '{}';
 begin
     if p_now is null then
         raise exception 'apply_retention needs the current time (got null)' using errcode = '22004';
@@ -73,6 +78,21 @@ begin
             order by c.relname
         loop
             continue when v_part.upper_bound > p_now - v_keep;
+            -- the lake (docs/lake.md): while export is on, a month with days the ledger does
+            -- not hold as they are stays, and is named in the result
+            if v_lake then
+                v_days := array(
+                    select d::text from lake.unexported_days('events',
+                        v_part.upper_bound - interval '1 month', v_part.upper_bound) as d
+                );
+                if cardinality(v_days) > 0 then
+                    v_kept := v_kept || jsonb_build_object(v_part.name, to_jsonb(v_days));
+                    raise warning 'retention keeps partition % of core.events: % of its day(s) are not in the lake ledger (%): run deno task export, then deno task maintain again',
+                        v_part.name, cardinality(v_days), array_to_string(v_days[1:3], ', ')
+                        || case when cardinality(v_days) > 3 then ', ...' else '' end;
+                    continue;
+                end if;
+            end if;
             execute format(
                 'delete from core.event_ids as i using %s as e where i.event_id = e.event_id',
                 v_part.rel);
@@ -92,7 +112,20 @@ begin
 
     select r.keep into v_keep from core.retention as r where r.kind = 'dead_letter';
     if v_keep is not null then
-        delete from quality.dead_letter as d where d.created_at < p_now - v_keep;
+        -- while the lake export is on, only whole UTC days the ledger holds as they are
+        -- (a partial day would look changed and overwrite the lake's copy with less)
+        delete from quality.dead_letter as d
+        where d.created_at < p_now - v_keep
+            and (not v_lake or (d.created_at at time zone 'UTC')::date in (
+                select x.day from lake.exports as x
+                where x.table_name = 'dead_letter'
+                    and x.day < ((p_now - v_keep) at time zone 'UTC')::date
+                    and x.row_count = (
+                        select count(*) from quality.dead_letter as o
+                        where o.created_at >= x.day::timestamp at time zone 'UTC'
+                            and o.created_at < (x.day + 1)::timestamp at time zone 'UTC'
+                    )
+            ));
         get diagnostics v_n = row_count;
         v_counts := v_counts || jsonb_build_object('dead_letter', v_n);
     end if;
@@ -135,6 +168,7 @@ begin
         'partitions_created', to_jsonb(v_created),
         'partitions_dropped', to_jsonb(v_dropped),
         'partitions_detached', to_jsonb(v_detached),
+        'partitions_kept_unexported', v_kept,
         'rows_deleted', v_counts
     );
     insert into core.maintenance_runs (clock, result) values (p_now, v_result);

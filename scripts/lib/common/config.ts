@@ -114,6 +114,30 @@ export const variables = {
     default: "0",
     schema: z.enum(["0", "1"], { error: "BROWSER_TRUST_PROXY must be 0 or 1" }),
   },
+  // the lake (docs/lake.md): where deno task export writes the Iceberg tables (empty:
+  // DATA_DIR/lake), the S3-compatible endpoint and credentials for an s3:// warehouse, and how
+  // often deno task export --watch runs
+  LAKE_WAREHOUSE: {
+    default: "",
+    schema: z.string().regex(
+      /^$|^s3:\/\/[a-z0-9][a-z0-9.-]{1,61}[a-z0-9](\/.*)?$|^(file:\/\/)?[^:]+$/,
+      "LAKE_WAREHOUSE must be a directory or an s3://bucket/prefix URI",
+    ),
+  },
+  LAKE_S3_ENDPOINT: {
+    default: "",
+    schema: z.string().regex(
+      /^$|^https?:\/\/[^/\s]+\/?$/,
+      "LAKE_S3_ENDPOINT must be an http(s)://host:port URL, such as http://127.0.0.1:8333",
+    ),
+  },
+  LAKE_S3_REGION: { default: "us-east-1", schema: z.string().min(1) },
+  LAKE_S3_ACCESS_KEY_ID: { default: "", schema: z.string() },
+  LAKE_S3_SECRET_ACCESS_KEY: { default: "", schema: z.string() },
+  LAKE_EXPORT_INTERVAL_MINUTES: {
+    default: "60",
+    schema: positiveInt("LAKE_EXPORT_INTERVAL_MINUTES"),
+  },
   REPORTING_CURRENCY: {
     default: "USD",
     schema: z.string().regex(

@@ -9,6 +9,8 @@ export interface MaintenanceResult {
   partitions_created: string[];
   partitions_dropped: string[];
   partitions_detached: string[];
+  /** partitions retention would drop, kept because the lake's ledger lacks these days */
+  partitions_kept_unexported: Record<string, string[]>;
   rows_deleted: Record<string, number>;
   files_deleted: { processed: number; rejected: number };
 }

@@ -3,7 +3,7 @@
 // objects are left out; everything a user could observe is in.
 import type { Sql } from "../common/db.ts";
 
-const schemas = ["ingest", "core", "quality", "analytics"];
+const schemas = ["ingest", "core", "quality", "analytics", "lake"];
 
 /** Sorted lines "kind name: definition" for functions, views, tables, columns, constraints,
  * indexes, sequences, privileges, comments and default privileges of the four schemas. */
