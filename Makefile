@@ -20,7 +20,7 @@ else
 $(error CLUSTER=$(CLUSTER): use CLUSTER=citus, or leave it unset for the single node)
 endif
 
-.PHONY: help tools up down reset psql test demo demo-live load-test bench soak kafka-up kafka-down bench-kafka bench-lake
+.PHONY: help tools up down reset psql test demo demo-live load-test bench soak kafka-up kafka-down bench-kafka bench-lake storefront
 
 help: ## list the commands
 	@grep -E '^[a-z-]+:.*## ' Makefile | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
@@ -74,3 +74,6 @@ bench-kafka: up kafka-up ## Kafka source vs file path on the same events, freshn
 
 bench-lake: up ## lake export rows/s vs the file path's, and the lake's size vs PostgreSQL's (SIZE=100k|1m)
 	@$(DENO) run --allow-all bench/lake.ts --size $(SIZE)
+
+storefront: up ## the demo shop with tracker.js on http://127.0.0.1:8081 (starts the collector when needed)
+	@$(DENO) run --allow-all scripts/storefront.ts

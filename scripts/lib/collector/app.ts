@@ -101,6 +101,7 @@ export function createApp(deps: AppDeps): App {
     maxGroups: Math.max(1, Math.min(cfg.MAX_CONCURRENT_BATCHES, navigator.hardwareConcurrency)),
   });
   // the browser source (tracker.js, public write keys): its batches take the same path
+  const browserPending = new Limiter(cfg.BROWSER_MAX_PENDING);
   const browser = createBrowserSource({
     ingest: deps.ingest,
     log,
@@ -110,7 +111,8 @@ export function createApp(deps: AppDeps): App {
       ipRequestsPerMinute: cfg.BROWSER_IP_REQUESTS_PER_MINUTE,
       trustProxy: cfg.BROWSER_TRUST_PROXY === "1",
     },
-    submit: postEvents.submitCsv,
+    submit: (client, csv, lineOf) =>
+      postEvents.submitCsv(client, csv, lineOf, browserPending, "BROWSER_MAX_PENDING"),
     count: (outcome, n) => telemetry.browserEvents.inc({ outcome }, n),
   });
   const analytics = createAnalyticsHandler({ analyst: deps.analyst, catalog });

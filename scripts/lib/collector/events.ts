@@ -162,28 +162,31 @@ export function createEventsHandler(deps: EventsDeps) {
     : undefined;
 
   /**
-   * Another source's CSV batch (header line + rows) through the same path: a batch slot (503
-   * when none is free), group commit, one transaction. No Idempotency-Key: such sources give
-   * every event its own event_id, so a batch sent twice is duplicates.
+   * Another source's CSV batch (header line + rows) through the same path: a slot of `limiter`
+   * (503 when none is free), group commit, one transaction. No Idempotency-Key: such sources
+   * give every event its own event_id, so a batch sent twice is duplicates. The browser source
+   * passes its own limiter: its many small requests wait for a group instead of taking one of
+   * the MAX_CONCURRENT_BATCHES slots each.
    */
   async function submitCsv(
     client: string,
     csv: Uint8Array,
     lineOf: (n: number) => number,
+    limiter: Limiter = deps.limiter,
+    limitName = "MAX_CONCURRENT_BATCHES",
   ): Promise<{ status: number; body: string; headers?: Record<string, string> }> {
-    const release = deps.limiter.tryAcquire();
+    const release = limiter.tryAcquire();
     if (!release) {
       const retry = String(deps.busyRetryAfter ?? 1);
       return {
         status: 503,
         body: JSON.stringify({
           error:
-            `Busy: ${deps.limiter.max} batches are already in flight (MAX_CONCURRENT_BATCHES); nothing was stored, retry after a moment`,
+            `Busy: ${limiter.max} batches are already in flight (${limitName}); nothing was stored, retry after a moment`,
         }),
         headers: { "retry-after": retry },
       };
     }
-    t.inFlight.set({}, deps.limiter.inFlight);
     try {
       const request: GroupRequest = {
         client,
@@ -204,7 +207,6 @@ export function createEventsHandler(deps: EventsDeps) {
       return { status: out.status, body: out.body };
     } finally {
       release();
-      t.inFlight.set({}, deps.limiter.inFlight);
     }
   }
 

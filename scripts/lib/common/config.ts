@@ -110,6 +110,7 @@ export const variables = {
     default: "300",
     schema: positiveInt("BROWSER_IP_REQUESTS_PER_MINUTE"),
   },
+  BROWSER_MAX_PENDING: { default: "512", schema: positiveInt("BROWSER_MAX_PENDING") },
   BROWSER_TRUST_PROXY: {
     default: "0",
     schema: z.enum(["0", "1"], { error: "BROWSER_TRUST_PROXY must be 0 or 1" }),
