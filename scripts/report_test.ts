@@ -60,6 +60,15 @@ Deno.test("formatTable aligns columns, right-aligns numbers and shows NULL as -"
   assertEquals(formatValue(3 * 3600 + 7 * 60 + 5, "seconds"), "3h 07m");
   assertEquals(formatValue(2 * 86400 + 4 * 3600, "seconds"), "2d 04h");
   assertEquals(formatValue(103012, "id"), "103012");
+  // key figures: each row's unit picks the format
+  assertEquals(
+    formatTable([{ key: "value", title: "value", format: "by_unit" }], [
+      { value: 232444.19, unit: "USD" },
+      { value: 0.023735, unit: "ratio" },
+      { value: 831, unit: "orders" },
+    ]).split("\n").slice(2),
+    ["232,444.19", "     2.37%", "       831"],
+  );
 });
 
 Deno.test("deno task report: bad flags exit 2 with one line, --help exits 0", async () => {

@@ -137,7 +137,10 @@ with catalogue (position, metric, title, formula, grain, unit, additivity, time_
         array['analytics.daily_sales.events', 'analytics.hourly_trend.events']),
     (45, 'validity_rate', 'Validity rate', 'valid rows / (valid + invalid rows) ingested', 'UTC hour of ingestion, period', 'ratio',
         'not additive', 'by ingestion time, not event time',
-        array['analytics.data_quality.validity_rate', 'analytics.quality_summary().validity_rate'])
+        array['analytics.data_quality.validity_rate', 'analytics.quality_summary().validity_rate']),
+    (46, 'retention_rate', 'Weekly retention', 'customers of a cohort (UTC week, Monday, of their first purchase) who purchased in a given week since / customers of the cohort',
+        'cohort week x weeks since', 'ratio', 'not additive', 'UTC weeks from Monday; zero-filled up to the latest week with events',
+        array['analytics.customer_retention.retention_rate', 'analytics.customer_retention.active_customers'])
 )
 
 select

@@ -22,6 +22,7 @@ export const ANALYTICS_VIEWS = [
   "cart_abandonment",
   "customer_segment_history",
   "customer_segments",
+  "customer_retention",
   "product_affinity",
   "hourly_trend",
 ] as const;

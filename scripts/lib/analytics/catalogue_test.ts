@@ -459,6 +459,44 @@ Deno.test("LTV, comparisons with coverage, affinity support and zero-filled seri
         .map((r) => ({ ...r })),
     );
 
+    // weekly retention: cohorts by the UTC week (Monday) of the first purchase, from core.events
+    const weekOf = (t: Date) => {
+      const d = Math.floor(t.getTime() / DAY) * DAY;
+      return d - ((new Date(d).getUTCDay() + 6) % 7) * DAY;
+    };
+    const bought = new Map<string, Set<number>>();
+    for (
+      const r of await sql`
+        select user_id::text, event_time from core.events where event_type = 'purchase'`
+    ) {
+      if (!bought.has(r.user_id)) bought.set(r.user_id, new Set());
+      bought.get(r.user_id)!.add(weekOf(r.event_time));
+    }
+    const lastWeek = weekOf(new Date());
+    const expected: string[] = [];
+    const cohorts = new Map<number, Set<number>[]>();
+    for (const weeks of bought.values()) {
+      const first = Math.min(...weeks);
+      if (!cohorts.has(first)) cohorts.set(first, []);
+      cohorts.get(first)!.push(weeks);
+    }
+    for (const [first, members] of [...cohorts].sort((a, b) => a[0] - b[0])) {
+      for (let w = first, k = 0; w <= lastWeek; w += 7 * DAY, k++) {
+        const active = members.filter((m) => m.has(w)).length;
+        expected.push(
+          `${iso(first)} ${k} ${members.length} ${active} ${(active / members.length).toFixed(6)}`,
+        );
+      }
+    }
+    assertEquals(
+      (await sql`
+        select cohort_week::text || ' ' || weeks_since || ' ' || cohort_customers || ' ' ||
+            active_customers || ' ' || retention_rate as line
+        from analytics.customer_retention order by cohort_week, weeks_since`).map((r) => r.line),
+      expected,
+    );
+    assert(expected.some((l) => !l.endsWith(" 0.000000") && !l.endsWith(" 1.000000")));
+
     // the default period (today partial) is covered on both sides: compared like for like, up
     // to the current hour, with figures computed here from core.events
     const period = [...await sql`select * from analytics.period_metrics()`];

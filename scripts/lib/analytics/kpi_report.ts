@@ -99,6 +99,23 @@ export async function fetchKpiSections(
         order by s.position` as Row[],
     },
     {
+      key: "customer_retention",
+      title: "Weekly retention (cohorts by the UTC week of the first purchase, newest first)",
+      columns: [
+        col("cohort_week", "text", "cohort week"),
+        col("weeks_since", "int", "week"),
+        col("cohort_customers", "int", "customers"),
+        col("active_customers", "int", "active"),
+        col("retention_rate", "rate", "retention"),
+      ],
+      rows: await tx`
+        select cohort_week::text, weeks_since::int, cohort_customers::int,
+            active_customers::int, retention_rate::float8
+        from analytics.customer_retention
+        order by cohort_week desc, weeks_since
+        limit ${limit}` as Row[],
+    },
+    {
       key: "product_affinity",
       title:
         "Customers also bought (each product's best match, at least 3 shared sessions, most shared first)",
@@ -155,8 +172,8 @@ export async function fetchPeriodSection(tx: postgres.TransactionSql): Promise<S
     title: `Key figures, last 7 UTC days (${span}) vs the 7 days before`,
     columns: [
       col("metric", "text"),
-      col("value", "text"),
-      col("previous_value", "text", "previous"),
+      col("value", "by_unit"),
+      col("previous_value", "by_unit", "previous"),
       col("change", "rate"),
       col("unit", "text"),
       col("comparison", "text"),

@@ -14,7 +14,16 @@ export interface ReportOptions {
 type Value = string | number | boolean | Date | null | string[] | Record<string, number>;
 export type Row = Record<string, Value>;
 
-export type Format = "text" | "id" | "int" | "money" | "rate" | "seconds" | "list";
+export type Format =
+  | "text"
+  | "id"
+  | "int"
+  | "money"
+  | "rate"
+  | "seconds"
+  | "list"
+  /** the row's `unit` says: a currency code is money, "ratio" a rate, else a count */
+  | "by_unit";
 
 export interface Column {
   key: string;
@@ -228,7 +237,7 @@ export async function fetchReport(sql: Sql, opts: ReportOptions): Promise<Report
   };
 }
 
-const numberFormats = new Set<Format>(["id", "int", "money", "rate", "seconds"]);
+const numberFormats = new Set<Format>(["id", "int", "money", "rate", "seconds", "by_unit"]);
 
 /** 12.3s, 4m 05s, 3h 07m, 2d 04h */
 function duration(seconds: number): string {
@@ -263,7 +272,13 @@ export function formatValue(value: Value | undefined, format: Format): string {
 
 /** An aligned table: header, rule, rows; numbers right-aligned. "(no rows)" when empty. */
 export function formatTable(columns: Column[], rows: Row[]): string {
-  const cells = rows.map((r) => columns.map((c) => formatValue(r[c.key], c.format)));
+  const unitFormat = (unit: unknown): Format =>
+    /^[A-Z]{3}$/.test(String(unit)) ? "money" : unit === "ratio" ? "rate" : "int";
+  const cells = rows.map((r) =>
+    columns.map((c) =>
+      formatValue(r[c.key], c.format === "by_unit" ? unitFormat(r.unit) : c.format)
+    )
+  );
   const widths = columns.map((c, i) =>
     Math.max(c.title.length, ...cells.map((line) => line[i].length))
   );
