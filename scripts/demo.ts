@@ -18,7 +18,8 @@ import { Ingester } from "./ingest.ts";
 
 const D = DEMO_DEFAULTS;
 const HELP = `Usage: deno run -A scripts/demo.ts [--days N] [--daily-events N] [--live-minutes N]
-                                      [--seed N] [--late-rate R] [--no-report] [--live]
+                                      [--seed N] [--late-rate R] [--no-report]
+                                      [--live [--interval S]]
 
 A shop's recent history and its last minutes, through the pipeline. History and live are one
 shop: the same catalogue, prices and customers (--shop-seed of deno task generate), and the
@@ -33,8 +34,9 @@ same daily and weekly curve (--daily-events), so live minutes continue the histo
 
 --daily-events N   rows of a weekday-weight-1 day (default ${D.dailyEvents}: about 1.2 events/s on
                    average, 2 at the 20:00 UTC peak, 0.2 at 03:00)
---live             make demo-live: no history; a file every 10 s on the same curve and shop,
-                   ingested as it comes, until Ctrl-C (the file in hand is finished and loaded)
+--live             make demo-live: no history; a file every --interval seconds (default 10) on
+                   the same curve and shop, ingested as it comes, until Ctrl-C or SIGTERM (the
+                   file in hand is finished and loaded)
 
 The demo adds to what the database holds (it says so). For a clean start: make reset && make demo.`;
 
@@ -48,6 +50,7 @@ const { values } = parseArgs({
     "late-rate": { type: "string", default: String(D.lateRate) },
     "no-report": { type: "boolean", default: false },
     live: { type: "boolean", default: false },
+    interval: { type: "string", default: "10" },
     help: { type: "boolean", short: "h", default: false },
   },
 });
@@ -195,7 +198,7 @@ async function streamLive(): Promise<number> {
     stop.abort();
   };
   for (const s of signals) Deno.addSignalListener(s, onSignal);
-  const run = streamRun(demo, dirs.inbox);
+  const run = streamRun(demo, dirs.inbox, whole("interval", values.interval, 1, 3600));
   console.log(
     `Live stream: a file every ${run.intervalSeconds} s on the demo's daily curve ` +
       `(${paceAt(demo, Date.now()).toFixed(2)} events/s this hour), the demo's shop; ` +
