@@ -126,7 +126,7 @@ with catalogue (position, metric, title, formula, grain, unit, additivity, time_
     (41, 'affinity_score', 'Affinity score', 'cosine (pair_sessions / sqrt(sessions with each product)) x min(pair_sessions, 10) / 10; pairs below the minimum support (default 3 shared sessions) are left out',
         'product pair', 'score 0-1', 'not additive', 'all time',
         array['analytics.product_affinity.score', 'analytics.product_affinity_ranked().score']),
-    (42, 'change', 'Change vs the previous period', '(value - previous_value) / previous_value, only when both periods are fully covered and previous_value > 0; else NULL and the comparison says why',
+    (42, 'change', 'Change vs the previous period', '(value - previous_value) / previous_value, only when both periods are fully covered and previous_value > 0 (hourly trend: both hours have events, the hour is over, and the base a week earlier is >= 5 events or orders); else NULL and the comparison says why',
         'period, hour (vs the same hour a week earlier)', 'ratio', 'not additive',
         'previous period = the same number of UTC days just before; a partial period is compared up to the same hour',
         array['analytics.period_metrics().change', 'analytics.hourly_trend.revenue_change', 'analytics.hourly_trend.orders_change', 'analytics.hourly_trend.events_change']),

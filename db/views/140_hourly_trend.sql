@@ -2,8 +2,9 @@
 -- latest hour with events), zero-filled: events, orders and revenue (reporting currency), the
 -- same figures for the same hour a week earlier, and the changes ((now - then) / then), given
 -- only when both hours are covered (docs/metrics.md, "Coverage": an hour is covered when it has
--- at least one event: an hour without a single event is missing data, not a quiet shop) and the
--- hour has ended.
+-- at least one event: an hour without a single event is missing data, not a quiet shop), the
+-- hour has ended and the base a week earlier is at least 5 (events for events_change, orders for
+-- orders_change and revenue_change: a change from 1 or 2 orders is noise, not a trend).
 -- comparison says why a change is missing. is_partial: the hour has not ended yet.
 drop view if exists analytics.hourly_trend;
 create view analytics.hourly_trend as
@@ -55,13 +56,13 @@ select
     coalesce(last_week_events, 0) as last_week_events,
     coalesce(last_week_orders, 0) as last_week_orders,
     coalesce(last_week_revenue, 0.00) as last_week_revenue,
-    case when is_covered and last_week_covered and not is_partial
-        then round((events - last_week_events)::numeric / nullif(last_week_events, 0), 6)
+    case when is_covered and last_week_covered and not is_partial and last_week_events >= 5
+        then round((events - last_week_events)::numeric / last_week_events, 6)
     end as events_change,
-    case when is_covered and last_week_covered and not is_partial
-        then round((orders - last_week_orders)::numeric / nullif(last_week_orders, 0), 6)
+    case when is_covered and last_week_covered and not is_partial and last_week_orders >= 5
+        then round((orders - last_week_orders)::numeric / last_week_orders, 6)
     end as orders_change,
-    case when is_covered and last_week_covered and not is_partial
+    case when is_covered and last_week_covered and not is_partial and last_week_orders >= 5
         then round((revenue - last_week_revenue) / nullif(last_week_revenue, 0), 6)
     end as revenue_change,
     is_partial,
@@ -71,10 +72,12 @@ select
         when not last_week_covered then 'not comparable: no data for the hour a week earlier'
         when not is_covered then 'not comparable: no events in this hour (no data)'
         when is_partial then 'partial: the hour has not ended'
-        when last_week_revenue = 0 then 'not comparable: no revenue a week earlier'
+        when last_week_orders < 5 then format(
+            'not comparable: %s order%s a week earlier (at least 5 needed)', last_week_orders,
+            case when last_week_orders = 1 then '' else 's' end)
         else 'compared with the same hour a week earlier'
     end as comparison
 from compared;
 
 comment on view analytics.hourly_trend is
-'Per UTC hour, first hour with events to the watermark, zero-filled: events, orders, revenue (reporting currency), the same a week earlier, events/orders/revenue_change only when both hours are covered and the hour is over (else NULL, comparison says why), is_partial, is_covered, last_week_covered.';
+'Per UTC hour, first hour with events to the watermark, zero-filled: events, orders, revenue (reporting currency), the same a week earlier, events/orders/revenue_change only when both hours are covered, the hour is over and the base a week earlier is >= 5 events / orders (else NULL, comparison says why), is_partial, is_covered, last_week_covered.';

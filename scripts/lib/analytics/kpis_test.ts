@@ -117,12 +117,12 @@ async function expectedHourly(sql: Sql) {
     select h.hour, h.events, h.orders, h.revenue,
         coalesce(w.events, 0) as last_week_events, coalesce(w.orders, 0) as last_week_orders,
         coalesce(w.revenue, 0.00) as last_week_revenue,
-        case when ok then round((h.events - w.events)::numeric / nullif(w.events, 0), 6) end
-            as events_change,
-        case when ok then round((h.orders - w.orders)::numeric / nullif(w.orders, 0), 6) end
-            as orders_change,
-        case when ok then round((h.revenue - w.revenue) / nullif(w.revenue, 0), 6) end
-            as revenue_change,
+        case when ok and w.events >= 5 then round((h.events - w.events)::numeric / w.events, 6)
+            end as events_change,
+        case when ok and w.orders >= 5 then round((h.orders - w.orders)::numeric / w.orders, 6)
+            end as orders_change,
+        case when ok and w.orders >= 5 then round((h.revenue - w.revenue) / nullif(w.revenue, 0), 6)
+            end as revenue_change,
         partial as is_partial, h.covered as is_covered,
         coalesce(w.covered, false) as last_week_covered,
         case
@@ -130,7 +130,10 @@ async function expectedHourly(sql: Sql) {
                 then 'not comparable: no data for the hour a week earlier'
             when not h.covered then 'not comparable: no events in this hour (no data)'
             when partial then 'partial: the hour has not ended'
-            when w.revenue = 0 then 'not comparable: no revenue a week earlier'
+            when w.orders < 5
+                then 'not comparable: ' || w.orders || ' order'
+                    || case when w.orders = 1 then '' else 's' end
+                    || ' a week earlier (at least 5 needed)'
             else 'compared with the same hour a week earlier'
         end as comparison
     from filled as h
@@ -362,6 +365,11 @@ async function checkAll(sql: Sql) {
   assertEquals(str(await view(sql, "cart_abandonment", "day, category")), rows(carts));
   const hourly = await expectedHourly(sql);
   assert(hourly.some((h) => h.last_week_events > 0), "hours with a week-earlier comparison");
+  assert(hourly.some((h) => h.revenue_change !== null), "hours compared");
+  assert(
+    hourly.some((h) => h.last_week_covered && !h.is_partial && h.revenue_change === null),
+    "hours with too small a base",
+  );
   assertEquals(await view(sql, "hourly_trend", "hour"), rows(hourly));
   assert((await checkEngagement(sql)) >= 3);
   await checkSegments(sql);
