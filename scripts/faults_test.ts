@@ -99,7 +99,9 @@ async function assertInvariants(sql: Sql, run: Run) {
              where relpersistence = 't' and relname in ('stage', 'checked', 'rejected'))
              as stages,
            (select count(*)::int from pg_class
-             where relnamespace = 'ingest_scratch'::regnamespace) as scratch`;
+             where relnamespace = 'ingest_scratch'::regnamespace) as scratch,
+           (select count(*)::int from pg_prepared_xacts
+             where database = current_database()) as prepared`;
   assertEquals(c, {
     events: expected.valid,
     distinct_ids: expected.valid,
@@ -109,6 +111,7 @@ async function assertInvariants(sql: Sql, run: Run) {
     not_done: 0,
     stages: 0,
     scratch: 0,
+    prepared: 0,
   });
 }
 
@@ -139,10 +142,22 @@ for (
 }
 
 // One file on both cores (--chunks 2, every file chunked): the chunk sessions commit their
-// scratch tables before the batch's own transaction; a crash at any point of it loses and
-// duplicates nothing, and the next load sweeps what the dead batch left.
+// scratch tables before the batch's own transaction; two slice sessions then do the batch's
+// work and PREPARE; the batch's transaction commits the decision; then each slice is committed.
+// A crash at any point of it loses and duplicates nothing: the restarted ingester commits or
+// rolls back the prepared slices by the decision, and sweeps what the dead batch left.
 const CHUNKED = { PARALLEL_FILE_MIN_MB: "0" };
-for (const stage of ["mid-copy", "after-chunks", "after-procedure", "after-commit"]) {
+for (
+  const stage of [
+    "mid-copy",
+    "after-chunks",
+    "after-slices",
+    "after-procedure",
+    "before-prepared-commits",
+    "between-prepared-commits",
+    "after-commit",
+  ]
+) {
   Deno.test(`ingest in chunks killed at ${stage}, restarted: every row in exactly one place`, async () => {
     const db = await testDb(`crash_chunks_${stage}`);
     const run = await newRun();
@@ -160,6 +175,21 @@ for (const stage of ["mid-copy", "after-chunks", "after-procedure", "after-commi
           where relnamespace = 'ingest_scratch'::regnamespace`;
         assertEquals(n, 4, "2 chunks x (stage, checked)");
       }
+      // the slices that were prepared when the process died, and what recovery must do
+      const [{ prepared, decided }] = await db.sql`
+        select (select count(*)::int from pg_prepared_xacts
+                where database = current_database()) as prepared,
+               (select count(*)::int from ingest.prepared_slices) as decided`;
+      const expectPrepared: Record<string, [number, number]> = {
+        "after-slices": [2, 0], // rolled back: no decision
+        "after-procedure": [2, 0],
+        "before-prepared-commits": [2, 2], // committed: decided
+        "between-prepared-commits": [1, 2],
+      };
+      assertEquals(
+        [prepared, decided],
+        expectPrepared[stage] ?? [0, stage === "after-commit" ? 2 : 0],
+      );
       const again = await once(db.url, run, CHUNKED, args);
       assertEquals(again.code, 0, again.stderr);
       await assertInvariants(db.sql, run);

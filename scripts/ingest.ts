@@ -21,6 +21,7 @@ import {
 } from "./lib/ingest/loader.ts";
 import { type Logger, logger } from "./lib/common/log.ts";
 import { maintain, type MaintenanceResult } from "./lib/maintain/maintain.ts";
+import { recoverPrepared } from "./lib/ingest/slices.ts";
 import {
   createIngestTelemetry,
   type IngestTelemetry,
@@ -173,6 +174,12 @@ export class Ingester {
    */
   async #sweep() {
     try {
+      // prepared slices of files whose process died: committed or rolled back by what their
+      // batch decided (before the sweep, which leaves the tables they read)
+      const p = await recoverPrepared(this.o.sql);
+      if (p.committed + p.rolled_back > 0) {
+        this.o.log.info("prepared slices of unfinished loads recovered", p);
+      }
       const [{ n }] = await this.o.sql`select ingest.sweep_scratch() as n`;
       this.#swept = true;
       if (n > 0) {

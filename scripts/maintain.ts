@@ -8,7 +8,9 @@ import { maintain } from "./lib/maintain/maintain.ts";
 
 const HELP = `Usage: deno task maintain [--dir DIR] [--now TIME] [--json] [--show]
 
-Applies the retention policy in core.retention once, in one transaction: creates the partitions
+First finishes what loads in slices left prepared when their process died (committed when the
+file's transaction had committed, else rolled back). Then applies the retention policy in
+core.retention once, in one transaction: creates the partitions
 of core.events for the coming months, drops (or detaches) months of events older than their
 retention, deletes old dead letter, batch metrics, alerts, replays, ledger and analytics
 membership rows (while the lake export is on, docs/lake.md, a month with days not in the lake's

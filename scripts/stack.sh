@@ -264,9 +264,21 @@ embedded_up() {
     rm -f "$pwfile"
     echo "include_if_exists = 'pipeline.conf'" >>"$PGDATA_DIR/postgresql.conf"
   fi
+  local conf_changed=0
+  cmp -s "$ROOT/db/server.conf" "$PGDATA_DIR/pipeline.conf" || conf_changed=1
   cp "$ROOT/db/server.conf" "$PGDATA_DIR/pipeline.conf"
   if [[ "$(id -u)" == "0" ]]; then chown -R "$PG_OS_USER" "$DATA"; fi
   if embedded_running; then
+    if [[ "$conf_changed" == "1" ]]; then
+      # some settings (max_prepared_transactions, shared_buffers) apply only at start
+      say "db/server.conf changed: restarting PostgreSQL on $PG_HOST:$PG_PORT to apply it"
+      if ! as_pg "$PGBIN/pg_ctl" -D "$PGDATA_DIR" -l "$PGLOG" -w -t 60 -m fast \
+        -o "-p $PG_PORT -c listen_addresses=$PG_HOST -k $DATA/run" restart >/dev/null; then
+        tail -n 20 "$PGLOG" >&2
+        die "PostgreSQL did not restart (log above, full log in $PGLOG)"
+      fi
+      return
+    fi
     say "PostgreSQL already running on $PG_HOST:$PG_PORT"
     return
   fi

@@ -1,6 +1,79 @@
 -- Dedupe (first accepted row wins) and the insert into core.events.
 -- Repeatable: applied on every migrate after the migrations (see db/functions/README.md).
 
+-- Whether a valid row whose event_id is already taken conflicts with the stored winner: a
+-- fingerprint that differs. Winners stored by earlier versions carry the older text-based
+-- fingerprint, so a row that differs from the current one is compared with that form too
+-- (here only, on collision). Used by every batch (accept_checked) and every slice
+-- (process_slice).
+create function ingest.payload_conflicts(
+    p_stored bigint,
+    p_hash bigint,
+    p_event_time timestamptz,
+    p_event_type text,
+    p_user_id bigint,
+    p_session_id text,
+    p_product_id bigint,
+    p_category text,
+    p_price numeric,
+    p_quantity int,
+    p_currency text,
+    p_device text,
+    p_traffic_source text,
+    p_payment_method text,
+    p_search_query text,
+    p_email_hash bytea
+)
+returns boolean
+language sql
+stable
+set search_path = pg_catalog, pg_temp
+set timezone = 'UTC'
+return p_stored <> p_hash
+    and p_stored <> hashtextextended(concat_ws('|',
+        p_event_time, p_event_type, p_user_id, p_session_id, p_product_id, p_category,
+        p_price, p_quantity, p_currency, p_device, p_traffic_source, p_payment_method,
+        p_search_query, encode(p_email_hash, 'hex')
+    ), 0);
+
+-- The select list that makes a row of core.events from a checked row aliased c (the columns
+-- of core.events in order; total_amount = price x quantity on purchases). Used by every batch
+-- (accept_checked) and every slice (process_slice).
+create function ingest.event_columns(p_batch_id bigint)
+returns text
+language sql
+immutable
+set search_path = pg_catalog, pg_temp
+return format($c$
+            c.event_id, c.event_time, c.event_type, c.user_id, c.session_id, c.product_id,
+            c.category, c.price, c.quantity,
+            case when c.event_type = 'purchase' then c.price * c.quantity end as total_amount,
+            c.currency, c.device, c.traffic_source, c.payment_method, c.search_query,
+            c.email_hash, c.is_late, coalesce(nullif(c.src_batch_id, 0), %s) as batch_id,
+            c.line_no, now() as ingested_at, c.extra$c$, p_batch_id);
+
+-- The view pg_temp.batch_events: this batch's new events, i.e. the valid rows of
+-- pg_temp.checked (as rows of core.events) but those in pg_temp.rejected when p_rejected.
+create function ingest.define_batch_events(p_batch_id bigint, p_rejected boolean)
+returns void
+language plpgsql
+set search_path = pg_catalog, pg_temp
+as $$
+begin
+    drop view if exists pg_temp.batch_events;
+    execute format($view$
+        create temp view batch_events as
+        select %s
+        from pg_temp.checked as c
+        where c.is_valid %s
+    $view$, ingest.event_columns(p_batch_id), case when p_rejected then $anti$
+            and not exists (
+                select from pg_temp.rejected as r
+                where r.line_no = c.line_no and r.src_batch_id = c.src_batch_id
+            ) $anti$ else '' end);
+end
+$$;
+
 -- Dedupes pg_temp.checked against everything stored (first accepted wins) and inserts the
 -- accepted rows into core.events. Leaves pg_temp.rejected (valid rows that were duplicates or
 -- conflicting duplicates) and the view pg_temp.batch_events (this batch's new events).
@@ -46,17 +119,13 @@ begin
     ) on commit drop;
     if v_claimed < v_valid then
         -- rare: some ids were taken; the taken ones are those whose winner is another row.
-        -- Only these rows compare payloads: a conflict is a fingerprint that differs. Winners
-        -- stored by earlier versions carry the older text-based fingerprint, so a row that
-        -- differs from the current one is compared with that form too (here only, on collision).
+        -- Only these rows compare payloads (ingest.payload_conflicts).
         insert into pg_temp.rejected
         select c.line_no, c.src_batch_id,
-            e.payload_hash <> c.payload_hash
-            and e.payload_hash <> hashtextextended(concat_ws('|',
+            ingest.payload_conflicts(e.payload_hash, c.payload_hash,
                 c.event_time, c.event_type, c.user_id, c.session_id, c.product_id, c.category,
                 c.price, c.quantity, c.currency, c.device, c.traffic_source, c.payment_method,
-                c.search_query, encode(c.email_hash, 'hex')
-            ), 0)
+                c.search_query, c.email_hash)
         from pg_temp.checked as c
         join core.event_ids as e on e.event_id = c.event_id
         where c.is_valid
@@ -65,23 +134,7 @@ begin
         analyze pg_temp.rejected;
     end if;
 
-    drop view if exists pg_temp.batch_events;
-    execute format($view$
-        create temp view batch_events as
-        select
-            c.event_id, c.event_time, c.event_type, c.user_id, c.session_id, c.product_id,
-            c.category, c.price, c.quantity,
-            case when c.event_type = 'purchase' then c.price * c.quantity end as total_amount,
-            c.currency, c.device, c.traffic_source, c.payment_method, c.search_query,
-            c.email_hash, c.is_late, coalesce(nullif(c.src_batch_id, 0), %s) as batch_id,
-            c.line_no, now() as ingested_at, c.extra
-        from pg_temp.checked as c
-        where c.is_valid %s
-    $view$, p_batch_id, case when v_claimed < v_valid then $anti$
-            and not exists (
-                select from pg_temp.rejected as r
-                where r.line_no = c.line_no and r.src_batch_id = c.src_batch_id
-            ) $anti$ else '' end);
+    perform ingest.define_batch_events(p_batch_id, v_claimed < v_valid);
 
     insert into core.events select * from pg_temp.batch_events;
     get diagnostics accepted = row_count;
@@ -90,3 +143,7 @@ end
 $$;
 
 revoke all on function ingest.accept_checked(bigint) from public;
+revoke all on function ingest.event_columns(bigint) from public;
+revoke all on function ingest.define_batch_events(bigint, boolean) from public;
+revoke all on function ingest.payload_conflicts(bigint, bigint, timestamptz, text, bigint, text,
+    bigint, text, numeric, int, text, text, text, text, text, bytea) from public;

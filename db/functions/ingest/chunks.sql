@@ -194,6 +194,39 @@ begin
 end
 $$;
 
+-- The scratch tables of a batch's chunks 1..p_chunks of one kind ('stage' or 'checked'),
+-- qualified; refuses the batch when one is missing (its session did not commit).
+create function ingest.chunk_tables(p_batch_id bigint, p_chunks int, p_kind text)
+returns text[]
+language plpgsql
+stable
+security definer
+set search_path = pg_catalog, pg_temp
+as $$
+declare
+    v_out text[] := '{}';
+    v_name text;
+begin
+    if p_chunks is null or p_chunks < 1 then
+        raise exception 'a batch in chunks has at least one chunk (got %)', p_chunks
+            using errcode = '22023';
+    end if;
+    if p_kind not in ('stage', 'checked') then
+        raise exception 'unknown chunk table kind "%"', p_kind using errcode = '22023';
+    end if;
+    for k in 1 .. p_chunks loop
+        v_name := format('ingest_scratch.%I', format('%s_%s_%s', p_kind, p_batch_id, k));
+        if to_regclass(v_name) is null then
+            raise exception 'chunk % of batch % is missing (%): its session did not commit',
+                k, p_batch_id, p_kind
+                using errcode = '55000', hint = 'nothing was loaded: retry the file';
+        end if;
+        v_out := v_out || v_name;
+    end loop;
+    return v_out;
+end
+$$;
+
 -- T's part: every chunk of the batch (committed by its session) under pg_temp.stage and
 -- pg_temp.checked, then ingest.finish_batch. Refuses the batch when a chunk is missing.
 create function ingest.process_chunks(
@@ -210,31 +243,16 @@ security definer
 set search_path = pg_catalog, pg_temp
 as $$
 declare
-    v_stage text[] := '{}';
-    v_checked text[] := '{}';
-    v_name text;
+    v_stage text[];
+    v_checked text[];
     v_staged bigint;
     v_checked_rows bigint;
     v_lines bigint;
 begin
-    if p_chunks is null or p_chunks < 1 then
-        raise exception 'a batch in chunks has at least one chunk (got %)', p_chunks
-            using errcode = '22023';
-    end if;
-    for k in 1 .. p_chunks loop
-        foreach v_name in array array['stage', 'checked'] loop
-            if to_regclass(format('ingest_scratch.%I', format('%s_%s_%s', v_name, p_batch_id, k)))
-                is null then
-                raise exception 'chunk % of batch % is missing (%): its session did not commit',
-                    k, p_batch_id, v_name
-                    using errcode = '55000', hint = 'nothing was loaded: retry the file';
-            end if;
-        end loop;
-        v_stage := v_stage
-            || format('select * from ingest_scratch.%I', format('stage_%s_%s', p_batch_id, k));
-        v_checked := v_checked
-            || format('select * from ingest_scratch.%I', format('checked_%s_%s', p_batch_id, k));
-    end loop;
+    v_stage := array(select 'select * from ' || t
+        from unnest(ingest.chunk_tables(p_batch_id, p_chunks, 'stage')) as t);
+    v_checked := array(select 'select * from ' || t
+        from unnest(ingest.chunk_tables(p_batch_id, p_chunks, 'checked')) as t);
     perform ingest.drop_temp_stage();
     if to_regclass('pg_temp.checked') is not null then
         drop table pg_temp.checked;
@@ -290,7 +308,14 @@ begin
         order by c.relname
     loop
         if v.batch_id is not null
-            and pg_try_advisory_xact_lock(ingest.scratch_key(v.batch_id)) then
+            and pg_try_advisory_xact_lock(ingest.scratch_key(v.batch_id))
+            -- a prepared slice still reads them: dropping would wait for its commit or
+            -- rollback (recovery, ingest.prepared_decisions, comes first)
+            and not exists (
+                select from pg_catalog.pg_prepared_xacts as p
+                where p.database = current_database()
+                    and p.gid ~ format('^pipeline_slice_[0-9]+_%s_[0-9]+$', v.batch_id)
+            ) then
             -- cascade: temp views other sessions left over it (see ingest.drop_stage)
             execute format('drop table if exists ingest_scratch.%I cascade', v.relname);
             v_dropped := v_dropped + 1;
@@ -301,6 +326,7 @@ end
 $$;
 
 revoke all on function ingest.scratch_key(bigint) from public;
+revoke all on function ingest.chunk_tables(bigint, int, text) from public;
 revoke all on function ingest.require_chunked_batch(bigint) from public;
 revoke all on function ingest.open_chunk(bigint, int, text[]) from public;
 revoke all on function ingest.check_chunk(bigint, int, jsonb) from public;

@@ -1,6 +1,103 @@
 -- One staged batch end to end, in the caller's transaction.
 -- Repeatable: applied on every migrate after the migrations (see db/functions/README.md).
 
+-- The dead letter rows of the lines the client's scanner found malformed (raw bytes kept).
+create function ingest.dead_letter_malformed(p_batch_id bigint, p_name text, p_malformed jsonb)
+returns void
+language sql
+security definer
+set search_path = pg_catalog, pg_temp
+begin atomic
+    insert into quality.dead_letter (batch_id, source, line_no, reasons, raw_line, raw_bytes)
+    select p_batch_id, p_name, (m ->> 'line_no')::bigint, array['malformed_row'],
+        m ->> 'raw', decode(m ->> 'raw_base64', 'base64')
+    from jsonb_array_elements(coalesce(p_malformed, '[]')) as m;
+end;
+
+revoke all on function ingest.dead_letter_malformed(bigint, text, jsonb) from public;
+
+-- The end of every batch, once its events and dead letter rows are in (ingest.finish_batch for
+-- one session, ingest.finish_slices for a file in slices): metrics, schema record, low-validity
+-- alert, analytics, staging cleanup and the ledger's status, in the caller's transaction.
+-- Counts are the batch's own: p_rows = rows staged + malformed; invalid = the rest.
+create function ingest.close_batch(
+    p_batch_id bigint,
+    p_rows bigint,
+    p_accepted bigint,
+    p_duplicates bigint,
+    p_late bigint,
+    p_reasons jsonb,
+    p_invalid_rows jsonb,
+    p_settings jsonb,
+    p_copy_ms numeric,
+    p_started timestamptz,
+    p_drop_stage boolean default true
+)
+returns jsonb
+language plpgsql
+security definer
+set search_path = pg_catalog, pg_temp
+set timezone = 'UTC'
+set work_mem = '256MB'
+set random_page_cost = 1.1
+as $$
+declare
+    v_ctx jsonb := nullif(current_setting('pipeline.batch', true), '')::jsonb;
+    v_invalid bigint := p_rows - p_accepted - p_duplicates;
+    v_rate numeric;
+    v_min_rate numeric := coalesce((p_settings ->> 'min_validity_rate')::numeric, 0.95);
+    v_alert boolean := false;
+begin
+    v_rate := case when p_accepted + v_invalid > 0
+        then round(p_accepted::numeric / (p_accepted + v_invalid), 6) end;
+
+    insert into quality.batch_metrics (
+        batch_id, source_kind, source_name, sha256, rows, valid, invalid, duplicates, late,
+        validity_rate, reason_counts, bytes, copy_ms, process_ms, started_at, finished_at
+    ) values (
+        p_batch_id, v_ctx ->> 'kind', v_ctx ->> 'name', v_ctx ->> 'sha256', p_rows, p_accepted,
+        v_invalid, p_duplicates, p_late, v_rate, p_reasons, (v_ctx ->> 'bytes')::bigint, p_copy_ms,
+        round(extract(epoch from clock_timestamp() - p_started)::numeric * 1000, 1),
+        (v_ctx ->> 'started_at')::timestamptz, clock_timestamp()
+    );
+
+    perform ingest.record_schema(p_batch_id);
+
+    if v_rate < v_min_rate then
+        v_alert := true;
+        insert into quality.alerts (batch_id, kind, message, validity_rate, threshold)
+        values (p_batch_id, 'low_validity', format(
+            'batch %s (%s): validity %s%% is below %s%%', p_batch_id, v_ctx ->> 'name',
+            round(v_rate * 100, 2), round(v_min_rate * 100, 2)
+        ), v_rate, v_min_rate);
+    end if;
+
+    perform analytics.apply_batch(p_batch_id);
+    if p_drop_stage then
+        perform ingest.drop_stage(p_batch_id);
+    else
+        -- a batch in slices: the prepared slice transactions still read the scratch tables,
+        -- which are dropped once they committed (ingest.sweep_scratch)
+        perform ingest.drop_temp_stage();
+    end if;
+
+    update ingest.files
+    set status = case when p_rows = 0 then 'empty' else 'done' end,
+        finished_at = clock_timestamp()
+    where sha256 = v_ctx ->> 'sha256' and v_ctx ->> 'kind' = 'file';
+
+    return jsonb_build_object(
+        'batch_id', p_batch_id, 'rows', p_rows, 'valid', p_accepted, 'invalid', v_invalid,
+        'duplicates', p_duplicates, 'late', p_late, 'validity_rate', v_rate,
+        'reasons', p_reasons, 'alert', v_alert, 'invalid_rows', p_invalid_rows,
+        'process_ms', round(extract(epoch from clock_timestamp() - p_started)::numeric * 1000, 1)
+    );
+end
+$$;
+
+revoke all on function ingest.close_batch(bigint, bigint, bigint, bigint, bigint, jsonb, jsonb,
+    jsonb, numeric, timestamptz, boolean) from public;
+
 -- Processes one staged batch end to end: checks, dedupe, events, dead letter, metrics, alert
 -- and ledger, all in the caller's transaction. p_expected_rows is the number of rows the
 -- client streamed: a mismatch means COPY lost rows, and the whole batch is refused.
@@ -33,12 +130,7 @@ declare
     v_accepted bigint;
     v_late bigint;
     v_dups bigint;
-    v_invalid bigint;
-    v_rows bigint;
-    v_rate numeric;
-    v_min_rate numeric := coalesce((p_settings ->> 'min_validity_rate')::numeric, 0.95);
     v_reasons jsonb;
-    v_alert boolean := false;
     v_invalid_rows jsonb;
 begin
     if v_ctx is null or (v_ctx ->> 'batch_id')::bigint is distinct from p_batch_id then
@@ -63,11 +155,7 @@ begin
         payment_method, search_query, user_email_sealed, schema_version, extra
     )
     select
-        p_batch_id, v_ctx ->> 'name', c.line_no,
-        case
-            when r.is_conflict then array['conflicting_duplicate']
-            else ingest.reasons_of(c.mask)
-        end,
+        p_batch_id, v_ctx ->> 'name', c.line_no, ingest.dead_letter_reasons(r.is_conflict, c.mask),
         s.event_id, s.event_time, s.event_type, s.user_id, s.session_id, s.product_id,
         s.category, s.price, s.quantity, s.currency, s.device, s.traffic_source,
         s.payment_method, s.search_query, core.seal_email(s.user_email), c.schema_version, s.extra
@@ -76,10 +164,7 @@ begin
     left join pg_temp.rejected as r on r.line_no = c.line_no
     where not c.is_valid or r.is_conflict;
 
-    insert into quality.dead_letter (batch_id, source, line_no, reasons, raw_line, raw_bytes)
-    select p_batch_id, v_ctx ->> 'name', (m ->> 'line_no')::bigint, array['malformed_row'],
-        m ->> 'raw', decode(m ->> 'raw_base64', 'base64')
-    from jsonb_array_elements(coalesce(p_malformed, '[]')) as m;
+    perform ingest.dead_letter_malformed(p_batch_id, v_ctx ->> 'name', p_malformed);
 
     select count(*) filter (where not is_conflict) into v_dups from pg_temp.rejected;
     -- the first 1000 invalid rows, for callers (the HTTP collector) that may not read the dead letter
@@ -90,10 +175,6 @@ begin
         select line_no, reasons from quality.dead_letter
         where batch_id = p_batch_id order by line_no limit 1000
     ) as d;
-    v_rows := v_staged + v_malformed;
-    v_invalid := v_rows - v_accepted - v_dups;
-    v_rate := case when v_accepted + v_invalid > 0
-        then round(v_accepted::numeric / (v_accepted + v_invalid), 6) end;
     select coalesce(jsonb_object_agg(reason, n), '{}') into v_reasons
     from (
         select reason, count(*) as n
@@ -102,41 +183,8 @@ begin
         group by reason
     ) as x;
 
-    insert into quality.batch_metrics (
-        batch_id, source_kind, source_name, sha256, rows, valid, invalid, duplicates, late,
-        validity_rate, reason_counts, bytes, copy_ms, process_ms, started_at, finished_at
-    ) values (
-        p_batch_id, v_ctx ->> 'kind', v_ctx ->> 'name', v_ctx ->> 'sha256', v_rows, v_accepted,
-        v_invalid, v_dups, v_late, v_rate, v_reasons, (v_ctx ->> 'bytes')::bigint, p_copy_ms,
-        round(extract(epoch from clock_timestamp() - v_started)::numeric * 1000, 1),
-        (v_ctx ->> 'started_at')::timestamptz, clock_timestamp()
-    );
-
-    perform ingest.record_schema(p_batch_id);
-
-    if v_rate < v_min_rate then
-        v_alert := true;
-        insert into quality.alerts (batch_id, kind, message, validity_rate, threshold)
-        values (p_batch_id, 'low_validity', format(
-            'batch %s (%s): validity %s%% is below %s%%', p_batch_id, v_ctx ->> 'name',
-            round(v_rate * 100, 2), round(v_min_rate * 100, 2)
-        ), v_rate, v_min_rate);
-    end if;
-
-    perform analytics.apply_batch(p_batch_id);
-    perform ingest.drop_stage(p_batch_id);
-
-    update ingest.files
-    set status = case when v_rows = 0 then 'empty' else 'done' end,
-        finished_at = clock_timestamp()
-    where sha256 = v_ctx ->> 'sha256' and v_ctx ->> 'kind' = 'file';
-
-    return jsonb_build_object(
-        'batch_id', p_batch_id, 'rows', v_rows, 'valid', v_accepted, 'invalid', v_invalid,
-        'duplicates', v_dups, 'late', v_late, 'validity_rate', v_rate, 'reasons', v_reasons,
-        'alert', v_alert, 'invalid_rows', v_invalid_rows,
-        'process_ms', round(extract(epoch from clock_timestamp() - v_started)::numeric * 1000, 1)
-    );
+    return ingest.close_batch(p_batch_id, v_staged + v_malformed, v_accepted, v_dups, v_late,
+        v_reasons, v_invalid_rows, p_settings, p_copy_ms, v_started);
 end
 $$;
 

@@ -31,5 +31,17 @@ return array(
     order by c.bit
 );
 
+-- The reasons a dead letter row carries: a conflicting duplicate's alone, else its mask's.
+create function ingest.dead_letter_reasons(p_conflict boolean, p_mask int)
+returns text[]
+language sql
+immutable
+parallel safe
+return case
+    when p_conflict then array['conflicting_duplicate']
+    else ingest.reasons_of(p_mask)
+end;
+
 revoke all on function ingest.reason_codes() from public;
+revoke all on function ingest.dead_letter_reasons(boolean, int) from public;
 revoke all on function ingest.reasons_of(int) from public;

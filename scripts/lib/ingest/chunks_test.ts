@@ -67,6 +67,7 @@ Deno.test("a file loaded in 3 chunks stores and reports exactly what one session
       assertEquals(b.outcome, "loaded", name);
       assertEquals(a.chunks, undefined);
       assertEquals(b.chunks!.length, 3);
+      assertEquals([a.slices, b.slices], [undefined, 3], "3 slice sessions finished the batch");
       assertEquals(
         b.chunks!.reduce((x, y) => x + y, 0) + (b.result!.reasons.malformed_row ?? 0),
         b.result!.rows,

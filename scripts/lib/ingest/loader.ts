@@ -8,6 +8,7 @@ import { TimeoutError, within } from "../common/retry.ts";
 import { CsvScanner, HeaderError, type MalformedRow, rawText } from "./csv.ts";
 import type { Sql } from "../common/db.ts";
 import type postgres from "postgres";
+import { commitPrepared, recoverPrepared, rollbackPrepared, runSlices } from "./slices.ts";
 
 const CHUNK = 1 << 20;
 
@@ -53,6 +54,8 @@ export interface LoadResult {
   chunks?: number[];
   /** where the chunks were checked: the coordinator's sessions, or a Citus cluster's workers */
   chunksCheckedOn?: "sessions" | "workers";
+  /** slice sessions that finished the batch (prepared, then committed with it) */
+  slices?: number;
   totalMs: number;
 }
 
@@ -389,7 +392,14 @@ export async function loadSource(
   // scratch tables of dead batches go first, in a transaction of their own (on Citus, dropping
   // distributed tables inside the batch's transaction would hold locks the chunk sessions'
   // create_distributed_table waits for)
-  if (chunks > 1) await (sql as Sql)`select ingest.sweep_scratch()`;
+  if (chunks > 1) {
+    // prepared slices of dead batches first: the sweep leaves the tables they still read
+    await recoverPrepared(sql as Sql);
+    await (sql as Sql)`select ingest.sweep_scratch()`;
+  }
+  // a batch in slices: its prepared slice transactions, committed once the batch's own
+  // transaction committed the decision, rolled back if it did not
+  let prepared: string[] = [];
   try {
     // inside a caller's transaction (the HTTP collector's idempotency record) use a savepoint
     const transaction = "savepoint" in sql
@@ -501,6 +511,31 @@ export async function loadSource(
         await tx`select set_config('pipeline.analytics', 'deferred', true)`;
       }
       const copyMs = Math.round(out.copyMs * 10) / 10;
+      if (chunks > 1 && out.chunksCheckedOn === "sessions") {
+        // every core finishes a slice of the batch (by event_id), prepared; this transaction
+        // then records the decision (db/functions/ingest/slices.sql)
+        const slices = await runSlices(
+          sql as Sql,
+          opened.batch_id,
+          chunks,
+          chunks,
+          name,
+          opts.role,
+        );
+        prepared = slices.gids;
+        const [{ result }] = await tx`
+          select ingest.finish_slices(
+            ${opened.batch_id}::bigint, ${chunks}::int, ${expected}::bigint,
+            ${tx.json(malformedJson(malformed))}::jsonb, ${tx.json(cfg)}::jsonb,
+            ${copyMs}::numeric, ${tx.json(slices.results as unknown as postgres.JSONValue)}::jsonb
+          ) as result`;
+        out.slices = chunks;
+        out.result = result as BatchResult;
+        out.outcome = result.rows === 0 ? "empty" : "loaded";
+        crashPoint("after-procedure");
+        await pausePoint("before-commit");
+        return;
+      }
       const [{ result }] = chunks > 1
         ? await tx`
           select ingest.process_chunks(
@@ -520,11 +555,19 @@ export async function loadSource(
       await pausePoint("before-commit");
     });
     committed = true;
+    if (prepared.length) {
+      crashPoint("before-prepared-commits");
+      await commitPrepared(sql as Sql, prepared);
+      prepared = [];
+      await (sql as Sql)`select ingest.sweep_scratch()`.catch(() => {});
+    }
   } catch (error) {
     if (error !== rollback) throw error;
   } finally {
     // a batch in chunks that rolled back leaves its scratch tables: drop them now (a crash
-    // leaves them to the next load's sweep)
+    // leaves them to the next load's sweep); its prepared slices go first (committed, a
+    // failure after the decision leaves them to recovery)
+    if (prepared.length && !committed) await rollbackPrepared(sql as Sql, prepared);
     if (chunks > 1 && !committed) {
       await (sql as Sql)`select ingest.sweep_scratch()`.catch(() => {});
     }

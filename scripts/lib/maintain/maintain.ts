@@ -1,8 +1,10 @@
-// Retention: core.apply_retention (SQL decides what is old) plus the files of processed/ and
+// Recovery of the prepared slices dead loads left (ingest.prepared_decisions decides), then
+// retention: core.apply_retention (SQL decides what is old) plus the files of processed/ and
 // rejected/ older than the cutoffs SQL gives (TypeScript only deletes them).
 import { join } from "node:path";
 import type { Sql } from "../common/db.ts";
 import type { Dirs } from "../ingest/inbox.ts";
+import { recoverPrepared } from "../ingest/slices.ts";
 
 export interface MaintenanceResult {
   clock: string;
@@ -13,6 +15,8 @@ export interface MaintenanceResult {
   partitions_kept_unexported: Record<string, string[]>;
   rows_deleted: Record<string, number>;
   files_deleted: { processed: number; rejected: number };
+  /** prepared slice transactions of dead loads, finished by what their batch decided */
+  prepared: { committed: number; rolled_back: number; waiting: number };
 }
 
 /** Deletes regular files directly in `dir` modified before `cutoff`; a missing dir is empty. */
@@ -38,6 +42,8 @@ export async function maintain(
   dirs: Pick<Dirs, "processed" | "rejected">,
   now: Date,
 ): Promise<MaintenanceResult> {
+  // first, what loads in slices left prepared (they hold locks retention may need)
+  const prepared = await recoverPrepared(sql);
   const [{ result }] = await sql`select core.apply_retention(${now}) as result`;
   const cutoffs = await sql<{ kind: string; cutoff: Date | null }[]>`
     select kind, cutoff from core.retention_cutoffs(${now})
@@ -46,5 +52,5 @@ export async function maintain(
   const files = { processed: 0, rejected: 0 };
   if (cut.processed_files) files.processed = await deleteOlder(dirs.processed, cut.processed_files);
   if (cut.rejected_files) files.rejected = await deleteOlder(dirs.rejected, cut.rejected_files);
-  return { ...result, files_deleted: files };
+  return { ...result, files_deleted: files, prepared };
 }

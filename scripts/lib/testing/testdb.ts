@@ -69,6 +69,18 @@ async function dropDatabase(base: string, name: string) {
   for (const url of [base, ...citusWorkers().map((w) => withHost(base, w))]) {
     const admin = connect({ url: withDatabase(url, "postgres"), max: 1 });
     try {
+      // a failed test may leave prepared transactions (loads in slices), which keep the
+      // database from being dropped: they are rolled back from inside it
+      const left = await admin`
+        select gid from pg_prepared_xacts where database = ${name}`;
+      if (left.length) {
+        const inside = connect({ url: withDatabase(url, name), max: 1 });
+        try {
+          for (const { gid } of left) await inside.unsafe(`rollback prepared '${gid}'`);
+        } finally {
+          await inside.end({ timeout: 5 });
+        }
+      }
       await admin.unsafe(`drop database if exists "${name}" with (force)`);
     } finally {
       await admin.end({ timeout: 5 });

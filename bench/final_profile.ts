@@ -1,0 +1,91 @@
+// Where a file load's time goes, per SQL function (own time and total, µs a row), from
+// PostgreSQL's own function statistics (track_functions = all), for a file loaded as the
+// ingester loads it:
+//   deno run -A bench/final_profile.ts [--rows 200000] [--chunks 2] [--anomaly-rate 0.02]
+// Generates one seeded file (cached in bench/data/), loads it into a fresh database of its own
+// (final_profile, dropped at the end) with loadFile, then prints every function of the
+// pipeline's schemas that ran, with its calls, total and own (self) time, per row of the file.
+import { join } from "node:path";
+import { parseFlags } from "../scripts/lib/common/cli.ts";
+import { loadConfig } from "../scripts/lib/common/config.ts";
+import { connect, withDatabase } from "../scripts/lib/common/db.ts";
+import { loadFile, settings } from "../scripts/lib/ingest/loader.ts";
+import { applyDefinitions, createDatabase, dbmate } from "../scripts/migrate.ts";
+import { dbmatePath } from "../scripts/lib/testing/testdb.ts";
+import { generate, type Manifest } from "../scripts/generate.ts";
+
+const HELP = `Usage: deno run -A bench/final_profile.ts [--rows N] [--chunks N] [--anomaly-rate R]`;
+const values = parseFlags(Deno.args, {
+  rows: { type: "string", default: "200000" },
+  chunks: { type: "string", default: "2" },
+  "anomaly-rate": { type: "string", default: "0.02" },
+}, HELP);
+const rows = Number(values.rows);
+const chunks = Number(values.chunks);
+const anomalyRate = Number(values["anomaly-rate"]);
+
+const dir = new URL(`./data/final-${rows}-${anomalyRate}`, import.meta.url).pathname;
+let file: string;
+try {
+  const m = JSON.parse(await Deno.readTextFile(join(dir, "manifest.json"))) as Manifest;
+  file = join(dir, m.files[0].name);
+} catch {
+  const m = await generate({
+    files: 1,
+    events: rows,
+    seed: 77,
+    anomalyRate,
+    intervalSeconds: 3600,
+    outDir: dir,
+    manifestPath: join(dir, "manifest.json"),
+  });
+  file = join(dir, m.files[0].name);
+}
+
+const cfg = loadConfig();
+const admin = connect({ url: withDatabase(cfg.DATABASE_URL, "postgres"), max: 1 });
+await admin.unsafe("drop database if exists final_profile with (force)");
+await admin.end();
+const url = withDatabase(cfg.DATABASE_URL, "final_profile");
+await createDatabase(url);
+await dbmate(await dbmatePath(), url, "up");
+const setup = connect({ url, max: 1 });
+await applyDefinitions(setup);
+await setup.unsafe("alter database final_profile set track_functions = 'all'");
+await setup.end();
+
+const sql = connect({ url, max: chunks + 2 });
+const t = performance.now();
+const r = await loadFile(sql, file, settings(cfg), { chunks });
+const wall = (performance.now() - t) / 1000;
+await new Promise((res) => setTimeout(res, 700)); // statistics are flushed when sessions idle
+await sql.end();
+const read = connect({ url, max: 1 });
+await read`select pg_stat_force_next_flush()`;
+const stats = await read`
+  select schemaname || '.' || funcname as fn, calls::int, total_time, self_time
+  from pg_stat_user_functions
+  where schemaname in ('ingest', 'core', 'quality', 'analytics')
+  order by self_time desc`;
+await read.end();
+const a = connect({ url: withDatabase(cfg.DATABASE_URL, "postgres"), max: 1 });
+await a.unsafe("drop database if exists final_profile with (force)");
+await a.end();
+
+const n = r.result?.rows ?? rows;
+console.log(
+  `${n} rows, --chunks ${chunks}: ${wall.toFixed(2)} s wall (${
+    Math.round(n / wall)
+  } rows/s), copy+check ${((r.copyMs ?? 0) / 1000).toFixed(2)} s, final ${
+    ((r.result?.process_ms ?? 0) / 1000).toFixed(2)
+  } s\n`,
+);
+console.log("function                                   calls   total µs/row   own µs/row");
+for (const s of stats) {
+  if (s.total_time / n * 1000 < 0.01) continue;
+  console.log(
+    `${String(s.fn).padEnd(42)} ${String(s.calls).padStart(5)}  ${
+      (s.total_time / n * 1000).toFixed(2).padStart(12)
+    }  ${(s.self_time / n * 1000).toFixed(2).padStart(11)}`,
+  );
+}

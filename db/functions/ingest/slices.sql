@@ -1,0 +1,403 @@
+-- One file on every core, effects included: a batch loaded in chunks (chunks.sql) is finished
+-- by several slice sessions at once, made atomic with a two-phase commit.
+-- Repeatable: applied on every migrate after the migrations (see db/functions/README.md).
+--
+-- After the chunk sessions committed their checked rows, and while the batch's own transaction
+-- T holds the batch (ingest.require_chunked_batch):
+--   1. ingest.prepare_slices(batch, n) in a transaction of its own: the partitions of
+--      core.events the batch needs (created and committed first: a slice must never wait on
+--      another slice's uncommitted DDL).
+--   2. n slice sessions, each in its own transaction: ingest.process_slice(batch, n, slice, ...)
+--      then PREPARE TRANSACTION ingest.slice_gid(batch, slice). A valid row belongs to the
+--      slice ingest.slice_of(event_id, n), so no two slices ever claim the same id; an invalid
+--      row to the slice line_no % n. Each slice claims its ids in core.event_ids, inserts its
+--      events, writes its dead letter rows (conflicting duplicates included) and returns its
+--      counts and its rejected lines.
+--   3. T: ingest.finish_slices(batch, ..., the slices' results): metrics, analytics over the
+--      batch's new events (the valid rows of the chunks minus the slices' rejected lines),
+--      ledger, and one row per slice in ingest.prepared_slices: the decision. T commits.
+--   4. COMMIT PREPARED of every slice, then the scratch tables are swept.
+-- A crash before T commits leaves prepared slices whose batch wrote no decision: recovery
+-- rolls them back. A crash after it leaves prepared slices whose gids are in
+-- ingest.prepared_slices: recovery commits them. ingest.prepared_decisions says which is which;
+-- the ingester (at start and before each load in slices) and `deno task maintain` act on it
+-- (COMMIT/ROLLBACK PREPARED cannot run inside a function).
+
+-- The slice of a valid row (by its event_id: every copy of an id lands in one slice).
+create function ingest.slice_of(p_event_id uuid, p_slices int)
+returns int
+language sql
+immutable
+parallel safe
+return abs(uuid_hash_extended(p_event_id, 0) % p_slices)::int;
+
+-- The global transaction id of a batch's slice (pg_prepared_xacts.gid). Gids are unique in the
+-- whole server, batch ids only in their database: the database's oid is part of it.
+create function ingest.slice_gid(p_batch_id bigint, p_slice int)
+returns text
+language sql
+stable
+set search_path = pg_catalog, pg_temp
+return format('pipeline_slice_%s_%s_%s',
+    (select d.oid from pg_catalog.pg_database as d where d.datname = current_database()),
+    p_batch_id, p_slice);
+
+-- Step 1: the monthly partitions the batch's valid rows need, created and committed before the
+-- slices start. Refuses when the server cannot prepare transactions. Returns the valid rows.
+create function ingest.prepare_slices(p_batch_id bigint, p_chunks int)
+returns bigint
+language plpgsql
+security definer
+set search_path = pg_catalog, pg_temp
+set timezone = 'UTC'
+as $$
+declare
+    v_min timestamptz;
+    v_max timestamptz;
+    v_valid bigint;
+begin
+    perform ingest.require_chunked_batch(p_batch_id);
+    if current_setting('max_prepared_transactions')::int = 0 then
+        raise exception 'a file loaded in slices needs max_prepared_transactions > 0 (it is 0 on this server)'
+            using errcode = '55000',
+            hint = 'set max_prepared_transactions (at least 2 x the ingesters'' --chunks, e.g. 16) in postgresql.conf and restart PostgreSQL (make down && make up for the embedded server), or load with --chunks 1';
+    end if;
+    execute format('select min(event_time), max(event_time), count(*) from (%s) as c
+            where c.is_valid',
+        array_to_string(array(select 'select event_time, is_valid from ' || t
+            from unnest(ingest.chunk_tables(p_batch_id, p_chunks, 'checked')) as t),
+            ' union all '))
+    into v_min, v_max, v_valid;
+    perform core.ensure_partitions(v_min, v_max);
+    return v_valid;
+end
+$$;
+
+-- Step 2, in a slice session: the slice's complete work (see above). Touches no temporary
+-- object (a transaction that did cannot be prepared). Returns {slice, valid, accepted, late,
+-- duplicates, conflicts, invalid, rejected: [line_no...], reasons, invalid_rows}.
+create function ingest.process_slice(
+    p_batch_id bigint,
+    p_chunks int,
+    p_slice int,
+    p_slices int,
+    p_name text
+)
+returns jsonb
+language plpgsql
+security definer
+set search_path = pg_catalog, pg_temp
+set timezone = 'UTC'
+set work_mem = '256MB'
+set random_page_cost = 1.1
+as $$
+declare
+    v_checked text[];
+    v_stage text[];
+    v_all text;
+    v_mine text;
+    v_valid bigint;
+    v_claimed bigint;
+    v_accepted bigint;
+    v_late bigint;
+    v_rej_lines bigint[] := '{}';
+    v_rej_conflict boolean[] := '{}';
+    v_dead bigint;
+    v_reasons jsonb;
+    v_invalid_rows jsonb;
+begin
+    perform ingest.require_chunked_batch(p_batch_id);
+    if p_slices is null or p_slices < 1 or p_slice is null or p_slice < 0
+        or p_slice >= p_slices then
+        raise exception 'slice % of % is not valid', p_slice, p_slices
+            using errcode = '22023', hint = 'number the slices 0 .. n-1';
+    end if;
+    v_checked := ingest.chunk_tables(p_batch_id, p_chunks, 'checked');
+    v_stage := ingest.chunk_tables(p_batch_id, p_chunks, 'stage');
+    v_all := array_to_string(array(select 'select * from ' || t from unnest(v_checked) as t),
+        ' union all ');
+    v_mine := format('c.is_valid and ingest.slice_of(c.event_id, %s) = %s', p_slices, p_slice);
+
+    -- the claim: for each id the batch's first line goes in first (ordered by id, then line)
+    execute format($q$
+        with mine as materialized (
+            select c.event_id, c.payload_hash, coalesce(nullif(c.src_batch_id, 0), %1$s) as batch_id,
+                c.line_no
+            from (%2$s) as c
+            where %3$s
+        ),
+        claimed as (
+            insert into core.event_ids (event_id, payload_hash, batch_id, line_no)
+            select event_id, payload_hash, batch_id, line_no
+            from mine
+            order by event_id, line_no
+            on conflict do nothing
+            returning 1
+        )
+        select (select count(*) from mine), (select count(*) from claimed)$q$,
+        p_batch_id, v_all, v_mine)
+    into v_valid, v_claimed;
+
+    if v_claimed < v_valid then
+        -- rare: some ids were taken; the taken ones are those whose winner is another row
+        execute format($q$
+            select coalesce(array_agg(c.line_no order by c.line_no), '{}'),
+                coalesce(array_agg(ingest.payload_conflicts(e.payload_hash, c.payload_hash,
+                    c.event_time, c.event_type, c.user_id, c.session_id, c.product_id,
+                    c.category, c.price, c.quantity, c.currency, c.device, c.traffic_source,
+                    c.payment_method, c.search_query, c.email_hash) order by c.line_no), '{}')
+            from (%s) as c
+            join core.event_ids as e on e.event_id = c.event_id
+            where %s
+                and (e.batch_id, e.line_no)
+                <> (coalesce(nullif(c.src_batch_id, 0), %s), c.line_no)$q$,
+            v_all, v_mine, p_batch_id)
+        into v_rej_lines, v_rej_conflict;
+    end if;
+
+    execute format($q$
+        with inserted as (
+            insert into core.events
+            select %s
+            from (%s) as c
+            where %s %s
+            returning is_late
+        )
+        select count(*), count(*) filter (where is_late) from inserted$q$,
+        ingest.event_columns(p_batch_id), v_all, v_mine,
+        case when cardinality(v_rej_lines) > 0 then
+            'and c.line_no <> all (select unnest($1))' else '' end)
+    into v_accepted, v_late
+    using v_rej_lines;
+
+    -- the dead letter: this slice's invalid rows (by line) and its conflicting duplicates,
+    -- with the values as sent (each chunk's checked rows beside its staged ones)
+    execute format($q$
+        insert into quality.dead_letter (
+            batch_id, source, line_no, reasons, event_id, event_time, event_type, user_id,
+            session_id, product_id, category, price, quantity, currency, device, traffic_source,
+            payment_method, search_query, user_email_sealed, schema_version, extra
+        )
+        select %s, $3, c.line_no, ingest.dead_letter_reasons(coalesce(r.is_conflict, false), c.mask),
+            s.event_id, s.event_time, s.event_type, s.user_id, s.session_id, s.product_id,
+            s.category, s.price, s.quantity, s.currency, s.device, s.traffic_source,
+            s.payment_method, s.search_query, core.seal_email(s.user_email), c.schema_version,
+            s.extra
+        from (%s) as c
+        join (%s) as s on s.line_no = c.line_no
+        left join unnest($1::bigint[], $2::boolean[]) as r (line_no, is_conflict)
+            on r.line_no = c.line_no
+        where (not c.is_valid and c.line_no %% %s = %s) or r.is_conflict$q$,
+        p_batch_id, v_all,
+        array_to_string(array(select 'select * from ' || t from unnest(v_stage) as t),
+            ' union all '),
+        p_slices, p_slice)
+    using v_rej_lines, v_rej_conflict, p_name;
+    get diagnostics v_dead = row_count;
+
+    -- what this session sees of the batch's dead letter is its own rows
+    select coalesce(jsonb_object_agg(reason, n), '{}') into v_reasons
+    from (
+        select reason, count(*) as n
+        from quality.dead_letter as d, unnest(d.reasons) as reason
+        where d.batch_id = p_batch_id
+        group by reason
+    ) as x;
+    select coalesce(jsonb_agg(jsonb_build_object('line_no', d.line_no, 'reasons', d.reasons)
+        order by d.line_no), '[]')
+    into v_invalid_rows
+    from (
+        select line_no, reasons from quality.dead_letter
+        where batch_id = p_batch_id order by line_no limit 1000
+    ) as d;
+
+    return jsonb_build_object(
+        'slice', p_slice,
+        'valid', v_valid,
+        'accepted', v_accepted,
+        'late', v_late,
+        'duplicates', (select count(*) from unnest(v_rej_conflict) as x where not x),
+        'conflicts', (select count(*) from unnest(v_rej_conflict) as x where x),
+        'invalid', v_dead - (select count(*) from unnest(v_rej_conflict) as x where x),
+        'rejected', to_jsonb(v_rej_lines),
+        'reasons', v_reasons,
+        'invalid_rows', v_invalid_rows
+    );
+end
+$$;
+
+-- Step 3, in T (the batch's own transaction, opened with p_chunks): checks that the slices'
+-- results cover every staged row once, then what only T does: the malformed rows' dead letter,
+-- metrics, analytics over the batch's new events, the ledger, and the decision (one row per
+-- slice in ingest.prepared_slices). p_results: the slices' process_slice results, one per
+-- slice 0 .. n-1. The caller commits, then commits every prepared slice.
+create function ingest.finish_slices(
+    p_batch_id bigint,
+    p_chunks int,
+    p_expected_rows bigint,
+    p_malformed jsonb,
+    p_settings jsonb,
+    p_copy_ms numeric,
+    p_results jsonb
+)
+returns jsonb
+language plpgsql
+security definer
+set search_path = pg_catalog, pg_temp
+set timezone = 'UTC'
+set work_mem = '256MB'
+as $$
+declare
+    v_ctx jsonb := nullif(current_setting('pipeline.batch', true), '')::jsonb;
+    v_started timestamptz := clock_timestamp();
+    v_slices int := jsonb_array_length(p_results);
+    v_malformed bigint := coalesce(jsonb_array_length(p_malformed), 0);
+    v_staged bigint;
+    v_valid bigint;
+    v_invalid bigint;
+    v_sum record;
+    v_reasons jsonb;
+    v_invalid_rows jsonb;
+begin
+    if v_ctx is null or (v_ctx ->> 'batch_id')::bigint is distinct from p_batch_id then
+        raise exception 'batch % was not opened in this transaction', p_batch_id
+            using errcode = '55000', hint = 'call ingest.open_batch first, in the same transaction';
+    end if;
+    if v_slices is null or v_slices < 1 or array(
+        select (r ->> 'slice')::int from jsonb_array_elements(p_results) as r order by 1
+    ) is distinct from array(select generate_series(0, v_slices - 1)) then
+        raise exception 'batch % needs one result per slice 0 .. n-1', p_batch_id
+            using errcode = '22023', hint = 'nothing was loaded: retry the file';
+    end if;
+
+    perform ingest.drop_temp_stage();
+    if to_regclass('pg_temp.checked') is not null then
+        drop table pg_temp.checked;
+    end if;
+    execute 'create temp view stage as ' || array_to_string(array(
+        select 'select * from ' || t
+        from unnest(ingest.chunk_tables(p_batch_id, p_chunks, 'stage')) as t), ' union all ');
+    execute 'create temp view checked as ' || array_to_string(array(
+        select 'select * from ' || t
+        from unnest(ingest.chunk_tables(p_batch_id, p_chunks, 'checked')) as t), ' union all ');
+
+    select count(*), count(*) filter (where is_valid), count(*) filter (where not is_valid)
+    into v_staged, v_valid, v_invalid
+    from pg_temp.checked;
+    if v_staged + v_malformed <> p_expected_rows then
+        raise exception 'batch % staged % rows (+% malformed) but the client sent %',
+            p_batch_id, v_staged, v_malformed, p_expected_rows
+            using errcode = '22000', hint = 'the COPY stream was cut short: retry the file';
+    end if;
+    select sum((r ->> 'valid')::bigint)::bigint as valid,
+        sum((r ->> 'accepted')::bigint)::bigint as accepted,
+        sum((r ->> 'late')::bigint)::bigint as late,
+        sum((r ->> 'duplicates')::bigint)::bigint as duplicates,
+        sum((r ->> 'conflicts')::bigint)::bigint as conflicts,
+        sum((r ->> 'invalid')::bigint)::bigint as invalid
+    into v_sum
+    from jsonb_array_elements(p_results) as r;
+    if v_sum.valid <> v_valid or v_sum.invalid <> v_invalid
+        or v_sum.accepted + v_sum.duplicates + v_sum.conflicts <> v_valid then
+        raise exception 'the slices of batch % handled % valid and % invalid rows of % and %',
+            p_batch_id, v_sum.valid, v_sum.invalid, v_valid, v_invalid
+            using errcode = '40001', hint = 'nothing was loaded: retry the file';
+    end if;
+
+    -- the batch's new events: the valid rows but those the slices rejected
+    drop table if exists pg_temp.rejected;
+    create temp table rejected (line_no bigint, src_batch_id bigint) on commit drop;
+    insert into pg_temp.rejected
+    select l::bigint, 0
+    from jsonb_array_elements(p_results) as r, jsonb_array_elements_text(r -> 'rejected') as l;
+    perform ingest.define_batch_events(p_batch_id, v_sum.duplicates + v_sum.conflicts > 0);
+
+    perform ingest.dead_letter_malformed(p_batch_id, v_ctx ->> 'name', p_malformed);
+
+    select coalesce(jsonb_object_agg(reason, n), '{}') into v_reasons
+    from (
+        select x.key as reason, sum(x.value::bigint) as n
+        from (
+            select e.key, e.value
+            from jsonb_array_elements(p_results) as r, jsonb_each_text(r -> 'reasons') as e
+            union all
+            select 'malformed_row', v_malformed::text where v_malformed > 0
+        ) as x
+        group by x.key
+    ) as y;
+    select coalesce(jsonb_agg(i order by (i ->> 'line_no')::bigint), '[]')
+    into v_invalid_rows
+    from (
+        select i
+        from (
+            select i from jsonb_array_elements(p_results) as r,
+                jsonb_array_elements(r -> 'invalid_rows') as i
+            union all
+            select jsonb_build_object('line_no', (m ->> 'line_no')::bigint,
+                'reasons', jsonb_build_array('malformed_row'))
+            from jsonb_array_elements(coalesce(p_malformed, '[]')) as m
+        ) as u
+        order by (i ->> 'line_no')::bigint
+        limit 1000
+    ) as f;
+
+    insert into ingest.prepared_slices (gid, batch_id, slice)
+    select ingest.slice_gid(p_batch_id, s), p_batch_id, s
+    from generate_series(0, v_slices - 1) as s;
+
+    return ingest.close_batch(p_batch_id, v_staged + v_malformed, v_sum.accepted,
+        v_sum.duplicates, v_sum.late, v_reasons, v_invalid_rows, p_settings, p_copy_ms,
+        v_started, false);
+end
+$$;
+
+-- Recovery: what to do with each prepared slice transaction of this database. 'commit' when
+-- its batch committed the decision (ingest.prepared_slices), 'rollback' when its batch's
+-- transaction ended without it, 'wait' while that transaction is still open. The caller runs
+-- COMMIT PREPARED / ROLLBACK PREPARED (scripts/lib/ingest/slices.ts), outside a transaction.
+create function ingest.prepared_decisions()
+returns table (gid text, batch_id bigint, action text)
+language plpgsql
+security definer
+set search_path = pg_catalog, pg_temp
+as $$
+declare
+    v record;
+    v_batch bigint;
+begin
+    for v in
+        select p.gid
+        from pg_catalog.pg_prepared_xacts as p
+        where p.database = current_database() and p.gid ~ '^pipeline_slice_[0-9]+_[0-9]+_[0-9]+$'
+        order by p.gid
+    loop
+        v_batch := (regexp_match(v.gid, '^pipeline_slice_[0-9]+_([0-9]+)_'))[1]::bigint;
+        gid := v.gid;
+        batch_id := v_batch;
+        -- the lock first: once it is free the batch's transaction has ended, and the next
+        -- statement's snapshot shows whether it committed the decision
+        if not pg_try_advisory_xact_lock(ingest.scratch_key(v_batch)) then
+            action := 'wait';
+        elsif exists (select from ingest.prepared_slices as s where s.gid = v.gid) then
+            action := 'commit';
+        else
+            action := 'rollback';
+        end if;
+        return next;
+    end loop;
+end
+$$;
+
+revoke all on function ingest.slice_of(uuid, int) from public;
+revoke all on function ingest.slice_gid(bigint, int) from public;
+revoke all on function ingest.prepare_slices(bigint, int) from public;
+revoke all on function ingest.process_slice(bigint, int, int, int, text) from public;
+revoke all on function ingest.finish_slices(bigint, int, bigint, jsonb, jsonb, numeric, jsonb)
+    from public;
+revoke all on function ingest.prepared_decisions() from public;
+grant execute on function ingest.slice_gid(bigint, int) to pipeline_ingest;
+grant execute on function ingest.prepare_slices(bigint, int) to pipeline_ingest;
+grant execute on function ingest.process_slice(bigint, int, int, int, text) to pipeline_ingest;
+grant execute on function ingest.finish_slices(bigint, int, bigint, jsonb, jsonb, numeric, jsonb)
+    to pipeline_ingest;
+grant execute on function ingest.prepared_decisions() to pipeline_ingest;

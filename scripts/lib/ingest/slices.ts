@@ -1,0 +1,130 @@
+// The slice sessions of a file loaded in chunks, and the two-phase commit that makes them one
+// with the batch's own transaction (db/functions/ingest/slices.sql says what each step does;
+// SQL decides, this file only opens sessions, prepares, commits and rolls back).
+import type postgres from "postgres";
+import type { Sql } from "../common/db.ts";
+
+/** What a slice session reports (ingest.process_slice). */
+export interface SliceResult {
+  slice: number;
+  valid: number;
+  accepted: number;
+  late: number;
+  duplicates: number;
+  conflicts: number;
+  invalid: number;
+  rejected: number[];
+  reasons: Record<string, number>;
+  invalid_rows: { line_no: number; reasons: string[] }[];
+}
+
+/**
+ * Test-only crash point of the slice steps (PIPELINE_CRASH_AT=<stage>): the process dies on the
+ * spot, as kill -9 would.
+ */
+function crashPoint(stage: string) {
+  if (Deno.env.get("PIPELINE_CRASH_AT") === stage) {
+    console.error(`crash point "${stage}" reached: exiting abruptly`);
+    Deno.exit(137);
+  }
+}
+
+/**
+ * Steps 1 and 2: the batch's partitions (committed on their own), then `slices` sessions at
+ * once, each doing its slice's whole work and ending with PREPARE TRANSACTION. Returns the
+ * slices' results and their gids. On any failure, every slice that prepared is rolled back
+ * before the error is thrown (the batch's transaction then rolls back too).
+ */
+export async function runSlices(
+  sql: Sql,
+  batchId: number,
+  chunks: number,
+  slices: number,
+  name: string,
+  role: string | undefined,
+): Promise<{ results: SliceResult[]; gids: string[] }> {
+  await sql.begin(async (tx) => {
+    if (role) await tx.unsafe(`set local role ${role}`);
+    await tx`select ingest.prepare_slices(${batchId}::bigint, ${chunks}::int)`;
+  });
+  const gids: string[] = [];
+  const settled = await Promise.allSettled(
+    Array.from({ length: slices }, async (_, s) => {
+      let out: SliceResult | undefined;
+      let gid = "";
+      await sql.begin(async (tx) => {
+        if (role) await tx.unsafe(`set local role ${role}`);
+        const [r] = await tx`
+          select ingest.process_slice(${batchId}::bigint, ${chunks}::int, ${s}::int,
+            ${slices}::int, ${name}) as result,
+            ingest.slice_gid(${batchId}::bigint, ${s}::int) as gid`;
+        out = r.result as SliceResult;
+        gid = r.gid;
+        // postgres.js ends this transaction with PREPARE TRANSACTION instead of COMMIT
+        tx.prepare(gid);
+      });
+      gids.push(gid);
+      return out!;
+    }),
+  );
+  crashPoint("after-slices");
+  const failed = settled.find((r) => r.status === "rejected");
+  if (failed) {
+    await rollbackPrepared(sql, gids);
+    throw (failed as PromiseRejectedResult).reason;
+  }
+  return {
+    results: settled.map((r) => (r as PromiseFulfilledResult<SliceResult>).value),
+    gids: gids.sort(),
+  };
+}
+
+/** Rolls back prepared slices (best effort: recovery rolls back whatever is left). */
+export async function rollbackPrepared(sql: Sql, gids: string[]) {
+  for (const gid of gids) {
+    await sql.unsafe(`rollback prepared '${gid}'`).catch(() => {});
+  }
+}
+
+/**
+ * Step 4, after the batch's transaction committed the decision: commits every prepared slice.
+ * A slice already committed by a recovery running at the same time is no error.
+ */
+export async function commitPrepared(sql: Sql, gids: string[]) {
+  for (const [i, gid] of gids.entries()) {
+    if (i === 1) crashPoint("between-prepared-commits");
+    try {
+      await sql.unsafe(`commit prepared '${gid}'`);
+    } catch (error) {
+      if ((error as postgres.PostgresError).code !== "42704") throw error; // undefined_object
+    }
+  }
+}
+
+/**
+ * Recovery (ingester start, before each load in slices, `deno task maintain`): commits the
+ * prepared slices whose batch decided to commit, rolls back those whose batch ended without
+ * deciding, leaves those whose batch is still open (ingest.prepared_decisions decides).
+ */
+export async function recoverPrepared(
+  sql: Sql,
+): Promise<{ committed: number; rolled_back: number; waiting: number }> {
+  const out = { committed: 0, rolled_back: 0, waiting: 0 };
+  const rows = await sql<{ gid: string; action: string }[]>`
+    select gid, action from ingest.prepared_decisions()`;
+  for (const { gid, action } of rows) {
+    if (action === "wait") {
+      out.waiting++;
+      continue;
+    }
+    try {
+      await sql.unsafe(`${action === "commit" ? "commit" : "rollback"} prepared '${gid}'`);
+      if (action === "commit") out.committed++;
+      else out.rolled_back++;
+    } catch (error) {
+      // another process finished it first
+      if ((error as postgres.PostgresError).code !== "42704") throw error;
+    }
+  }
+  return out;
+}
