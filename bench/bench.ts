@@ -19,6 +19,8 @@ Options:
   --reps N         repetitions per measurement, median reported (default 3)
   --skip-pgloader  do not run the pgloader peer (never installed unless INSTALL_PEERS=1)
   --skip-scaling   do not run the scaling and freshness parts
+  --quick          only the simplest honest SQL loader and our ingest (UUIDv7), alternating
+                   run by run (an A/B of two checkouts: run each in turn; no scaling)
   -h, --help       show this help`;
 
 const { values } = parseArgs({
@@ -28,6 +30,7 @@ const { values } = parseArgs({
     reps: { type: "string", default: "3" },
     "skip-pgloader": { type: "boolean", default: false },
     "skip-scaling": { type: "boolean", default: false },
+    quick: { type: "boolean", default: false },
     help: { type: "boolean", short: "h", default: false },
   },
 });
@@ -472,13 +475,53 @@ async function scaling() {
 
 // --- the run ---------------------------------------------------------------------------------
 const v7 = await dataset(rows, 7);
-const v4 = await dataset(rows, 4);
-await rawCopy(v7.path, v7.bytes, "v7 file");
-await typedCopy(v7.path, v7.bytes, "UUIDv7 ids");
-await typedCopy(v4.path, v4.bytes, "UUIDv4 ids");
-await baseline(v7.path, v7.bytes, "UUIDv7 ids");
-await ingest(v7.path, v7.bytes, "UUIDv7 ids");
-await ingest(v4.path, v4.bytes, "UUIDv4 ids");
+if (values.quick) {
+  // the yardstick and ours, alternating (the machine's speed drifts within a run)
+  const b: Measure = {
+    name: "simplest honest SQL loader (UUIDv7 ids)",
+    rows,
+    bytes: v7.bytes,
+    runs: [],
+  };
+  const o: Measure = {
+    name: "our ingest end to end (UUIDv7 ids)",
+    rows,
+    bytes: v7.bytes,
+    runs: [],
+    rssMb: [],
+  };
+  for (let r = 0; r < reps; r++) {
+    const sql = await freshDb();
+    await sql.unsafe(BASELINE_DDL);
+    b.runs.push(await timed(async () => void await baselineLoad(sql, v7.path)));
+    await sql.end();
+    const sql2 = await freshDb();
+    const { seconds, rssMb } = await ingestOnce([v7.path]);
+    const [{ n }] = await sql2`select count(*)::int as n from core.events`;
+    await sql2.end();
+    if (n !== rows) throw new Error(`Ingest stored ${n} events, expected ${rows}`);
+    o.runs.push(seconds);
+    o.rssMb!.push(rssMb);
+    console.error(
+      `bench: run ${r + 1}: baseline ${b.runs[r].toFixed(2)} s, ours ${seconds.toFixed(2)} s (${
+        (b.runs[r] / seconds).toFixed(2)
+      }x)`,
+    );
+  }
+  record(b);
+  record(o);
+  values["skip-pgloader"] = true;
+  values["skip-scaling"] = true;
+}
+const v4 = values.quick ? v7 : await dataset(rows, 4);
+if (!values.quick) await rawCopy(v7.path, v7.bytes, "v7 file");
+if (!values.quick) {
+  await typedCopy(v7.path, v7.bytes, "UUIDv7 ids");
+  await typedCopy(v4.path, v4.bytes, "UUIDv4 ids");
+  await baseline(v7.path, v7.bytes, "UUIDv7 ids");
+  await ingest(v7.path, v7.bytes, "UUIDv7 ids");
+  await ingest(v4.path, v4.bytes, "UUIDv4 ids");
+}
 if (!values["skip-pgloader"]) await pgloader(v7.path, v7.bytes, "UUIDv7 ids");
 const extra: Record<string, unknown> = {};
 if (!values["skip-scaling"]) {

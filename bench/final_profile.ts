@@ -14,11 +14,15 @@ import { applyDefinitions, createDatabase, dbmate } from "../scripts/migrate.ts"
 import { dbmatePath } from "../scripts/lib/testing/testdb.ts";
 import { generate, type Manifest } from "../scripts/generate.ts";
 
-const HELP = `Usage: deno run -A bench/final_profile.ts [--rows N] [--chunks N] [--anomaly-rate R]`;
+const HELP =
+  `Usage: deno run -A bench/final_profile.ts [--rows N] [--chunks N] [--anomaly-rate R] [--explain-ms MS]`;
 const values = parseFlags(Deno.args, {
   rows: { type: "string", default: "200000" },
   chunks: { type: "string", default: "2" },
   "anomaly-rate": { type: "string", default: "0.02" },
+  // statements inside the functions that take longer than this many ms go to the server's
+  // log with their plans and timings (auto_explain); 0: off
+  "explain-ms": { type: "string", default: "0" },
 }, HELP);
 const rows = Number(values.rows);
 const chunks = Number(values.chunks);
@@ -52,14 +56,63 @@ await dbmate(await dbmatePath(), url, "up");
 const setup = connect({ url, max: 1 });
 await applyDefinitions(setup);
 await setup.unsafe("alter database final_profile set track_functions = 'all'");
+const explainMs = Number(values["explain-ms"]);
+if (explainMs > 0) {
+  await setup.unsafe("alter database final_profile set session_preload_libraries = 'auto_explain'");
+  for (
+    const [k, v] of Object.entries({
+      log_min_duration: `${explainMs}ms`,
+      log_analyze: "on",
+      log_nested_statements: "on",
+      log_timing: "off",
+    })
+  ) await setup.unsafe(`alter database final_profile set auto_explain.${k} = '${v}'`);
+}
 await setup.end();
 
+/**
+ * CPU time (ms) used so far by this server (its postmaster, its live children, and through the
+ * postmaster's cutime/cstime every child that has exited) and by this process, from /proc: on a
+ * machine shared with other servers, only this one's processes are counted.
+ */
+function cpuMs(postmaster: number): { postgres: number; loader: number } {
+  const ticks = (pid: number | string, children: boolean) => {
+    try {
+      const stat = Deno.readTextFileSync(`/proc/${pid}/stat`);
+      const f = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
+      return (Number(f[11]) + Number(f[12]) +
+        (children ? Number(f[13]) + Number(f[14]) : 0)) * 10;
+    } catch {
+      return 0; // ended meanwhile
+    }
+  };
+  let postgres = ticks(postmaster, true);
+  for (const e of Deno.readDirSync("/proc")) {
+    if (!/^\d+$/.test(e.name)) continue;
+    try {
+      const stat = Deno.readTextFileSync(`/proc/${e.name}/stat`);
+      const ppid = Number(stat.slice(stat.lastIndexOf(")") + 2).split(" ")[1]);
+      if (ppid === postmaster) postgres += ticks(e.name, false);
+    } catch {
+      // ended meanwhile
+    }
+  }
+  return { postgres, loader: ticks(Deno.pid, false) };
+}
+
 const sql = connect({ url, max: chunks + 2 });
+const [{ dir: dataDir }] = await sql`select current_setting('data_directory') as dir`;
+const postmaster = Number(
+  (await Deno.readTextFile(`${dataDir}/postmaster.pid`)).split("\n")[0],
+);
+const cpu0 = cpuMs(postmaster);
 const t = performance.now();
 const r = await loadFile(sql, file, settings(cfg), { chunks });
 const wall = (performance.now() - t) / 1000;
-await new Promise((res) => setTimeout(res, 700)); // statistics are flushed when sessions idle
 await sql.end();
+// statistics are flushed when sessions idle; ended backends are reaped (their CPU counted once)
+await new Promise((res) => setTimeout(res, 700));
+const cpu1 = cpuMs(postmaster);
 const read = connect({ url, max: 1 });
 await read`select pg_stat_force_next_flush()`;
 const stats = await read`
@@ -79,6 +132,11 @@ console.log(
   } rows/s), copy+check ${((r.copyMs ?? 0) / 1000).toFixed(2)} s, final ${
     ((r.result?.process_ms ?? 0) / 1000).toFixed(2)
   } s\n`,
+);
+console.log(
+  `CPU a row: PostgreSQL ${((cpu1.postgres - cpu0.postgres) * 1000 / n).toFixed(1)} µs, loader ${
+    ((cpu1.loader - cpu0.loader) * 1000 / n).toFixed(1)
+  } µs (load average ${Deno.loadavg().map((x) => x.toFixed(1)).join(" ")})\n`,
 );
 console.log("function                                   calls   total µs/row   own µs/row");
 for (const s of stats) {

@@ -90,6 +90,11 @@ set search_path = pg_catalog, pg_temp
 set timezone = 'UTC'
 set work_mem = '256MB'
 set random_page_cost = 1.1
+-- a slice may wait for an id another load holds. If that load is itself a file in slices, its
+-- holder is a prepared slice, which commits only once every slice of its file prepared, and
+-- one of those may wait on this one: a cycle PostgreSQL cannot see (prepared transactions wait
+-- on nobody). It is broken here, as a serialization failure the loader retries.
+set lock_timeout = '30s'
 as $$
 declare
     v_checked text[];
@@ -102,7 +107,8 @@ declare
     v_late bigint;
     v_rej_lines bigint[] := '{}';
     v_rej_conflict boolean[] := '{}';
-    v_dead bigint;
+    v_dead bigint := 0;
+    v_dead_lines bigint[];
     v_reasons jsonb;
     v_invalid_rows jsonb;
 begin
@@ -165,35 +171,46 @@ begin
         )
         select count(*), count(*) filter (where is_late) from inserted$q$,
         ingest.event_columns(p_batch_id), v_all, v_mine,
+        -- a constant array: hashed, not scanned per row as a parameter or subquery would be
         case when cardinality(v_rej_lines) > 0 then
-            'and c.line_no <> all (select unnest($1))' else '' end)
-    into v_accepted, v_late
-    using v_rej_lines;
+            format('and c.line_no <> all (%L::bigint[])', v_rej_lines) else '' end)
+    into v_accepted, v_late;
 
     -- the dead letter: this slice's invalid rows (by line) and its conflicting duplicates,
-    -- with the values as sent (each chunk's checked rows beside its staged ones)
-    execute format($q$
-        insert into quality.dead_letter (
-            batch_id, source, line_no, reasons, event_id, event_time, event_type, user_id,
-            session_id, product_id, category, price, quantity, currency, device, traffic_source,
-            payment_method, search_query, user_email_sealed, schema_version, extra
-        )
-        select %s, $3, c.line_no, ingest.dead_letter_reasons(coalesce(r.is_conflict, false), c.mask),
-            s.event_id, s.event_time, s.event_type, s.user_id, s.session_id, s.product_id,
-            s.category, s.price, s.quantity, s.currency, s.device, s.traffic_source,
-            s.payment_method, s.search_query, core.seal_email(s.user_email), c.schema_version,
-            s.extra
-        from (%s) as c
-        join (%s) as s on s.line_no = c.line_no
-        left join unnest($1::bigint[], $2::boolean[]) as r (line_no, is_conflict)
-            on r.line_no = c.line_no
-        where (not c.is_valid and c.line_no %% %s = %s) or r.is_conflict$q$,
-        p_batch_id, v_all,
-        array_to_string(array(select 'select * from ' || t from unnest(v_stage) as t),
-            ' union all '),
+    -- with the values as sent. Their lines first (few), then only those rows of the checked
+    -- and staged chunks (constant arrays, hashed), joined
+    execute format('select coalesce(array_agg(c.line_no), ''{}'') from (%s) as c
+            where not c.is_valid and c.line_no %% %s = %s',
+        array_to_string(array(select 'select line_no, is_valid from ' || t
+            from unnest(v_checked) as t), ' union all '),
         p_slices, p_slice)
-    using v_rej_lines, v_rej_conflict, p_name;
-    get diagnostics v_dead = row_count;
+    into v_dead_lines;
+    v_dead_lines := v_dead_lines || array(
+        select l from unnest(v_rej_lines, v_rej_conflict) as r (l, conflict) where r.conflict);
+    if cardinality(v_dead_lines) > 0 then
+        execute format($q$
+            insert into quality.dead_letter (
+                batch_id, source, line_no, reasons, event_id, event_time, event_type, user_id,
+                session_id, product_id, category, price, quantity, currency, device,
+                traffic_source, payment_method, search_query, user_email_sealed, schema_version,
+                extra
+            )
+            select %1$s, $1, c.line_no,
+                ingest.dead_letter_reasons(c.is_valid, c.mask),
+                s.event_id, s.event_time, s.event_type, s.user_id, s.session_id, s.product_id,
+                s.category, s.price, s.quantity, s.currency, s.device, s.traffic_source,
+                s.payment_method, s.search_query, core.seal_email(s.user_email),
+                c.schema_version, s.extra
+            from (select * from (%2$s) as c0 where c0.line_no = any (%4$L::bigint[])) as c
+            join (select * from (%3$s) as s0 where s0.line_no = any (%4$L::bigint[])) as s
+                on s.line_no = c.line_no$q$,
+            p_batch_id, v_all,
+            array_to_string(array(select 'select * from ' || t from unnest(v_stage) as t),
+                ' union all '),
+            v_dead_lines)
+        using p_name;
+        get diagnostics v_dead = row_count;
+    end if;
 
     -- what this session sees of the batch's dead letter is its own rows
     select coalesce(jsonb_object_agg(reason, n), '{}') into v_reasons
@@ -223,6 +240,11 @@ begin
         'reasons', v_reasons,
         'invalid_rows', v_invalid_rows
     );
+exception when lock_not_available then
+    raise exception 'slice % of batch % waited 30 s for an event id another load holds', p_slice,
+        p_batch_id
+        using errcode = '40001',
+        hint = 'nothing of this file was loaded: it is retried (two files in slices sharing ids wait on each other''s prepared slices)';
 end
 $$;
 
@@ -353,10 +375,11 @@ $$;
 
 -- Recovery: what to do with each prepared slice transaction of this database. 'commit' when
 -- its batch committed the decision (ingest.prepared_slices), 'rollback' when its batch's
--- transaction ended without it, 'wait' while that transaction is still open. The caller runs
+-- transaction ended without it, 'wait' while that transaction is still open; owner: the role
+-- that prepared it, the only one (with superusers) that may finish it. The caller runs
 -- COMMIT PREPARED / ROLLBACK PREPARED (scripts/lib/ingest/slices.ts), outside a transaction.
 create function ingest.prepared_decisions()
-returns table (gid text, batch_id bigint, action text)
+returns table (gid text, batch_id bigint, action text, owner text)
 language plpgsql
 security definer
 set search_path = pg_catalog, pg_temp
@@ -366,7 +389,7 @@ declare
     v_batch bigint;
 begin
     for v in
-        select p.gid
+        select p.gid, p.owner::text as owner
         from pg_catalog.pg_prepared_xacts as p
         where p.database = current_database() and p.gid ~ '^pipeline_slice_[0-9]+_[0-9]+_[0-9]+$'
         order by p.gid
@@ -374,6 +397,7 @@ begin
         v_batch := (regexp_match(v.gid, '^pipeline_slice_[0-9]+_([0-9]+)_'))[1]::bigint;
         gid := v.gid;
         batch_id := v_batch;
+        owner := v.owner;
         -- the lock first: once it is free the batch's transaction has ended, and the next
         -- statement's snapshot shows whether it committed the decision
         if not pg_try_advisory_xact_lock(ingest.scratch_key(v_batch)) then

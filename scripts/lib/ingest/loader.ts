@@ -557,7 +557,7 @@ export async function loadSource(
     committed = true;
     if (prepared.length) {
       crashPoint("before-prepared-commits");
-      await commitPrepared(sql as Sql, prepared);
+      await commitPrepared(sql as Sql, prepared, opts.role);
       prepared = [];
       await (sql as Sql)`select ingest.sweep_scratch()`.catch(() => {});
     }
@@ -567,7 +567,7 @@ export async function loadSource(
     // a batch in chunks that rolled back leaves its scratch tables: drop them now (a crash
     // leaves them to the next load's sweep); its prepared slices go first (committed, a
     // failure after the decision leaves them to recovery)
-    if (prepared.length && !committed) await rollbackPrepared(sql as Sql, prepared);
+    if (prepared.length && !committed) await rollbackPrepared(sql as Sql, prepared, opts.role);
     if (chunks > 1 && !committed) {
       await (sql as Sql)`select ingest.sweep_scratch()`.catch(() => {});
     }

@@ -70,7 +70,7 @@ export async function runSlices(
   crashPoint("after-slices");
   const failed = settled.find((r) => r.status === "rejected");
   if (failed) {
-    await rollbackPrepared(sql, gids);
+    await rollbackPrepared(sql, gids, role);
     throw (failed as PromiseRejectedResult).reason;
   }
   return {
@@ -79,25 +79,43 @@ export async function runSlices(
   };
 }
 
-/** Rolls back prepared slices (best effort: recovery rolls back whatever is left). */
-export async function rollbackPrepared(sql: Sql, gids: string[]) {
-  for (const gid of gids) {
-    await sql.unsafe(`rollback prepared '${gid}'`).catch(() => {});
+/**
+ * COMMIT or ROLLBACK PREPARED (outside any transaction). Only the role that prepared it (or a
+ * superuser) may finish a prepared transaction: with `role` (the ingest role the slice ran as,
+ * or the owner recovery found) the session takes that role for it. A transaction already
+ * finished by another process (undefined_object) is no error.
+ */
+async function endPrepared(
+  sql: Sql,
+  action: "commit" | "rollback",
+  gid: string,
+  role?: string,
+) {
+  const c = await sql.reserve();
+  try {
+    if (role) await c.unsafe(`set role "${role.replaceAll('"', '""')}"`);
+    await c.unsafe(`${action} prepared '${gid.replaceAll("'", "''")}'`);
+  } catch (error) {
+    if ((error as postgres.PostgresError).code !== "42704") throw error;
+  } finally {
+    if (role) await c.unsafe("reset role").catch(() => {});
+    c.release();
   }
 }
 
+/** Rolls back prepared slices (best effort: recovery rolls back whatever is left). */
+export async function rollbackPrepared(sql: Sql, gids: string[], role?: string) {
+  for (const gid of gids) await endPrepared(sql, "rollback", gid, role).catch(() => {});
+}
+
 /**
- * Step 4, after the batch's transaction committed the decision: commits every prepared slice.
- * A slice already committed by a recovery running at the same time is no error.
+ * Step 4, after the batch's transaction committed the decision: commits every prepared slice
+ * (`role`: the role the slices ran as).
  */
-export async function commitPrepared(sql: Sql, gids: string[]) {
+export async function commitPrepared(sql: Sql, gids: string[], role?: string) {
   for (const [i, gid] of gids.entries()) {
     if (i === 1) crashPoint("between-prepared-commits");
-    try {
-      await sql.unsafe(`commit prepared '${gid}'`);
-    } catch (error) {
-      if ((error as postgres.PostgresError).code !== "42704") throw error; // undefined_object
-    }
+    await endPrepared(sql, "commit", gid, role);
   }
 }
 
@@ -110,21 +128,21 @@ export async function recoverPrepared(
   sql: Sql,
 ): Promise<{ committed: number; rolled_back: number; waiting: number }> {
   const out = { committed: 0, rolled_back: 0, waiting: 0 };
-  const rows = await sql<{ gid: string; action: string }[]>`
-    select gid, action from ingest.prepared_decisions()`;
-  for (const { gid, action } of rows) {
+  const rows = await sql<{ gid: string; action: string; owner: string; me: string }[]>`
+    select gid, action, owner, current_user as me from ingest.prepared_decisions()`;
+  for (const { gid, action, owner, me } of rows) {
     if (action === "wait") {
       out.waiting++;
       continue;
     }
-    try {
-      await sql.unsafe(`${action === "commit" ? "commit" : "rollback"} prepared '${gid}'`);
-      if (action === "commit") out.committed++;
-      else out.rolled_back++;
-    } catch (error) {
-      // another process finished it first
-      if ((error as postgres.PostgresError).code !== "42704") throw error;
-    }
+    await endPrepared(
+      sql,
+      action === "commit" ? "commit" : "rollback",
+      gid,
+      owner === me ? undefined : owner,
+    );
+    if (action === "commit") out.committed++;
+    else out.rolled_back++;
   }
   return out;
 }

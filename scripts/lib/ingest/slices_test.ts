@@ -93,7 +93,8 @@ Deno.test("prepared slices commit with their batch's decision, or roll back with
     let gids: string[] = [];
     await db.sql.begin(async (tx) => {
       const batch = await stagedBatch(db.sql, tx, "b.csv", rows);
-      const s = await runSlices(db.sql, batch, 1, 2, "b.csv", undefined);
+      // as the ingest role: only it (or a superuser) may finish them
+      const s = await runSlices(db.sql, batch, 1, 2, "b.csv", "pipeline_ingest");
       gids = s.gids;
       const [{ result }] = await tx`
         select ingest.finish_slices(${batch}, 1, ${rows.length}, '[]', ${tx.json(cfg)}, 1,
@@ -111,7 +112,11 @@ Deno.test("prepared slices commit with their batch's decision, or roll back with
       ["commit", "commit"],
     );
     // one slice committed by the loader, the other by recovery; committing again is no error
-    await commitPrepared(db.sql, [gids[0]]);
+    assertEquals(
+      (await db.sql`select distinct owner from ingest.prepared_decisions()`).map((r) => r.owner),
+      ["pipeline_ingest"],
+    );
+    await commitPrepared(db.sql, [gids[0]], "pipeline_ingest");
     assertEquals(await recoverPrepared(db.sql), { committed: 1, rolled_back: 0, waiting: 0 });
     await commitPrepared(db.sql, gids);
     assertEquals(await counts(db.sql), {
