@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# make load-test SCENARIO=steady|mixed|spike|soak|smoke
+# make load-test SCENARIO=steady|mixed|spike|soak|smoke|browser
 # k6 from PATH, else built into .tools/bin with `go install go.k6.io/k6@v1.8.1`. Starts
 # `deno task serve` when nothing answers on BASE_URL, runs the scenario, then verifies in SQL
 # that the events stored for this run equal the events the server acknowledged.
@@ -8,7 +8,7 @@ ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 SCENARIO="${1:-steady}"
 K6_VERSION="v1.8.1"
 SCRIPT="$ROOT/load/$SCENARIO.js"
-[[ -f "$SCRIPT" ]] || { echo "error: no scenario '$SCENARIO' (load/*.js: steady, mixed, spike, soak, smoke)" >&2; exit 2; }
+[[ -f "$SCRIPT" ]] || { echo "error: no scenario '$SCENARIO' (load/*.js: steady, mixed, spike, soak, smoke, browser)" >&2; exit 2; }
 
 k6bin="$(command -v k6 || true)"
 if [[ -z "$k6bin" ]]; then
@@ -31,6 +31,10 @@ if [[ -z "$k6bin" ]]; then
 fi
 
 DENO="$("$ROOT/scripts/stack.sh" deno)"
+if [[ "$SCENARIO" == "browser" ]]; then
+  # the public endpoint (docs/tracking.md#load): its own collector, key, CPU and file-path runs
+  exec "$DENO" run --allow-all "$ROOT/load/browser.ts" --k6 "$k6bin" --port "${SERVE_PORT:-8080}"
+fi
 PORT="${SERVE_PORT:-8080}"
 export BASE_URL="${BASE_URL:-http://127.0.0.1:$PORT}"
 export API_KEY="${API_KEY:-${API_KEYS:-dev-key}}"
