@@ -128,6 +128,7 @@ try {
           error: (error as Error).message,
         });
       }
+      if (stopping) break; // a signal that came during the run
       await new Promise<void>((r) => {
         const t = setTimeout(r, minutes * 60_000);
         wake = () => {

@@ -1,0 +1,79 @@
+// deno task export as a user runs it: flags, --show, --watch exporting on its own and stopping
+// on SIGTERM, --disable. What it exports is tested in scripts/lib/lake/lake_test.ts.
+import { config } from "./lib/common/config.ts";
+import { loadFile, settings } from "./lib/ingest/loader.ts";
+import { assert, assertEquals } from "./lib/testing/assert.ts";
+import { HEADER } from "./lib/testing/fixtures.ts";
+import { testDb } from "./lib/testing/testdb.ts";
+
+const script = new URL("./export.ts", import.meta.url).pathname;
+
+function exportCli(args: string[], env: Record<string, string>) {
+  return new Deno.Command(Deno.execPath(), {
+    args: ["run", "-A", script, ...args],
+    env,
+    stdout: "piped",
+    stderr: "piped",
+  });
+}
+
+Deno.test("deno task export: conflicting flags, --show, --watch exports then stops on SIGTERM, --disable", async () => {
+  const db = await testDb("export_cli");
+  const work = await Deno.makeTempDir({ prefix: "export-cli-" });
+  const env = { DATABASE_URL: db.url, LAKE_WAREHOUSE: `${work}/lake`, LOG_DIR: `${work}/logs` };
+  try {
+    const bad = await exportCli(["--watch", "--now", "2026-12-01T00:00:00Z"], env).output();
+    assertEquals(bad.code, 2);
+    assert(new TextDecoder().decode(bad.stderr).includes("--now cannot be used with --watch"));
+    const both = await exportCli(["--show", "--disable"], env).output();
+    assertEquals(both.code, 2);
+
+    const empty = await exportCli(["--show"], env).output();
+    assertEquals(
+      new TextDecoder().decode(empty.stdout).trim(),
+      "nothing to export: the ledger holds every closed day",
+    );
+
+    const lines = [HEADER];
+    for (let i = 1; i <= 12; i++) {
+      lines.push(
+        `0190d000-0001-7000-8000-${
+          i.toString(16).padStart(12, "0")
+        },2026-11-20T10:00:00Z,view,${i},s-${i},3,books,5.00,1`,
+      );
+    }
+    await Deno.writeTextFile(`${work}/e.csv`, lines.join("\n") + "\n");
+    await loadFile(db.sql, `${work}/e.csv`, settings(config()));
+    const show = await exportCli(["--show", "--json", "--table", "events"], env).output();
+    const pending = JSON.parse(new TextDecoder().decode(show.stdout));
+    assertEquals(
+      pending.map((r: { day: string; row_count: string }) => [r.day, Number(r.row_count)]),
+      [["2026-11-20", 12]],
+    );
+
+    const watch = exportCli(["--watch"], env).spawn();
+    const deadline = Date.now() + 120_000;
+    let exported = 0;
+    while (Date.now() < deadline) {
+      [{ exported }] = await db
+        .sql`select count(*)::int as exported from lake.exports where table_name = 'events'`;
+      if (exported > 0) break;
+      await new Promise((r) => setTimeout(r, 500));
+    }
+    watch.kill("SIGTERM");
+    const out = await watch.output();
+    assertEquals(exported, 1, "the watch exported the closed day");
+    assertEquals(out.code, 0);
+    assert(new TextDecoder().decode(out.stderr).includes("stopped"));
+
+    const [{ on }] = await db.sql`select is_enabled as on from lake.settings`;
+    assertEquals(on, true, "exporting turned the export on");
+    const off = await exportCli(["--disable"], env).output();
+    assertEquals(off.code, 0);
+    const [{ enabled }] = await db.sql`select is_enabled as enabled from lake.settings`;
+    assertEquals(enabled, false);
+  } finally {
+    await db.drop();
+    await Deno.remove(work, { recursive: true });
+  }
+});
