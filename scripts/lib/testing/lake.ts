@@ -2,6 +2,7 @@
 // scripts/lib/lake/spark_read.py) reads per table and day, what the ledger says, and what
 // PostgreSQL holds now (lake.digest), all as "layer.table" -> [day, rows, checksum][].
 import type { Sql } from "../common/db.ts";
+import { lakePython } from "../lake/mod.ts";
 
 const root = new URL("../../..", import.meta.url).pathname;
 
@@ -105,4 +106,70 @@ export async function catalogPointers(sql: Sql): Promise<Record<string, string>>
     select table_namespace || '.' || table_name as name, metadata_location as location
     from lake_catalog.iceberg_tables order by 1`;
   return Object.fromEntries(rows.map((r) => [r.name, r.location]));
+}
+
+export interface S3Server {
+  endpoint: string;
+  accessKey: string;
+  secretKey: string;
+  stop(): Promise<void>;
+}
+
+/** A private SeaweedFS S3 gateway (scripts/s3.sh, built once per machine) in `dir`, with
+ * `bucket` created; stop() ends it. */
+export async function s3Server(dir: string, bucket: string): Promise<S3Server> {
+  const port = 30_000 + (Deno.pid % 2_000) * 3;
+  const accessKey = "lake-test";
+  const secretKey = "lake-test-secret";
+  const built = await new Deno.Command("bash", {
+    args: [`${root}scripts/s3.sh`, "bin"],
+    stdout: "null",
+    stderr: "inherit",
+  }).output();
+  if (!built.success) throw new Error("Cannot build SeaweedFS (scripts/s3.sh bin, see above)");
+  const child = new Deno.Command("bash", {
+    args: [
+      "-c",
+      `exec bash "$0" run "$1" "$2" "$3" "$4" >"$5" 2>&1`,
+      `${root}scripts/s3.sh`,
+      `${dir}/s3`,
+      String(port),
+      accessKey,
+      secretKey,
+      `${dir}/weed.log`,
+    ],
+    stdout: "null",
+    stderr: "null",
+  }).spawn();
+  const endpoint = `http://127.0.0.1:${port}`;
+  const stop = async () => {
+    try {
+      child.kill("SIGTERM");
+    } catch { /* already gone */ }
+    await child.status;
+  };
+  // the gateway answers once master, volume and filer are up; then the bucket is made with
+  // the writer's own S3 client (pyarrow)
+  const deadline = Date.now() + 120_000;
+  for (;;) {
+    const made = await new Deno.Command(await lakePython(), {
+      args: [
+        "-c",
+        `import pyarrow.fs as f; f.S3FileSystem(endpoint_override="${endpoint}", scheme="http", access_key="${accessKey}", secret_key="${secretKey}", region="us-east-1", allow_bucket_creation=True).create_dir("${bucket}")`,
+      ],
+      stdout: "null",
+      stderr: "piped",
+    }).output();
+    if (made.success) break;
+    if (Date.now() > deadline) {
+      await stop();
+      throw new Error(
+        `SeaweedFS did not accept a bucket within 120 s (log: ${dir}/weed.log): ${
+          new TextDecoder().decode(made.stderr).slice(-500)
+        }`,
+      );
+    }
+    await new Promise((r) => setTimeout(r, 1000));
+  }
+  return { endpoint, accessKey, secretKey, stop };
 }
