@@ -17,7 +17,7 @@ function exportCli(args: string[], env: Record<string, string>) {
   });
 }
 
-Deno.test("deno task export: conflicting flags, --show, --watch exports then stops on SIGTERM, --disable", async () => {
+Deno.test("deno task export: conflicting flags, --show, --watch exports then stops on SIGTERM, --disable; bronze has no e-mail of a raw line", async () => {
   const db = await testDb("export_cli");
   const work = await Deno.makeTempDir({ prefix: "export-cli-" });
   const env = { DATABASE_URL: db.url, LAKE_WAREHOUSE: `${work}/lake`, LOG_DIR: `${work}/logs` };
@@ -42,6 +42,8 @@ Deno.test("deno task export: conflicting flags, --show, --watch exports then sto
         },2026-11-20T10:00:00Z,view,${i},s-${i},3,books,5.00,1`,
       );
     }
+    // a malformed line carrying an address: the dead letter keeps it raw, the lake does not
+    lines.push("not,a,valid,line,someone.private@example.com");
     await Deno.writeTextFile(`${work}/e.csv`, lines.join("\n") + "\n");
     await loadFile(db.sql, `${work}/e.csv`, settings(config()));
     const show = await exportCli(["--show", "--json", "--table", "events"], env).output();
@@ -65,6 +67,13 @@ Deno.test("deno task export: conflicting flags, --show, --watch exports then sto
     assertEquals(exported, 1, "the watch exported the closed day");
     assertEquals(out.code, 0);
     assert(new TextDecoder().decode(out.stderr).includes("stopped"));
+
+    const [raw] = await db.sql`
+      select d.raw_line, b.raw_line as lake_line
+      from quality.dead_letter as d
+      join lake.bronze_dead_letter as b using (dead_letter_id)`;
+    assert(raw.raw_line.includes("someone.private@example.com"));
+    assertEquals(raw.lake_line, "not,a,valid,line,[email removed]");
 
     const [{ on }] = await db.sql`select is_enabled as on from lake.settings`;
     assertEquals(on, true, "exporting turned the export on");
