@@ -390,6 +390,29 @@ Deno.test("every surface shows the catalogue's value: report, dashboard API, /v1
       hours.n,
       n(hours.revenue),
     ]);
+    // the daily series panels: the catalogue's columns of the days in the range, as they are
+    const days7 = (view: string, cols: string) =>
+      analyst.unsafe(`select ${cols} from analytics.${view}
+        where day::timestamptz between now() - interval '7 days' and now() order by day`);
+    const values = (rows: Record<string, unknown>[]) =>
+      rows.map((r) => Object.values(r).map((v) => (v instanceof Date ? v.getTime() : n(v))));
+    assertEquals(
+      values(await panel("Funnel")),
+      values([
+        ...await days7("funnel", "day, view_sessions, add_to_cart_sessions, purchase_sessions"),
+      ]),
+    );
+    assertEquals(
+      values(await panel("Session engagement")),
+      values([
+        ...await days7("session_engagement", "day, median_duration_seconds, p90_duration_seconds"),
+      ]),
+    );
+    assertEquals(
+      (await panel("Customer segments")).map((r) => [r.segment, n(r.customers), n(r["avg LTV"])])
+        .sort(),
+      segments.map((x) => [x.segment, Number(x.customers), n(x.avg_ltv)]).sort(),
+    );
   } finally {
     await Promise.all([analyst.end({ timeout: 2 }), ingest.end({ timeout: 2 })]);
     await db.drop();
