@@ -203,6 +203,11 @@ async function privateCheckout() {
       await Deno.symlink(join(tools, e.name), join(repo, ".tools", "node_modules", e.name));
     }
   }
+  // make up installs the lake's writer when missing: the installed one is shared, not re-made
+  const lake = join(root, ".tools", "lake");
+  if (await Deno.stat(lake).then(() => true, () => false)) {
+    await Deno.symlink(await Deno.realPath(lake), join(repo, ".tools", "lake"));
+  }
   return { outer, repo, home };
 }
 
