@@ -117,6 +117,9 @@ async function main() {
     collector = new Deno.Command(Deno.execPath(), {
       args: ["run", "--allow-all", "scripts/serve.ts", "--port", collectorPort],
       cwd: new URL("..", import.meta.url).pathname,
+      // the demo's point is seeing a click on the dashboard: rollups at commit, a fresh reading
+      // every quarter second (docs/tracking.md#the-demo-storefront)
+      env: { HTTP_ANALYTICS: "inline", DASHBOARD_CACHE_MS: "250" },
     }).spawn();
     for (let i = 0; i < 100 && !await answers(endpoint); i++) {
       await new Promise((r) => setTimeout(r, 200));
@@ -124,7 +127,7 @@ async function main() {
   }
   const server = serveStorefront({ port, endpoint, key });
   console.log(`storefront: the shop at ${origin}/ (key ${key})`);
-  console.log(`storefront: the dashboard at ${endpoint}/?refresh=1000`);
+  console.log(`storefront: the dashboard at ${endpoint}/?refresh=250`);
   console.log("storefront: allow analytics in the shop's banner, sign in, click; Ctrl-C stops");
   const stop = () => {
     collector?.kill("SIGTERM");

@@ -62,7 +62,7 @@ document.body.insertAdjacentHTML(
   `<header><a href="index.html" class="brand">Demo shop</a>
    <nav><a href="index.html" id="nav-products">Products</a>
    <a href="cart.html" id="nav-cart">Cart (<span id="cart-count">0</span>)</a>
-   <a href="${config.endpoint}/?refresh=1000" target="_blank">Dashboard</a></nav>
+   <a href="${config.endpoint}/?refresh=250" target="_blank">Dashboard</a></nav>
    <form id="search" action="index.html"><input id="q" name="q" placeholder="Search products"
    aria-label="search"> <button id="search-button">Search</button></form>
    <span id="account"></span></header>

@@ -134,6 +134,7 @@ export function createApp(deps: AppDeps): App {
     catalog,
     inboxDir,
     inFlight: () => ({ in_flight: limiter.inFlight, max: limiter.max }),
+    cacheMs: cfg.DASHBOARD_CACHE_MS,
   });
 
   async function health(): Promise<Response> {

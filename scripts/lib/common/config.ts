@@ -103,6 +103,8 @@ export const variables = {
     default: "0",
     schema: z.enum(["0", "1"], { error: "ALLOW_INSECURE_DEFAULTS must be 0 or 1" }),
   },
+  // how long one reading of GET /v1/dashboard serves every viewer (make storefront: 250)
+  DASHBOARD_CACHE_MS: { default: "2000", schema: positiveInt("DASHBOARD_CACHE_MS") },
   // the browser source, POST /v1/collect (docs/tracking.md#abuse-limits)
   BROWSER_MAX_BODY_BYTES: { default: "65536", schema: positiveInt("BROWSER_MAX_BODY_BYTES") },
   BROWSER_MAX_EVENTS: { default: "100", schema: positiveInt("BROWSER_MAX_EVENTS") },
