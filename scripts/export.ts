@@ -3,11 +3,12 @@ import { parseFlags } from "./lib/common/cli.ts";
 import { config } from "./lib/common/config.ts";
 import { connect } from "./lib/common/db.ts";
 import { logger } from "./lib/common/log.ts";
-import { runExport, warehouseOf } from "./lib/lake/mod.ts";
+import { currentFiles, runExport, warehouseOf } from "./lib/lake/mod.ts";
 
 const HELP = `Usage: deno task export [--now TIME] [--table NAME] [--watch] [--json]
        deno task export --show [--now TIME] [--table NAME] [--json]
        deno task export --disable
+       deno task export --files LAYER.TABLE
 
 Writes every closed UTC day (past lake.settings.close_after, default 1 day after its end) of
 the lake tables (lake.tables: silver.events, bronze.dead_letter and the gold KPI tables) to
@@ -24,6 +25,8 @@ Options:
   --watch        export every LAKE_EXPORT_INTERVAL_MINUTES (default 60) until SIGINT/SIGTERM
   --show         list the days to export and write nothing
   --disable      turn the export off (retention no longer waits for the ledger)
+  --files T      print the Parquet files of table T's current snapshot (e.g. silver.events), one
+                 a line: for readers without Iceberg support, such as DuckDB's read_parquet
   --json         print the result as JSON
   -h, --help     show this help
 
@@ -36,10 +39,15 @@ const values = parseFlags(Deno.args, {
   watch: { type: "boolean", default: false },
   show: { type: "boolean", default: false },
   disable: { type: "boolean", default: false },
+  files: { type: "string" },
   json: { type: "boolean", default: false },
 }, HELP);
-const modes = [values.watch && "--watch", values.show && "--show", values.disable && "--disable"]
-  .filter(Boolean);
+const modes = [
+  values.watch && "--watch",
+  values.show && "--show",
+  values.disable && "--disable",
+  values.files !== undefined && "--files",
+].filter(Boolean);
 if (modes.length > 1) {
   console.error(`error: ${modes.join(" and ")} cannot be combined (see --help)`);
   Deno.exit(2);
@@ -99,7 +107,12 @@ async function once(now: Date) {
 
 let code = 0;
 try {
-  if (values.disable) {
+  if (values.files !== undefined) {
+    if (!/^(silver|bronze|gold)\.[a-z][a-z0-9_]*$/.test(values.files)) {
+      throw new Error(`--files takes layer.table, such as silver.events (got "${values.files}")`);
+    }
+    for (const f of await currentFiles(cfg, values.files)) console.log(f);
+  } else if (values.disable) {
     await sql`select lake.set_enabled(false)`;
     console.log(
       "export disabled: deno task maintain no longer waits for the ledger (deno task export turns it on again)",

@@ -4,7 +4,9 @@ import { config } from "./lib/common/config.ts";
 import { loadFile, settings } from "./lib/ingest/loader.ts";
 import { assert, assertEquals } from "./lib/testing/assert.ts";
 import { HEADER } from "./lib/testing/fixtures.ts";
+import { duckdbDays } from "./lib/testing/lake.ts";
 import { testDb } from "./lib/testing/testdb.ts";
+import { currentFiles } from "./lib/lake/mod.ts";
 
 const script = new URL("./export.ts", import.meta.url).pathname;
 
@@ -67,6 +69,15 @@ Deno.test("deno task export: conflicting flags, --show, --watch exports then sto
     assertEquals(exported, 1, "the watch exported the closed day");
     assertEquals(out.code, 0);
     assert(new TextDecoder().decode(out.stderr).includes("stopped"));
+
+    // DuckDB (no Iceberg extension here) reads exactly the current snapshot's files
+    const files = await currentFiles(
+      { ...config(), DATABASE_URL: db.url, LAKE_WAREHOUSE: env.LAKE_WAREHOUSE },
+      "silver.events",
+    );
+    assertEquals(await duckdbDays(files), [["2026-11-20", 12]]);
+    const listed = await exportCli(["--files", "silver.events"], env).output();
+    assertEquals(new TextDecoder().decode(listed.stdout).trim().split("\n"), files);
 
     const [raw] = await db.sql`
       select d.raw_line, b.raw_line as lake_line

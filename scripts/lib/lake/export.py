@@ -169,11 +169,21 @@ def chunks(days, limit: int):
 
 def main() -> int:
     parser = argparse.ArgumentParser(prog="lake export")
-    parser.add_argument("--now", required=True)
+    parser.add_argument("--now")
     parser.add_argument("--table")
+    parser.add_argument("--files", help="print the data files of layer.table's current snapshot")
     args = parser.parse_args()
     url = os.environ["DATABASE_URL"]
     warehouse = os.environ["LAKE_WAREHOUSE"]
+    if args.files:
+        # for readers without Iceberg support (DuckDB without its iceberg extension): exactly
+        # the Parquet files of the current snapshot, never those of overwritten days
+        tbl = catalog_for(url, warehouse).load_table(tuple(args.files.split(".", 1)))
+        files = [t.file.file_path for t in tbl.scan().plan_files()]
+        print(json.dumps(sorted(f.removeprefix("file://") for f in files)), flush=True)
+        return 0
+    if not args.now:
+        parser.error("--now is required")
     limit = int(os.environ.get("LAKE_CHUNK_ROWS", "1000000"))
     started = time.time()
 

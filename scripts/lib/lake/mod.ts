@@ -73,21 +73,41 @@ type LakeConfig = Pick<
   | "LAKE_S3_SECRET_ACCESS_KEY"
 >;
 
-/** One export run: every closed day the ledger lacks, written as Iceberg snapshots. */
-export async function runExport(cfg: LakeConfig, opts: ExportOptions): Promise<ExportResult> {
-  const warehouse = warehouseOf(cfg);
-  if (!warehouse.includes("://")) await Deno.mkdir(warehouse, { recursive: true });
-  const args = [writer, "--now", opts.now.toISOString()];
-  if (opts.table) args.push("--table", opts.table);
-  const env: Record<string, string> = {
+/** The Parquet files of the current snapshot of `table` ("layer.name"), for readers without
+ * Iceberg support: the files of overwritten days are left out. */
+export async function currentFiles(cfg: LakeConfig, table: string): Promise<string[]> {
+  const out = await new Deno.Command(await lakePython(), {
+    args: [writer, "--files", table],
+    env: writerEnv(cfg),
+    stdout: "piped",
+    stderr: "piped",
+  }).output();
+  if (!out.success) {
+    const last = new TextDecoder().decode(out.stderr).trim().split("\n").slice(-1)[0];
+    throw new ExportError(`Cannot list the files of ${table}: ${last}`);
+  }
+  return JSON.parse(new TextDecoder().decode(out.stdout)) as string[];
+}
+
+function writerEnv(cfg: LakeConfig): Record<string, string> {
+  return {
     DATABASE_URL: cfg.DATABASE_URL,
-    LAKE_WAREHOUSE: warehouse,
+    LAKE_WAREHOUSE: warehouseOf(cfg),
     LAKE_S3_ENDPOINT: cfg.LAKE_S3_ENDPOINT,
     LAKE_S3_REGION: cfg.LAKE_S3_REGION,
     LAKE_S3_ACCESS_KEY_ID: cfg.LAKE_S3_ACCESS_KEY_ID,
     LAKE_S3_SECRET_ACCESS_KEY: cfg.LAKE_S3_SECRET_ACCESS_KEY,
     PYTHONWARNINGS: "ignore",
   };
+}
+
+/** One export run: every closed day the ledger lacks, written as Iceberg snapshots. */
+export async function runExport(cfg: LakeConfig, opts: ExportOptions): Promise<ExportResult> {
+  const warehouse = warehouseOf(cfg);
+  if (!warehouse.includes("://")) await Deno.mkdir(warehouse, { recursive: true });
+  const args = [writer, "--now", opts.now.toISOString()];
+  if (opts.table) args.push("--table", opts.table);
+  const env = writerEnv(cfg);
   if (opts.crashAt) env.PIPELINE_CRASH_AT = opts.crashAt;
   if (opts.chunkRows) env.LAKE_CHUNK_ROWS = String(opts.chunkRows);
   const out = await new Deno.Command(await lakePython(), {

@@ -173,3 +173,21 @@ export async function s3Server(dir: string, bucket: string): Promise<S3Server> {
   }
   return { endpoint, accessKey, secretKey, stop };
 }
+
+/** Rows per day of Parquet `files` as DuckDB (Python package, .tools/lake-reader) reads them. */
+export async function duckdbDays(files: string[]): Promise<[string, number][]> {
+  const { python } = await sparkReader();
+  const out = await new Deno.Command(python, {
+    args: [
+      "-c",
+      'import duckdb, json, sys; print(json.dumps(duckdb.execute("select day::varchar, count(*) from read_parquet(?) group by day order by day", [json.loads(sys.argv[1])]).fetchall()))',
+      JSON.stringify(files),
+    ],
+    stdout: "piped",
+    stderr: "piped",
+  }).output();
+  if (!out.success) {
+    throw new Error(`DuckDB could not read the files: ${new TextDecoder().decode(out.stderr)}`);
+  }
+  return JSON.parse(new TextDecoder().decode(out.stdout)) as [string, number][];
+}
