@@ -34,6 +34,8 @@ tracker.init({
   flushMs: config.flushMs ?? 200,
   currency: "USD",
 });
+// a shopper who signed in before consenting is identified once tracking may start
+if (customer()) tracker.identify(customer());
 export { tracker };
 
 function render() {
@@ -72,6 +74,7 @@ document.body.insertAdjacentHTML(
 document.querySelector("#consent-yes").addEventListener("click", () => {
   put("consent", "granted");
   tracker.setConsent(true);
+  if (customer()) tracker.identify(customer());
   render();
 });
 document.querySelector("#consent-no").addEventListener("click", () => {

@@ -277,6 +277,27 @@ Deno.test("tracker.js in Chromium", async (t) => {
       await ctx.close();
     });
 
+    await t.step("a cart line removed is a remove_from_cart row", async () => {
+      const ctx = await context();
+      const { page } = await open(ctx);
+      await page.goto(`${s.shop}/index.html`);
+      await page.click("#consent-yes");
+      await page.click("#product-6001");
+      await page.click("#signin-button");
+      await page.fill("#quantity", "3");
+      await page.click("#add");
+      await page.click("#nav-cart");
+      await page.click("#remove-6001");
+      await page.waitForSelector("#lines:has-text('empty')");
+      const rows = await rowsOf(s.db, 3);
+      assertEquals(rows.map((r) => [r.event_type, r.user_id, r.product_id, r.price, r.quantity]), [
+        ["view", null, 6001, null, 1],
+        ["add_to_cart", "4242", 6001, "24.90", 3],
+        ["remove_from_cart", "4242", 6001, "24.90", 3],
+      ]);
+      await ctx.close();
+    });
+
     await t.step("a send whose answer is lost is retried and lands once", async () => {
       const ctx = await context();
       const w = await open(ctx);
@@ -374,6 +395,29 @@ Deno.test("tracker.js in Chromium", async (t) => {
       assertEquals([w.sent, storage, await ctx.cookies()], [[], [0, 0], []]);
       const [{ n }] = await s.db.sql`select count(*)::int as n from quality.batch_metrics`;
       assertEquals(n, 0);
+      await ctx.close();
+    });
+
+    await t.step("consent withdrawn: everything the tracker stored is removed", async () => {
+      const ctx = await context();
+      const { page } = await open(ctx);
+      await page.goto(`${s.shop}/index.html`);
+      await page.click("#consent-yes");
+      await page.click("#product-7001");
+      await page.click("#signin-button");
+      const keys = () =>
+        page.evaluate(() => Object.keys(localStorage).filter((k) => k.startsWith("ept_")).sort());
+      await until(
+        "the tracker's storage",
+        async () => (await keys()).length >= 3 ? true : undefined,
+      );
+      assertEquals(await keys(), ["ept_queue", "ept_session", "ept_user", "ept_visitor"]);
+      await page.evaluate(() => import("./shop.js").then((m) => m.tracker.setConsent(false)));
+      assertEquals(await keys(), []);
+      // and nothing is tracked afterwards
+      await page.click("#wish");
+      await new Promise((r) => setTimeout(r, 500));
+      assertEquals(await keys(), []);
       await ctx.close();
     });
   } finally {
