@@ -86,6 +86,15 @@ Deno.test("deno task export: conflicting flags, --show, --watch exports then sto
     assert(raw.raw_line.includes("someone.private@example.com"));
     assertEquals(raw.lake_line, "not,a,valid,line,[email removed]");
 
+    // a second export at the same time stops, saying why
+    const held = await db.sql.reserve();
+    await held`select pg_advisory_lock(hashtextextended('lake.export', 0))`;
+    const busy = await exportCli([], env).output();
+    await held`select pg_advisory_unlock_all()`;
+    held.release();
+    assertEquals(busy.code, 1);
+    assert(new TextDecoder().decode(busy.stderr).includes("another deno task export is running"));
+
     const [{ on }] = await db.sql`select is_enabled as on from lake.settings`;
     assertEquals(on, true, "exporting turned the export on");
     const off = await exportCli(["--disable"], env).output();
