@@ -73,7 +73,8 @@ export interface CollectDeps {
   limits: BrowserLimits;
   /** hands a CSV batch (header line + rows) to the shared batch path */
   submit(client: string, csv: Uint8Array, lineOf: (n: number) => number): Promise<BatchReply>;
-  /** counts events by outcome: received, bot, rate_limited, refused */
+  /** counts events by outcome: received, bot, rate_limited (the per-key limit; refused requests
+   * of every kind are counted by status in pipeline_http_requests_total) */
   count(outcome: string, n: number): void;
   now?: () => number;
 }
@@ -247,7 +248,6 @@ export function createCollect(deps: CollectDeps) {
       const ip = clientIp(req, remote);
       const ipWait = buckets.take(`ip:${ip}`, 1, limits.ipRequestsPerMinute);
       if (ipWait > 0) {
-        deps.count("rate_limited", 0);
         throw new Refusal(
           429,
           `Too many requests from this address (BROWSER_IP_REQUESTS_PER_MINUTE ${limits.ipRequestsPerMinute}): retry after ${ipWait} s`,
@@ -351,7 +351,6 @@ export function createCollect(deps: CollectDeps) {
       }, cors_);
     } catch (error) {
       if (!(error instanceof Refusal)) throw error;
-      if (error.status !== 429) deps.count("refused", 0);
       log.debug("collect refused", { status: error.status, error: error.message });
       return answer(error.status, { error: error.message, ...error.extra }, {
         ...error.headers,
