@@ -86,6 +86,38 @@ Deno.test("deno task export: conflicting flags, --show, --watch exports then sto
     assert(raw.raw_line.includes("someone.private@example.com"));
     assertEquals(raw.lake_line, "not,a,valid,line,[email removed]");
 
+    // deno task maintain keeps a month with a day not in the ledger, and says so
+    const late = [
+      HEADER,
+      "0190d000-0002-7000-8000-000000000001,2026-11-21T10:00:00Z,view,1,s-1,3,books,5.00,1",
+    ];
+    await Deno.writeTextFile(`${work}/late.csv`, late.join("\n") + "\n");
+    await loadFile(db.sql, `${work}/late.csv`, settings(config()));
+    const maintain = await new Deno.Command(Deno.execPath(), {
+      args: [
+        "run",
+        "-A",
+        new URL("./maintain.ts", import.meta.url).pathname,
+        "--now",
+        "2029-06-01T00:00:00Z",
+        "--dir",
+        work,
+      ],
+      env,
+      stdout: "piped",
+      stderr: "piped",
+    }).output();
+    assertEquals(maintain.code, 0);
+    const said = new TextDecoder().decode(maintain.stderr);
+    assert(
+      said.includes("partition kept") && said.includes("partition=events_2026_11") &&
+        said.includes("first=2026-11-21"),
+      said,
+    );
+    const [{ kept }] = await db
+      .sql`select count(*)::int as kept from core.events where event_time < '2026-12-01'`;
+    assertEquals(kept, 13);
+
     // a second export at the same time stops, saying why
     const held = await db.sql.reserve();
     await held`select pg_advisory_lock(hashtextextended('lake.export', 0))`;

@@ -20,7 +20,7 @@ import {
   settings,
 } from "./lib/ingest/loader.ts";
 import { type Logger, logger } from "./lib/common/log.ts";
-import { maintain, type MaintenanceResult } from "./lib/maintain/maintain.ts";
+import { maintain, type MaintenanceResult, warnKept } from "./lib/maintain/maintain.ts";
 import { recoverPrepared } from "./lib/ingest/slices.ts";
 import {
   createIngestTelemetry,
@@ -116,6 +116,7 @@ export class Ingester {
       const r = await maintain(this.o.sql, this.o.dirs, now);
       this.o.telemetry?.maintenance.set({}, Date.now() / 1000);
       this.o.log.info("maintenance done", { ...r });
+      warnKept(this.o.log, r);
       return r;
     } catch (error) {
       this.o.log.warn("maintenance failed: retried at the next interval", {

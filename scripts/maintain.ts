@@ -4,7 +4,7 @@ import { config } from "./lib/common/config.ts";
 import { connect } from "./lib/common/db.ts";
 import { dirsFor } from "./lib/ingest/inbox.ts";
 import { logger } from "./lib/common/log.ts";
-import { maintain } from "./lib/maintain/maintain.ts";
+import { maintain, warnKept } from "./lib/maintain/maintain.ts";
 
 const HELP = `Usage: deno task maintain [--dir DIR] [--now TIME] [--json] [--show]
 
@@ -63,14 +63,7 @@ try {
     const result = await maintain(sql, dirsFor(values.dir ?? `${cfg.DATA_DIR}/incoming`), now);
     if (values.json) console.log(JSON.stringify(result));
     else log.info("maintenance done", { ...result });
-    for (const [partition, days] of Object.entries(result.partitions_kept_unexported)) {
-      log.warn("partition kept: the lake export is on and these days are not in its ledger", {
-        partition,
-        days: days.length,
-        first: days[0],
-        do: "run deno task export, then deno task maintain again",
-      });
-    }
+    warnKept(log, result);
   }
 } catch (error) {
   console.error(

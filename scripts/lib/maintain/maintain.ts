@@ -3,6 +3,7 @@
 // rejected/ older than the cutoffs SQL gives (TypeScript only deletes them).
 import { join } from "node:path";
 import type { Sql } from "../common/db.ts";
+import type { Logger } from "../common/log.ts";
 import type { Dirs } from "../ingest/inbox.ts";
 import { recoverPrepared } from "../ingest/slices.ts";
 
@@ -53,4 +54,16 @@ export async function maintain(
   if (cut.processed_files) files.processed = await deleteOlder(dirs.processed, cut.processed_files);
   if (cut.rejected_files) files.rejected = await deleteOlder(dirs.rejected, cut.rejected_files);
   return { ...result, files_deleted: files, prepared };
+}
+
+/** Warns once per partition retention kept because the lake's ledger lacks some of its days. */
+export function warnKept(log: Logger, result: MaintenanceResult) {
+  for (const [partition, days] of Object.entries(result.partitions_kept_unexported ?? {})) {
+    log.warn("partition kept: the lake export is on and these days are not in its ledger", {
+      partition,
+      days: days.length,
+      first: days[0],
+      do: "run deno task export, then deno task maintain again",
+    });
+  }
 }
