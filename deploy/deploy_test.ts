@@ -63,7 +63,7 @@ Deno.test("systemd units pass systemd-analyze verify", async () => {
       await Deno.writeTextFile(join(dir, e.name), text);
       units.push(join(dir, e.name));
     }
-    assertEquals(units.length, 4);
+    assertEquals(units.length, 5);
     let out;
     try {
       out = await new Deno.Command("systemd-analyze", {
