@@ -1,5 +1,6 @@
-// make demo: seeded files with anomalies -> the ingester -> counts checked against the
-// generator's manifest -> the analytics report.
+// make demo: one seeded shop's history and its last minutes (scripts/lib/generator/demo.ts plans
+// the runs) -> the ingester -> live counts checked against the generator's manifest -> the
+// analytics report. make demo-live (--live): the same shop keeps selling until Ctrl-C.
 import { parseArgs } from "node:util";
 import { config } from "./lib/common/config.ts";
 import { connect } from "./lib/common/db.ts";
