@@ -56,12 +56,15 @@ begin
         );
         v_done := v_done || 'core.event_ids'::text;
     end if;
-    -- and the functions of the check on every worker (migrate re-creates them each time)
+    -- and the functions of the check on every worker (migrate re-creates them each time), and
+    -- core.visible_extra, which views of the events call per row (analytics.event_extra, the
+    -- lake's silver and bronze views): those calls run on the workers
     perform pg_catalog.create_distributed_function(p.oid::regprocedure)
     from pg_catalog.pg_proc as p
-    where p.pronamespace = 'ingest'::regnamespace
+    where (p.pronamespace = 'ingest'::regnamespace
         and p.proname in ('check_shard', 'check_stage', 'upgrade_stage', 'upgrade_expression',
-            'staged_columns', 'pipeline_columns', 'protect_extra', 'drop_temp_stage');
+            'staged_columns', 'pipeline_columns', 'protect_extra', 'drop_temp_stage'))
+        or (p.pronamespace = 'core'::regnamespace and p.proname = 'visible_extra');
     return case when cardinality(v_done) = 0 then 'already distributed'
         else 'distributed ' || array_to_string(v_done, ', ') end;
 end
