@@ -5,7 +5,7 @@
 // uuid primary key. One session, one transaction. Written from docs/contract.md section 2 alone:
 // it shares no code with the pipeline, so it cannot inherit its costs or its mistakes.
 import type { Sql } from "../scripts/lib/common/db.ts";
-import { copyStream, fileSource } from "../scripts/lib/ingest/loader.ts";
+import { copyStream, fileSource } from "../scripts/lib/batch/mod.ts";
 
 export const BASELINE_COLUMNS = [
   "event_id",

@@ -9,9 +9,9 @@ import { join } from "node:path";
 import { parseFlags } from "../scripts/lib/common/cli.ts";
 import { loadConfig } from "../scripts/lib/common/config.ts";
 import { connect, withDatabase } from "../scripts/lib/common/db.ts";
-import { CsvScanner } from "../scripts/lib/ingest/csv.ts";
-import { copyStream, malformedJson, settings } from "../scripts/lib/ingest/loader.ts";
-import { applyDefinitions, createDatabase, dbmate } from "../scripts/migrate.ts";
+import { CsvScanner } from "../scripts/lib/batch/mod.ts";
+import { copyStream, malformedJson, settings } from "../scripts/lib/batch/mod.ts";
+import { applyDefinitions, createDatabase, dbmate } from "../scripts/lib/migrate/migrate.ts";
 import { dbmatePath } from "../scripts/lib/testing/testdb.ts";
 import { generate, type Manifest } from "../scripts/generate.ts";
 

@@ -6,7 +6,7 @@ import { join } from "node:path";
 import { parseArgs } from "node:util";
 import { config, loadConfig } from "../scripts/lib/common/config.ts";
 import { connect, type Sql, withDatabase } from "../scripts/lib/common/db.ts";
-import { loadFile, settings } from "../scripts/lib/ingest/loader.ts";
+import { loadFile, settings } from "../scripts/lib/batch/mod.ts";
 import {
   applyDefinitions,
   citusWorkers,
@@ -14,7 +14,7 @@ import {
   dbmate,
   distribute,
   withHost,
-} from "../scripts/migrate.ts";
+} from "../scripts/lib/migrate/migrate.ts";
 import { dbmatePath } from "../scripts/lib/testing/testdb.ts";
 import { generate } from "../scripts/generate.ts";
 

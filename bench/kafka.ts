@@ -9,7 +9,7 @@ import { parseArgs } from "node:util";
 import { config } from "../scripts/lib/common/config.ts";
 import { connect, type Sql } from "../scripts/lib/common/db.ts";
 import { logger } from "../scripts/lib/common/log.ts";
-import { loadFile, settings } from "../scripts/lib/ingest/loader.ts";
+import { loadFile, settings } from "../scripts/lib/batch/mod.ts";
 import { testDb } from "../scripts/lib/testing/testdb.ts";
 import { kafkaBroker } from "../scripts/lib/testing/kafka.ts";
 import { generate } from "../scripts/generate.ts";

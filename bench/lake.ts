@@ -6,7 +6,7 @@
 import { join } from "node:path";
 import { parseArgs } from "node:util";
 import { config } from "../scripts/lib/common/config.ts";
-import { loadFile, settings } from "../scripts/lib/ingest/loader.ts";
+import { loadFile, settings } from "../scripts/lib/batch/mod.ts";
 import { runExport } from "../scripts/lib/lake/mod.ts";
 import { testDb } from "../scripts/lib/testing/testdb.ts";
 import { generate } from "../scripts/generate.ts";

@@ -1,8 +1,8 @@
 // Quick profile of one 1M-row ingest: where the time goes (used while tuning; see bench.ts).
 import { connect, withDatabase } from "../scripts/lib/common/db.ts";
 import { loadConfig } from "../scripts/lib/common/config.ts";
-import { loadFile, settings } from "../scripts/lib/ingest/loader.ts";
-import { applyDefinitions, createDatabase, dbmate } from "../scripts/migrate.ts";
+import { loadFile, settings } from "../scripts/lib/batch/mod.ts";
+import { applyDefinitions, createDatabase, dbmate } from "../scripts/lib/migrate/migrate.ts";
 import { dbmatePath } from "../scripts/lib/testing/testdb.ts";
 const url = withDatabase(loadConfig().DATABASE_URL, "bench_probe");
 const admin = connect({ url: withDatabase(url, "postgres"), max: 1 });

@@ -4,9 +4,9 @@ import { stringify } from "csv-stringify/sync";
 import { assert, assertEquals } from "../scripts/lib/testing/assert.ts";
 import { loadConfig } from "../scripts/lib/common/config.ts";
 import { connect } from "../scripts/lib/common/db.ts";
-import { bytesSource, loadSource, settings } from "../scripts/lib/ingest/loader.ts";
+import { bytesSource, loadSource, settings } from "../scripts/lib/batch/mod.ts";
 import { testDb } from "../scripts/lib/testing/testdb.ts";
-import { applyDefinitions } from "../scripts/migrate.ts";
+import { applyDefinitions } from "../scripts/lib/migrate/migrate.ts";
 
 const root = new URL("..", import.meta.url).pathname;
 const t = new Date(Date.now() - 60_000).toISOString();

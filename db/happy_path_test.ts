@@ -7,8 +7,8 @@
 import { stringify } from "csv-stringify/sync";
 import { assertEquals } from "../scripts/lib/testing/assert.ts";
 import { loadConfig } from "../scripts/lib/common/config.ts";
-import { bytesSource, loadSource, settings } from "../scripts/lib/ingest/loader.ts";
-import { type Column, COLUMNS_V2 as COLUMNS } from "../scripts/lib/generator/schema.ts";
+import { bytesSource, loadSource, settings } from "../scripts/lib/batch/mod.ts";
+import { type Column, COLUMNS_V2 as COLUMNS } from "../scripts/lib/common/contract.ts";
 import { testDb } from "../scripts/lib/testing/testdb.ts";
 import { fullPurchase } from "../scripts/lib/testing/fixtures.ts";
 

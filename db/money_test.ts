@@ -1,7 +1,7 @@
 import { assertEquals } from "../scripts/lib/testing/assert.ts";
 import { testDb } from "../scripts/lib/testing/testdb.ts";
 import { loadConfig } from "../scripts/lib/common/config.ts";
-import { bytesSource, loadSource, settings } from "../scripts/lib/ingest/loader.ts";
+import { bytesSource, loadSource, settings } from "../scripts/lib/batch/mod.ts";
 
 Deno.test("core.to_reporting: the day's rate, else the latest earlier, else the earliest later", async () => {
   const db = await testDb("money_convert");

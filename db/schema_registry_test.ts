@@ -8,7 +8,7 @@ import { loadConfig } from "../scripts/lib/common/config.ts";
 import { connect, type Sql } from "../scripts/lib/common/db.ts";
 import { logger } from "../scripts/lib/common/log.ts";
 import { dirsFor, ensureDirs } from "../scripts/lib/ingest/inbox.ts";
-import { bytesSource, loadFile, loadSource, settings } from "../scripts/lib/ingest/loader.ts";
+import { bytesSource, loadFile, loadSource, settings } from "../scripts/lib/batch/mod.ts";
 import {
   httpClientId,
   pinSource,

@@ -4,7 +4,7 @@ import { stringify } from "csv-stringify/sync";
 import { assert, assertEquals } from "../scripts/lib/testing/assert.ts";
 import { loadConfig } from "../scripts/lib/common/config.ts";
 import { connect } from "../scripts/lib/common/db.ts";
-import { bytesSource, loadSource, settings } from "../scripts/lib/ingest/loader.ts";
+import { bytesSource, loadSource, settings } from "../scripts/lib/batch/mod.ts";
 import { testDb } from "../scripts/lib/testing/testdb.ts";
 
 const t = new Date(Date.now() - 60_000).toISOString();

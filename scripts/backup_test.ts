@@ -6,8 +6,8 @@ import { assert, assertEquals } from "./lib/testing/assert.ts";
 import { catalog } from "./lib/testing/catalog.ts";
 import { testDb } from "./lib/testing/testdb.ts";
 import { loadConfig } from "./lib/common/config.ts";
-import { bytesSource, loadSource, settings } from "./lib/ingest/loader.ts";
-import { applyDefinitions, dbmate } from "./migrate.ts";
+import { bytesSource, loadSource, settings } from "./lib/batch/mod.ts";
+import { applyDefinitions, dbmate } from "./lib/migrate/migrate.ts";
 import { dbmatePath } from "./lib/testing/testdb.ts";
 
 const root = new URL("..", import.meta.url).pathname;

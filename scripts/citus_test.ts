@@ -10,7 +10,7 @@ import { testDb } from "./lib/testing/testdb.ts";
 import { FACTS, facts } from "./lib/testing/facts.ts";
 import { type CitusCluster, citusTestsEnabled, startCitus } from "./lib/testing/citus.ts";
 import { generate } from "./generate.ts";
-import { bytesSource, loadFile, loadSource, settings } from "./lib/ingest/loader.ts";
+import { bytesSource, loadFile, loadSource, settings } from "./lib/batch/mod.ts";
 import { applyDeferred } from "./lib/analytics/deferred.ts";
 import { rebuildRollups } from "./lib/analytics/analytics.ts";
 import { fetchReport } from "./lib/analytics/report.ts";

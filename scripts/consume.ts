@@ -5,8 +5,8 @@ import { parseFlags } from "./lib/common/cli.ts";
 import { config, parseDotenv } from "./lib/common/config.ts";
 import { absorbDriverCrashes, connect } from "./lib/common/db.ts";
 import { logger } from "./lib/common/log.ts";
-import { settings } from "./lib/ingest/loader.ts";
-import { CONTENT_TYPE, Registry } from "./lib/collector/metrics.ts";
+import { settings } from "./lib/batch/mod.ts";
+import { CONTENT_TYPE, Registry } from "./lib/common/metrics.ts";
 import type { TopicFormat } from "./lib/kafka/batch.ts";
 import { type ClientSettings, KafkaSource } from "./lib/kafka/consumer.ts";
 

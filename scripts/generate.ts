@@ -15,7 +15,7 @@ import {
   type Plan,
   windowOf,
 } from "./lib/generator/plan.ts";
-import { LIMITS } from "./lib/generator/schema.ts";
+import { LIMITS } from "./lib/common/contract.ts";
 import { writeTextAtomic } from "./lib/generator/writer.ts";
 import { EventProducer, topicsOf } from "./lib/kafka/producer.ts";
 

@@ -14,7 +14,7 @@ import {
   COLUMNS_V2,
   REASON_CODES,
   type ReasonCode,
-} from "./lib/generator/schema.ts";
+} from "./lib/common/contract.ts";
 import { PRICE_RANGES } from "./lib/generator/catalog.ts";
 
 const DENO = Deno.execPath();

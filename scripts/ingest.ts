@@ -18,7 +18,7 @@ import {
   loadFile,
   type LoadResult,
   settings,
-} from "./lib/ingest/loader.ts";
+} from "./lib/batch/mod.ts";
 import { type Logger, logger } from "./lib/common/log.ts";
 import { maintain, type MaintenanceResult, warnKept } from "./lib/maintain/maintain.ts";
 import { recoverPrepared } from "./lib/ingest/slices.ts";

@@ -1,7 +1,7 @@
 import { assert, assertEquals } from "./lib/testing/assert.ts";
-import { applyDefinitions, dbmate, dbmateIn, migrationsDir } from "./migrate.ts";
+import { applyDefinitions, dbmate, dbmateIn, migrationsDir } from "./lib/migrate/migrate.ts";
 import { catalog } from "./lib/testing/catalog.ts";
-import { loadFile, settings } from "./lib/ingest/loader.ts";
+import { loadFile, settings } from "./lib/batch/mod.ts";
 import { config } from "./lib/common/config.ts";
 import { dbmatePath, testDb } from "./lib/testing/testdb.ts";
 

@@ -1,6 +1,6 @@
 import { assert, assertEquals } from "./lib/testing/assert.ts";
 import { loadConfig } from "./lib/common/config.ts";
-import { bytesSource, loadSource, settings } from "./lib/ingest/loader.ts";
+import { bytesSource, loadSource, settings } from "./lib/batch/mod.ts";
 import { testDb } from "./lib/testing/testdb.ts";
 
 const script = new URL("./refresh.ts", import.meta.url).pathname;

@@ -3,7 +3,7 @@
 import { parseFlags } from "./lib/common/cli.ts";
 import { config } from "./lib/common/config.ts";
 import { connect } from "./lib/common/db.ts";
-import { settings } from "./lib/ingest/loader.ts";
+import { settings } from "./lib/batch/mod.ts";
 import { logger } from "./lib/common/log.ts";
 
 const HELP = `Usage: deno task replay [--reason CODE]... [--file NAME] [--json]

@@ -1,6 +1,6 @@
 import { assert, assertEquals, assertThrows } from "./lib/testing/assert.ts";
 import { loadConfig } from "./lib/common/config.ts";
-import { bytesSource, loadSource, settings } from "./lib/ingest/loader.ts";
+import { bytesSource, loadSource, settings } from "./lib/batch/mod.ts";
 import { type Column, formatTable, formatValue } from "./lib/analytics/report.ts";
 import { testDb } from "./lib/testing/testdb.ts";
 import { parseReportArgs, UsageError } from "./report.ts";

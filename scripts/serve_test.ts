@@ -7,7 +7,7 @@ import { type Config, loadConfig } from "./lib/common/config.ts";
 import { connect, type Sql } from "./lib/common/db.ts";
 import { type App, createApp } from "./lib/collector/app.ts";
 import { loadAssets } from "./lib/collector/dashboard.ts";
-import { loadFile, settings } from "./lib/ingest/loader.ts";
+import { loadFile, settings } from "./lib/batch/mod.ts";
 import { logger } from "./lib/common/log.ts";
 import { type TestDb, testDb } from "./lib/testing/testdb.ts";
 

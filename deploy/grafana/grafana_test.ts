@@ -7,7 +7,7 @@ import { loadConfig } from "../../scripts/lib/common/config.ts";
 import { connect } from "../../scripts/lib/common/db.ts";
 import { logger } from "../../scripts/lib/common/log.ts";
 import { createApp } from "../../scripts/lib/collector/app.ts";
-import { bytesSource, loadSource, settings } from "../../scripts/lib/ingest/loader.ts";
+import { bytesSource, loadSource, settings } from "../../scripts/lib/batch/mod.ts";
 import { testDb } from "../../scripts/lib/testing/testdb.ts";
 
 const here = new URL(".", import.meta.url).pathname;

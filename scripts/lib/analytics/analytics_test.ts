@@ -6,7 +6,7 @@ import { ANALYTICS_VIEWS, rebuildRollups, reportInbox } from "./analytics.ts";
 import { loadConfig } from "../common/config.ts";
 import { connect, type Sql } from "../common/db.ts";
 import { applyDeferred } from "./deferred.ts";
-import { bytesSource, loadSource, settings } from "../ingest/loader.ts";
+import { bytesSource, loadSource, settings } from "../batch/mod.ts";
 import { testDb } from "../testing/testdb.ts";
 
 const cfg = settings(loadConfig({}));

@@ -9,7 +9,7 @@ import { loadConfig } from "../common/config.ts";
 import { connect, type Sql } from "../common/db.ts";
 import { logger } from "../common/log.ts";
 import { createApp } from "../collector/app.ts";
-import { bytesSource, loadSource, settings } from "../ingest/loader.ts";
+import { bytesSource, loadSource, settings } from "../batch/mod.ts";
 import { testDb } from "../testing/testdb.ts";
 import { fetchReport } from "./report.ts";
 import { BEGIN, END, readCatalogue, renderCatalogue } from "./catalogue.ts";

@@ -2,7 +2,7 @@
 // the catalogue's views and range functions as they are (analytics.period_metrics,
 // channel_summary, cart_abandonment_summary): nothing is summed or divided here.
 import type postgres from "postgres";
-import type { Column, Format, Row, Section } from "./report.ts";
+import type { Column, Format, Row, Section } from "./sections.ts";
 
 const col = (key: string, format: Format, title = key): Column => ({ key, title, format });
 

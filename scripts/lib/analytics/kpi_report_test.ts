@@ -2,7 +2,7 @@
 import { assert, assertEquals } from "../testing/assert.ts";
 import { loadConfig } from "../common/config.ts";
 import { connect } from "../common/db.ts";
-import { bytesSource, loadSource, settings } from "../ingest/loader.ts";
+import { bytesSource, loadSource, settings } from "../batch/mod.ts";
 import { testDb } from "../testing/testdb.ts";
 import { fetchReport, renderReport } from "./report.ts";
 

@@ -9,9 +9,9 @@ import { rebuildRollups } from "./analytics.ts";
 import { applyDeferred } from "./deferred.ts";
 import { loadConfig } from "../common/config.ts";
 import type { Sql } from "../common/db.ts";
-import { bytesSource, loadSource, settings } from "../ingest/loader.ts";
+import { bytesSource, loadSource, settings } from "../batch/mod.ts";
 import { dbmatePath, testDb } from "../testing/testdb.ts";
-import { dbmate } from "../../migrate.ts";
+import { dbmate } from "../migrate/migrate.ts";
 import { generate } from "../../generate.ts";
 
 const cfg = settings(loadConfig({}));

@@ -3,39 +3,15 @@
 // (analytics.metrics, docs/metrics.md), selected as it is: nothing is computed here.
 import type { Sql } from "../common/db.ts";
 import { fetchKpiSections, fetchPeriodSection } from "./kpi_report.ts";
+import type { Column, Format, Row, Section, Value } from "./sections.ts";
+
+export type { Column, Format, Row, Section } from "./sections.ts";
 
 export interface ReportOptions {
   /** first UTC day (YYYY-MM-DD) of the time series: daily sales, funnel, data quality */
   since?: string;
   /** rows per table */
   limit: number;
-}
-
-type Value = string | number | boolean | Date | null | string[] | Record<string, number>;
-export type Row = Record<string, Value>;
-
-export type Format =
-  | "text"
-  | "id"
-  | "int"
-  | "money"
-  | "rate"
-  | "seconds"
-  | "list"
-  /** the row's `unit` says: a currency code is money, "ratio" a rate, else a count */
-  | "by_unit";
-
-export interface Column {
-  key: string;
-  title: string;
-  format: Format;
-}
-
-export interface Section {
-  key: string;
-  title: string;
-  columns: Column[];
-  rows: Row[];
 }
 
 export interface Report {

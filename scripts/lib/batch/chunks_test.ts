@@ -8,7 +8,7 @@ import { HEADER } from "../testing/fixtures.ts";
 import { FACTS, facts } from "../testing/facts.ts";
 import { testDb } from "../testing/testdb.ts";
 import type { Sql } from "../common/db.ts";
-import { bytesSource, loadFile, loadSource, settings } from "./loader.ts";
+import { bytesSource, loadFile, loadSource, settings } from "./mod.ts";
 
 const cfg = settings(loadConfig({ MAX_PRICE: "5000" }));
 

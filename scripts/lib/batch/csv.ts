@@ -210,12 +210,9 @@ export class CsvScanner {
   }
 
   #writeLine(lineNo: number, body: Uint8Array) {
-    this.#reserve(body.length + 24);
+    this.#reserve(body.length + WIRE_PREFIX_BYTES + 1);
     const out = this.#out;
-    let p = this.#pos;
-    const digits = String(lineNo + this.lineOffset);
-    for (let k = 0; k < digits.length; k++) out[p++] = digits.charCodeAt(k);
-    out[p++] = COMMA;
+    let p = writeWirePrefix(out, this.#pos, lineNo + this.lineOffset);
     out.set(body, p);
     p += body.length;
     out[p++] = LF;
@@ -237,6 +234,36 @@ export class CsvScanner {
     this.#pos = 0;
     return result;
   }
+}
+
+/*
+ * The wire format: what the scanner passes to COPY, one line per record, "line_no," + the
+ * record as read (its quoted newlines kept) + LF, into the staging table's (line_no, fields…)
+ * columns. Anything else that writes records for COPY (the Kafka batch builder) writes them
+ * with these two functions.
+ */
+
+/** The most bytes a "line_no," prefix takes (a line number below 10^15). */
+export const WIRE_PREFIX_BYTES = 16;
+
+/** The bytes the "line_no," prefix of line `lineNo` takes. */
+export const wirePrefixSize = (lineNo: number) => String(lineNo).length + 1;
+
+/** Writes the "line_no," prefix of a record at `at`; returns the position after it. */
+export function writeWirePrefix(into: Uint8Array, at: number, lineNo: number): number {
+  let size = 1;
+  for (let p = 10; p <= lineNo; p *= 10) size++;
+  for (let k = at + size - 1, n = lineNo; k >= at; k--) {
+    into[k] = 0x30 + n % 10;
+    n = Math.floor(n / 10);
+  }
+  into[at + size] = COMMA;
+  return at + size + 1;
+}
+
+/** The record text of one wire line (its "line_no," prefix and LF dropped). */
+export function readWireRecord(line: string): string {
+  return line.slice(line.indexOf(",") + 1, line.endsWith("\n") ? -1 : undefined);
 }
 
 /** Text for a malformed row's raw bytes: invalid UTF-8 and NUL become U+FFFD. */

@@ -1,14 +1,12 @@
-// Loads one CSV file (or one in-memory batch) in ONE transaction: open batch -> COPY through
-// the structure scanner -> claim the content hash -> process_batch (all rules in SQL) -> commit.
+// Loads one CSV file (or one in-memory batch) in ONE transaction: the batch protocol
+// (stage.ts) over the CSV scanner's records, plus the file ledger: a name lock, the content
+// hash claimed after the COPY, a duplicate file rolled back.
 import { createHash } from "node:crypto";
-import { Readable } from "node:stream";
-import { pipeline } from "node:stream/promises";
-import type { Config } from "../common/config.ts";
-import { TimeoutError, within } from "../common/retry.ts";
-import { CsvScanner, HeaderError, type MalformedRow, rawText } from "./csv.ts";
-import type { Sql } from "../common/db.ts";
 import type postgres from "postgres";
-import { commitPrepared, recoverPrepared, rollbackPrepared, runSlices } from "./slices.ts";
+import type { Sql } from "../common/db.ts";
+import { CsvScanner, HeaderError, type MalformedRow } from "./csv.ts";
+import { type BatchResult, crashPoint, pausePoint, type Settings, stageBatch } from "./stage.ts";
+import { commitPrepared, recoverPrepared, rollbackPrepared } from "../ingest/slices.ts";
 
 const CHUNK = 1 << 20;
 
@@ -18,21 +16,6 @@ export class FileChangedError extends Error {
 }
 
 export type Outcome = "loaded" | "empty" | "rejected" | "duplicate_file" | "busy";
-
-export interface BatchResult {
-  batch_id: number;
-  rows: number;
-  valid: number;
-  invalid: number;
-  duplicates: number;
-  late: number;
-  validity_rate: number | null;
-  reasons: Record<string, number>;
-  alert: boolean;
-  process_ms: number;
-  /** the first 1,000 dead-lettered lines of the batch, with their reasons */
-  invalid_rows?: { line_no: number; reasons: string[] }[];
-}
 
 export interface LoadResult {
   outcome: Outcome;
@@ -57,38 +40,6 @@ export interface LoadResult {
   /** slice sessions that finished the batch (prepared, then committed with it) */
   slices?: number;
   totalMs: number;
-}
-
-/** The thresholds and key process_batch needs, from config. */
-export function settings(cfg: Config) {
-  return {
-    max_price: cfg.MAX_PRICE,
-    future_seconds: cfg.FUTURE_TOLERANCE_SECONDS,
-    too_old_days: cfg.TOO_OLD_DAYS,
-    late_seconds: cfg.LATE_AFTER_SECONDS,
-    min_validity_rate: cfg.MIN_VALIDITY_RATE,
-    email_key: cfg.EMAIL_HASH_KEY,
-  };
-}
-export type Settings = ReturnType<typeof settings>;
-
-/**
- * Test-only crash points: with PIPELINE_CRASH_AT=<stage> the process dies on the spot, as a
- * kill -9 would (stages: mid-copy, after-copy, after-procedure, after-commit).
- */
-export function crashPoint(stage: string) {
-  if (Deno.env.get("PIPELINE_CRASH_AT") === stage) {
-    console.error(`crash point "${stage}" reached: exiting abruptly`);
-    Deno.exit(137);
-  }
-}
-
-/** Test-only pause (PIPELINE_PAUSE_AT=<stage>, PIPELINE_PAUSE_MS) to cut a connection there. */
-export async function pausePoint(stage: string) {
-  if (Deno.env.get("PIPELINE_PAUSE_AT") === stage) {
-    console.error(`pause point "${stage}" reached`);
-    await new Promise((r) => setTimeout(r, Number(Deno.env.get("PIPELINE_PAUSE_MS") ?? 2000)));
-  }
 }
 
 async function* fileChunks(path: string): AsyncGenerator<Uint8Array> {
@@ -128,91 +79,6 @@ async function hashOf(source: AsyncIterable<Uint8Array>): Promise<string> {
   const h = sha256Hex();
   for await (const chunk of source) h.update(chunk);
   return h.hex();
-}
-
-export function malformedJson(rows: MalformedRow[]) {
-  return rows.map((m) => ({
-    line_no: m.lineNo,
-    raw: rawText(m.raw),
-    raw_base64: btoa(Array.from(m.raw, (b) => String.fromCharCode(b)).join("")),
-    why: m.why,
-  }));
-}
-
-export class CopyError extends Error {
-  override name = "CopyError";
-}
-
-/**
- * COPY FROM STDIN with backpressure. postgres.js 3.4.9 swallows COPY errors (porsager/postgres
- * #1173): the pipeline never settles. So once the source is exhausted, a probe query is queued
- * on the same connection: it completes after a healthy COPY, and fails at once when the server
- * rejected it, which turns the hang into an error.
- */
-export async function copyStream(
-  tx: Sql | postgres.TransactionSql,
-  statement: string,
-  source: AsyncIterable<Uint8Array>,
-  graceMs = 1000,
-  stallMs = 10_000,
-): Promise<void> {
-  let ended!: () => void;
-  const sourceEnded = new Promise<void>((r) => ended = r);
-  let settled = false;
-  let sourceDone = false;
-  let progress = Date.now();
-  async function* tracked() {
-    for await (const chunk of source) {
-      progress = Date.now();
-      yield chunk;
-    }
-    sourceDone = true;
-    ended();
-  }
-  const writable = await tx.unsafe(statement).writable();
-  const copying = pipeline(Readable.from(tracked()), writable).finally(() => settled = true);
-  // A connection lost mid-COPY leaves the writable waiting forever: with backpressure, no
-  // progress for stallMs means the server is gone. Destroying the stream fails the batch.
-  // (Once the source is done, the probe below watches instead.)
-  const stall = setInterval(() => {
-    if (!settled && !sourceDone && Date.now() - progress > stallMs) {
-      writable.destroy(
-        new CopyError(
-          `COPY made no progress for ${
-            stallMs / 1000
-          } s: the connection to PostgreSQL is lost; the batch will be retried`,
-        ),
-      );
-    }
-  }, Math.min(1000, stallMs));
-  const watchdog = (async () => {
-    await sourceEnded;
-    while (!settled) {
-      await new Promise((r) => setTimeout(r, graceMs));
-      if (settled) return;
-      try {
-        // a connection the driver lost mid-COPY can leave this probe unanswered for good too
-        await within(tx.unsafe("select 1"), 3 * stallMs, "PostgreSQL, probed after the COPY,");
-      } catch (error) {
-        if (settled) return;
-        if (error instanceof TimeoutError) {
-          throw new CopyError(
-            `${error.message}: the connection is lost; the batch will be retried`,
-          );
-        }
-        throw new CopyError(
-          "COPY was rejected by the server (the driver does not say why: see the PostgreSQL log); the batch was rolled back and nothing was loaded",
-          { cause: error },
-        );
-      }
-    }
-  })();
-  try {
-    await Promise.race([copying, watchdog]);
-    await copying;
-  } finally {
-    clearInterval(stall);
-  }
 }
 
 export interface LoadOptions {
@@ -272,93 +138,6 @@ export function scannedSource(
 }
 
 /**
- * One iterator read by several consumers: each next() waits for the previous one, so the
- * source (the CSV scanner, the file hash) sees one caller at a time and each chunk of output
- * goes to exactly one consumer, whichever asks first (a faster session takes more).
- */
-export function shared<T>(source: AsyncIterable<T>): () => AsyncGenerator<T> {
-  const it = source[Symbol.asyncIterator]();
-  let tail: Promise<unknown> = Promise.resolve();
-  return async function* () {
-    while (true) {
-      const next = tail.then(() => it.next());
-      tail = next.catch(() => {});
-      const r = await next;
-      if (r.done) return;
-      yield r.value;
-    }
-  };
-}
-
-/**
- * Stages a file's rows in `chunks` sessions at once: each opens its chunk, COPYs the rows it
- * takes from the shared scanner output and checks them (ingest.open_chunk, ingest.check_chunk),
- * then commits. Returns the rows each chunk checked. Any failure fails the whole load: the
- * batch's own transaction rolls back and the committed chunks are swept.
- */
-async function stageChunks(
-  sql: Sql,
-  batchId: number,
-  header: string[],
-  chunks: number,
-  rows: AsyncIterable<Uint8Array>,
-  cfg: Settings,
-  role: string | undefined,
-  on?: { cluster: boolean },
-): Promise<number[]> {
-  const next = shared(rows);
-  // the sessions start reading together, their COPY started (so each takes its share), or
-  // after a second when the pool is short of connections for all of them
-  let opened = 0;
-  let allOpened!: () => void;
-  const together = new Promise<void>((r) => allOpened = r);
-  const settled = await Promise.allSettled(
-    Array.from({ length: chunks }, async (_, i) => {
-      const k = i + 1;
-      const check = (ctx: postgres.TransactionSql) =>
-        ctx`select ingest.check_chunk(${batchId}::bigint, ${k}::int, ${ctx.json(cfg)}::jsonb) as n`;
-      const asRole = (fn: (ctx: postgres.TransactionSql) => Promise<postgres.Row[]>) =>
-        sql.begin(async (ctx) => {
-          if (role) await ctx.unsafe(`set local role ${role}`);
-          return await fn(ctx);
-        }) as Promise<postgres.Row[]>;
-      let onCluster = false;
-      const staged = await asRole(async (ctx) => {
-        const [{ plan }] = await ctx`
-          select ingest.open_chunk(${batchId}::bigint, ${k}::int, ${header}::text[]) as plan`;
-        // the gate is passed at the first read, i.e. once this session's COPY has started: a
-        // session that started early must not take every piece while the others still wait
-        // for the server to answer their COPY (seen under load: 19811, 0, 0 rows)
-        async function* gated() {
-          if (++opened === chunks) allOpened();
-          await Promise.race([together, new Promise((r) => setTimeout(r, 1000))]);
-          yield* next();
-        }
-        await copyStream(
-          ctx,
-          `copy ${plan.copy_table} (${plan.copy_columns}) from stdin (format csv)`,
-          gated(),
-        );
-        onCluster = plan.on_cluster === true;
-        if (on) on.cluster = onCluster;
-        // Citus: the check runs later, in other transactions (perhaps other connections of
-        // the pool): leave no temp view over the chunk in this session
-        if (onCluster) await ctx`select ingest.drop_temp_stage()`;
-        return onCluster ? [] : await check(ctx);
-      });
-      if (!onCluster) return Number(staged[0].n);
-      // Citus: the chunk is committed; spread it over the workers, then check it there
-      await asRole((ctx) => ctx`select ingest.distribute_chunk(${batchId}::bigint, ${k}::int)`);
-      const [{ n }] = await asRole(check);
-      return Number(n);
-    }),
-  );
-  const failed = settled.find((r) => r.status === "rejected");
-  if (failed) throw (failed as PromiseRejectedResult).reason;
-  return settled.map((r) => (r as PromiseFulfilledResult<number>).value);
-}
-
-/**
  * Loads one source in one transaction (or a savepoint of the caller's). A file whose content hash is already in the ledger is
  * rolled back and reported as duplicate_file; another session holding the same name makes it
  * "busy" (skipped, left for that session).
@@ -415,43 +194,10 @@ export async function loadSource(
           throw rollback;
         }
       }
-      if (opts.sourceKey) {
-        await tx`select set_config('pipeline.source_key', ${opts.sourceKey}, true)`;
-      }
-      const headerArg = headerError ? null : header ?? null;
-      // (one-session batches call the 4-argument form, which every schema version has)
-      const [{ opened }] = chunks > 1
-        ? await tx`
-          select ingest.open_batch(${kind}, ${name}, ${source.bytes}, ${headerArg}::text[],
-            ${chunks}::int) as opened`
-        : await tx`
-          select ingest.open_batch(${kind}, ${name}, ${source.bytes}, ${headerArg}::text[])
-            as opened`;
-      const status: string = headerError ? "rejected" : opened.status;
-      const reason: string | undefined = headerError
-        ? `${headerError}: fix the file and drop it in the inbox again`
-        : opened.reason;
-      out.unknownColumns = opened.unknown_columns ?? [];
-      out.schemaVersion = opened.schema_version;
-      out.expectedSchemaVersion = opened.expected_schema_version ?? null;
-
-      if (status !== "new") {
-        if (kind === "file") {
-          out.sha256 = await hashOf(source.open());
-          const [{ prior }] = await tx`
-            select ingest.claim_file(${out.sha256}, ${status}, ${reason ?? null}) as prior`;
-          if (prior) return duplicate(out, prior);
-        }
-        out.outcome = status === "empty" ? "empty" : "rejected";
-        out.reason = reason;
-        return;
-      }
-
       const scanner = new CsvScanner();
       // the content hash is the file ledger's key; HTTP and Kafka batches have no ledger entry
       const hash = kind === "file" ? sha256Hex() : undefined;
       let streamed = 0;
-      const copyStarted = performance.now();
       async function* scanned() {
         for await (const chunk of source.open()) {
           hash?.update(chunk);
@@ -468,88 +214,70 @@ export async function loadSource(
         const tail = scanner.end();
         if (tail.length) yield tail;
       }
-      if (chunks > 1) {
-        const on = { cluster: false };
-        out.chunks = await stageChunks(
-          sql as Sql,
-          opened.batch_id,
-          header!,
-          chunks,
-          scanned(),
-          cfg,
-          opts.role,
-          on,
-        );
-        out.chunksCheckedOn = on.cluster ? "workers" : "sessions";
-        crashPoint("after-chunks");
-      } else {
-        await copyStream(
-          tx,
-          `copy ${opened.copy_table} (${opened.copy_columns}) from stdin (format csv)`,
-          scanned(),
-        );
-      }
-      out.copyMs = performance.now() - copyStarted;
-      crashPoint("after-copy");
-      out.sha256 = hash?.hex();
-      if (streamed !== source.bytes) {
-        throw new FileChangedError(
-          `File "${name}" changed while it was read (${source.bytes} bytes at start, ${streamed} read): producers must write name.tmp and rename it when complete`,
-        );
-      }
-
-      if (kind === "file") {
-        const [{ prior }] = await tx`select ingest.claim_file(${out.sha256!}) as prior`;
-        if (prior) return duplicate(out, prior);
-      }
-      const malformed = [
-        ...(source.scanned?.malformed ?? scanner.malformed),
-        ...(opts.malformed ?? []),
-      ];
-      const expected = (source.scanned?.rows ?? scanner.rows) + malformed.length;
-      if (opts.analytics === "deferred") {
-        await tx`select set_config('pipeline.analytics', 'deferred', true)`;
-      }
-      const copyMs = Math.round(out.copyMs * 10) / 10;
-      if (chunks > 1 && out.chunksCheckedOn === "sessions") {
-        // every core finishes a slice of the batch (by event_id), prepared; this transaction
-        // then records the decision (db/functions/ingest/slices.sql)
-        const slices = await runSlices(
-          sql as Sql,
-          opened.batch_id,
-          chunks,
-          chunks,
-          name,
-          opts.role,
-        );
-        prepared = slices.gids;
-        const [{ result }] = await tx`
-          select ingest.finish_slices(
-            ${opened.batch_id}::bigint, ${chunks}::int, ${expected}::bigint,
-            ${tx.json(malformedJson(malformed))}::jsonb, ${tx.json(cfg)}::jsonb,
-            ${copyMs}::numeric, ${tx.json(slices.results as unknown as postgres.JSONValue)}::jsonb
-          ) as result`;
-        out.slices = chunks;
-        out.result = result as BatchResult;
-        out.outcome = result.rows === 0 ? "empty" : "loaded";
-        crashPoint("after-procedure");
-        await pausePoint("before-commit");
+      const staged = await stageBatch(tx, {
+        kind,
+        name,
+        bytes: source.bytes,
+        header: headerError ? null : header ?? null,
+        rejected: headerError && `${headerError}: fix the file and drop it in the inbox again`,
+        records: scanned(),
+        counted: () => ({
+          rows: source.scanned?.rows ?? scanner.rows,
+          malformed: [
+            ...(source.scanned?.malformed ?? scanner.malformed),
+            ...(opts.malformed ?? []),
+          ],
+        }),
+        settings: cfg,
+        analytics: opts.analytics,
+        sourceKey: opts.sourceKey,
+        chunks: chunks > 1
+          ? {
+            sql: sql as Sql,
+            n: chunks,
+            role: opts.role,
+            onPrepared: (gids) => {
+              prepared = gids;
+            },
+          }
+          : undefined,
+        onNotNew: async (opened) => {
+          if (kind === "file") {
+            out.sha256 = await hashOf(source.open());
+            const [{ prior }] = await tx`
+              select ingest.claim_file(${out.sha256}, ${opened.status}, ${opened.reason ?? null})
+                as prior`;
+            if (prior) duplicate(out, prior);
+          }
+        },
+        onCopied: async () => {
+          out.sha256 = hash?.hex();
+          if (streamed !== source.bytes) {
+            throw new FileChangedError(
+              `File "${name}" changed while it was read (${source.bytes} bytes at start, ${streamed} read): producers must write name.tmp and rename it when complete`,
+            );
+          }
+          if (kind === "file") {
+            const [{ prior }] = await tx`select ingest.claim_file(${out.sha256!}) as prior`;
+            if (prior) duplicate(out, prior);
+          }
+        },
+      });
+      const { opened } = staged;
+      out.unknownColumns = opened.unknown_columns ?? [];
+      out.schemaVersion = opened.schema_version;
+      out.expectedSchemaVersion = opened.expected_schema_version ?? null;
+      if (!staged.result) {
+        out.outcome = opened.status === "empty" ? "empty" : "rejected";
+        out.reason = opened.reason;
         return;
       }
-      const [{ result }] = chunks > 1
-        ? await tx`
-          select ingest.process_chunks(
-            ${opened.batch_id}::bigint, ${chunks}::int, ${expected}::bigint,
-            ${tx.json(malformedJson(malformed))}::jsonb, ${tx.json(cfg)}::jsonb,
-            ${copyMs}::numeric
-          ) as result`
-        : await tx`
-          select ingest.process_batch(
-            ${opened.batch_id}::bigint, ${expected}::bigint,
-            ${tx.json(malformedJson(malformed))}::jsonb, ${tx.json(cfg)}::jsonb,
-            ${copyMs}::numeric
-          ) as result`;
-      out.result = result as BatchResult;
+      out.copyMs = staged.copyMs;
+      out.chunks = staged.chunks;
+      out.chunksCheckedOn = staged.chunksCheckedOn;
+      const result = staged.result;
+      out.result = result;
+      out.slices = staged.slices;
       out.outcome = result.rows === 0 ? "empty" : "loaded";
       crashPoint("after-procedure");
       await pausePoint("before-commit");
@@ -575,7 +303,10 @@ export async function loadSource(
   out.totalMs = performance.now() - started;
   return out;
 
-  function duplicate(o: LoadResult, prior: { original_name: string; original_status: string }) {
+  function duplicate(
+    o: LoadResult,
+    prior: { original_name: string; original_status: string },
+  ): never {
     o.outcome = "duplicate_file";
     o.reason = prior.original_name;
     o.originalStatus = prior.original_status;

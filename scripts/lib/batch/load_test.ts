@@ -1,7 +1,7 @@
 import { assert, assertEquals, assertRejects } from "../testing/assert.ts";
 import { loadConfig } from "../common/config.ts";
 import { purchaseFields } from "../testing/fixtures.ts";
-import { bytesSource, CopyError, copyStream, loadFile, loadSource, settings } from "./loader.ts";
+import { bytesSource, CopyError, copyStream, loadFile, loadSource, settings } from "./mod.ts";
 import { testDb } from "../testing/testdb.ts";
 
 const cfg = settings(loadConfig({}));

@@ -5,7 +5,7 @@
 // contract's checks, the dead letter and the deduplication apply as to any batch.
 // Preflight and CORS headers only for the key's allowed origins. docs/tracking.md.
 import { createHash } from "node:crypto";
-import { csvLine, lineCount } from "../ingest/csv.ts";
+import { csvLine, lineCount } from "../batch/mod.ts";
 import type { Sql } from "../common/db.ts";
 import type { Logger } from "../common/log.ts";
 import { KEY_FORM, type SiteKey, SiteKeys } from "./keys.ts";

@@ -2,7 +2,7 @@
 // Deno.serve; tests call it directly or through a listener on port 0.
 import type { Config } from "../common/config.ts";
 import type { Sql } from "../common/db.ts";
-import { settings } from "../ingest/loader.ts";
+import { settings } from "../batch/mod.ts";
 import type { Logger } from "../common/log.ts";
 import { isTransient } from "../common/retry.ts";
 import { DeferredAnalytics } from "../analytics/deferred.ts";
@@ -13,7 +13,7 @@ import { createDeadLetterHandler, dashboardKpis, parseRange } from "./kpis.ts";
 import { createEventsHandler } from "./events.ts";
 import { createBrowserSource } from "../browser/mod.ts";
 import { Limiter } from "./limiter.ts";
-import { CONTENT_TYPE } from "./metrics.ts";
+import { CONTENT_TYPE } from "../common/metrics.ts";
 import { errorResponse, HttpError, json } from "./responses.ts";
 import { inboxBacklog, pipelineStatus, schemaStatus, TimeoutError } from "./status.ts";
 import { createTelemetry, type Telemetry } from "./telemetry.ts";

@@ -7,7 +7,7 @@ import { assert, assertEquals } from "../testing/assert.ts";
 import { loadConfig } from "../common/config.ts";
 import { connect } from "../common/db.ts";
 import { logger } from "../common/log.ts";
-import { bytesSource, loadSource, settings } from "../ingest/loader.ts";
+import { bytesSource, loadSource, settings } from "../batch/mod.ts";
 import { type TestDb, testDb } from "../testing/testdb.ts";
 import { createApp } from "./app.ts";
 import { loadAssets } from "./dashboard.ts";

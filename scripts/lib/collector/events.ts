@@ -2,7 +2,7 @@
 // staging + SQL validation path as files (loader.ts). With an Idempotency-Key, the key's
 // record is claimed and completed inside that transaction.
 import type { Sql } from "../common/db.ts";
-import { bytesSource, type LoadResult, loadSource, type Settings } from "../ingest/loader.ts";
+import { bytesSource, type LoadResult, loadSource, type Settings } from "../batch/mod.ts";
 import type { Logger } from "../common/log.ts";
 import type { ApiKeys } from "./auth.ts";
 import { checkDeclaredLength, readBody } from "./body.ts";

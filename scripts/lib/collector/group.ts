@@ -9,14 +9,15 @@
 // run again on its own (one request, one transaction, as without grouping), so a request that
 // breaks a group only fails itself.
 import type { Sql } from "../common/db.ts";
-import { CsvScanner, HeaderError } from "../ingest/csv.ts";
 import {
+  batchParts,
   type BatchResult,
-  copyStream,
+  CsvScanner,
+  HeaderError,
   type LoadResult,
-  malformedJson,
   type Settings,
-} from "../ingest/loader.ts";
+  stageBatch,
+} from "../batch/mod.ts";
 import type { Logger } from "../common/log.ts";
 import { claim, store } from "./idempotency.ts";
 
@@ -226,13 +227,24 @@ export class GroupCommitter {
       if (load.length > 0) {
         const bytes = load.reduce((a, k) => a + parts[k].item.req.csv.length, 0);
         const name = `http:${crypto.randomUUID()}`;
-        const header = parts[load[0]].scanner.header!;
         // the schema registry checks the source's pinned version (every request of a group
         // comes from one client)
-        await tx`select set_config('pipeline.source_key', ${parts[load[0]].item.req.client}, true)`;
-        const [{ opened }] = await tx`
-          select ingest.open_batch('http', ${name}, ${bytes}, ${header}::text[]) as opened`;
-        if (opened.status !== "new") {
+        const staged = await stageBatch(tx, {
+          kind: "http",
+          name,
+          bytes,
+          header: parts[load[0]].scanner.header!,
+          records: chunksOf(load.map((k) => parts[k].copy)),
+          counted: () => ({
+            rows: load.reduce((a, k) => a + parts[k].scanner.rows, 0),
+            malformed: load.flatMap((k) => parts[k].scanner.malformed),
+          }),
+          settings,
+          analytics: this.o.analytics,
+          sourceKey: parts[load[0]].item.req.client,
+        });
+        const { opened } = staged;
+        if (!staged.result) {
           for (const k of load) {
             replies[k] = this.o.answer({
               outcome: "rejected",
@@ -244,31 +256,8 @@ export class GroupCommitter {
             }, parts[k].item.req);
           }
         } else {
-          const copyStarted = performance.now();
-          await copyStream(
-            tx,
-            `copy ${opened.copy_table} (${opened.copy_columns}) from stdin (format csv)`,
-            chunksOf(load.map((k) => parts[k].copy)),
-          );
-          const copyMs = performance.now() - copyStarted;
-          const malformed = load.flatMap((k) => parts[k].scanner.malformed);
-          const expected = load.reduce(
-            (a, k) => a + parts[k].scanner.rows + parts[k].scanner.malformed.length,
-            0,
-          );
-          if (this.o.analytics === "deferred") {
-            await tx`select set_config('pipeline.analytics', 'deferred', true)`;
-          }
-          await tx`
-            select ingest.process_batch(
-              ${opened.batch_id}::bigint, ${expected}::bigint,
-              ${tx.json(malformedJson(malformed))}::jsonb, ${tx.json(settings)}::jsonb,
-              ${Math.round(copyMs * 10) / 10}::numeric
-            )`;
-          const byPart = await tx`
-            select part, staged::int, valid::int, duplicates::int, invalid::int, late::int,
-                   validity_rate, invalid_rows
-            from ingest.batch_parts(${opened.batch_id}::bigint, ${PART}::bigint, ${slots}::int)`;
+          const copyMs = staged.copyMs;
+          const byPart = await batchParts(tx, opened.batch_id, PART, slots);
           for (const k of load) {
             const p = parts[k];
             const slot = p.scanner.lineOffset / PART;

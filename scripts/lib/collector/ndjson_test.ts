@@ -1,5 +1,6 @@
 import { assert, assertEquals, assertRejects } from "../testing/assert.ts";
-import { field, NdjsonError, ndjsonToCsv, parseExact } from "./ndjson.ts";
+import { field, parseExact } from "../batch/mod.ts";
+import { NdjsonError, ndjsonToCsv } from "./ndjson.ts";
 
 const enc = (s: string) => new TextEncoder().encode(s);
 const dec = (b: Uint8Array) => new TextDecoder().decode(b);

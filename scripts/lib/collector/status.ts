@@ -2,7 +2,6 @@
 // a definer function the analyst may call) and the inbox backlog on disk.
 import type { Sql } from "../common/db.ts";
 import { within } from "../common/retry.ts";
-import { isCandidate } from "../ingest/inbox.ts";
 
 export interface LastBatch {
   batch_id: number;
@@ -27,6 +26,7 @@ export interface PipelineStatus {
 }
 
 export { TimeoutError } from "../common/retry.ts";
+export { inboxBacklog } from "../common/inbox.ts";
 
 export async function pipelineStatus(analyst: Sql, timeoutMs = 3_000): Promise<PipelineStatus> {
   const [{ status }] = await within(
@@ -54,16 +54,4 @@ export async function schemaStatus(analyst: Sql, timeoutMs = 3_000): Promise<Sch
     "The database",
   );
   return status as SchemaStatus;
-}
-
-/** Files ready in the inbox (not *.tmp nor dotfiles); 0 when the directory does not exist. */
-export async function inboxBacklog(dir: string): Promise<number> {
-  let n = 0;
-  try {
-    for await (const e of Deno.readDir(dir)) if (!e.isDirectory && isCandidate(e.name)) n++;
-  } catch (error) {
-    if (error instanceof Deno.errors.NotFound) return 0;
-    throw error;
-  }
-  return n;
 }

@@ -1,5 +1,5 @@
 // The collector's metrics: what this process did, plus pipeline figures read at scrape time.
-import { Registry } from "./metrics.ts";
+import { Registry } from "../common/metrics.ts";
 
 const SECONDS = [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60];
 

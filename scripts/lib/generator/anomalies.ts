@@ -17,7 +17,7 @@ import {
   type ReasonCode,
   type SchemaVersion,
   USER_TYPES,
-} from "./schema.ts";
+} from "../common/contract.ts";
 
 const DAY = 86_400_000;
 /** Future rows are at least this far after the anchor (the contract tolerates 5 minutes). */

@@ -1,6 +1,6 @@
 // The product catalog: products in the contract's 8 categories, a price range per category,
 // popularity that follows a long tail, and what people type into the search box.
-import { CATEGORIES, type Category, type Currency } from "./schema.ts";
+import { CATEGORIES, type Category, type Currency } from "../common/contract.ts";
 import { cumulative, type Random } from "./random.ts";
 
 /** Price range per category, in currency units (min, max). */

@@ -6,7 +6,7 @@ import { centsToText } from "./catalog.ts";
 import type { ShopEvent } from "./model.ts";
 import type { Random } from "./random.ts";
 import type { Override } from "./rows.ts";
-import { LIMITS, PRICED_TYPES, type SchemaVersion } from "./schema.ts";
+import { LIMITS, PRICED_TYPES, type SchemaVersion } from "../common/contract.ts";
 
 /** Share of duplicate rows that are conflicting duplicates (the rest are exact re-sends). */
 export const CONFLICT_SHARE = 0.2;

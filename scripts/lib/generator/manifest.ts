@@ -1,6 +1,6 @@
 // The manifest: what each file holds by construction (rows, valid, duplicates, invalid, reasons
 // per code), so tests and the demo can compare the pipeline's counts with the truth.
-import { REASON_CODES, type ReasonCode, type SchemaVersion } from "./schema.ts";
+import { REASON_CODES, type ReasonCode, type SchemaVersion } from "../common/contract.ts";
 
 export type ReasonCounts = Partial<Record<ReasonCode, number>>;
 

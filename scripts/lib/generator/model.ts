@@ -10,8 +10,8 @@ import type {
   EventType,
   PaymentMethod,
   TrafficSource,
-} from "./schema.ts";
-import { DEVICES, PAYMENT_METHODS, TRAFFIC_SOURCES } from "./schema.ts";
+} from "../common/contract.ts";
+import { DEVICES, PAYMENT_METHODS, TRAFFIC_SOURCES } from "../common/contract.ts";
 
 export const SEGMENTS = ["new", "returning", "premium", "inactive"] as const;
 export type Segment = typeof SEGMENTS[number];

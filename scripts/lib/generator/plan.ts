@@ -2,7 +2,7 @@
 // name of every file, and the size of the shop.
 import { join } from "node:path";
 import { MAX_SEED, randomSeed } from "./random.ts";
-import type { SchemaVersion } from "./schema.ts";
+import type { SchemaVersion } from "../common/contract.ts";
 import { DEFAULT_FUNNEL, type Funnel } from "./model.ts";
 
 /** Options of `generate()`; each mirrors a command-line flag (shown in brackets). */

@@ -3,7 +3,7 @@
 // pieces encoded once per product, user or session (no strings are made per row: that is what
 // makes the generator fast); a row that needs quoting, and every hand-made row, is a string
 // from csvLine (ingest/csv.ts). Both give the same bytes for the same fields (a test checks it).
-import { csvLine } from "../ingest/csv.ts";
+import { csvLine } from "../batch/mod.ts";
 import { v4, v7 } from "uuid";
 import { needsQuoting } from "./catalog.ts";
 import type { ShopEvent } from "./model.ts";
@@ -19,7 +19,7 @@ import {
   type SchemaVersion,
   TRAFFIC_SOURCES,
   type TrafficSource,
-} from "./schema.ts";
+} from "../common/contract.ts";
 import type { AtomicFileWriter } from "./writer.ts";
 
 const encoder = new TextEncoder();

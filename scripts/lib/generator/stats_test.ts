@@ -3,7 +3,7 @@
 // share, late share, per-market prices, source and device conversion, the daily cycle.
 import { assert, assertEquals } from "../testing/assert.ts";
 import { loadConfig } from "../common/config.ts";
-import { fileSource, loadSource, settings } from "../ingest/loader.ts";
+import { fileSource, loadSource, settings } from "../batch/mod.ts";
 import { testDb } from "../testing/testdb.ts";
 import { generate } from "../../generate.ts";
 

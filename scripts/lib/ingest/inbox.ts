@@ -1,5 +1,6 @@
 // The file-drop inbox: which files are ready, and where they go after their transaction.
 import { basename, dirname, join } from "node:path";
+import { isCandidate } from "../common/inbox.ts";
 
 export interface Dirs {
   inbox: string;
@@ -17,10 +18,7 @@ export async function ensureDirs(d: Dirs): Promise<void> {
   for (const dir of [d.inbox, d.processed, d.rejected]) await Deno.mkdir(dir, { recursive: true });
 }
 
-/** Producers write `name.tmp` or a dotfile and rename when complete: never read those. */
-export function isCandidate(name: string): boolean {
-  return !name.startsWith(".") && !name.endsWith(".tmp");
-}
+export { isCandidate } from "../common/inbox.ts";
 
 export interface Entry {
   name: string;

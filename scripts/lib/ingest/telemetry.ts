@@ -2,8 +2,8 @@
 // plus the inbox and the database read at scrape time. Names match the collector's where the
 // figure is the same (pipeline_inbox_files, pipeline_database_up), so one alert covers both.
 import type { Sql } from "../common/db.ts";
-import { CONTENT_TYPE, Registry } from "../collector/metrics.ts";
-import { inboxBacklog } from "../collector/status.ts";
+import { CONTENT_TYPE, Registry } from "../common/metrics.ts";
+import { inboxBacklog } from "../common/inbox.ts";
 
 const SECONDS = [0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300];
 

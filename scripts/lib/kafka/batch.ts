@@ -1,17 +1,22 @@
-// Kafka messages -> one CSV batch for the loading path files and HTTP share (loader.ts).
+// Kafka messages -> one CSV batch for the batch path every source shares (lib/batch).
 // Structure only: a message is one event, as a JSON object (the NDJSON field names) or as one
 // CSV record under its topic's configured header. A message that cannot be read that way is a
 // malformed row (dead-lettered with its raw bytes); every rule on values lives in SQL.
-import { field, parseExact, repeatedKey } from "../collector/ndjson.ts";
 import {
   csvLine,
   CsvScanner,
+  field,
   HeaderError,
   lineCount,
   type MalformedRow,
+  parseExact,
+  readWireRecord,
+  repeatedKey,
   splitRecord,
-} from "../ingest/csv.ts";
-import { COLUMNS_V2 } from "../generator/schema.ts";
+  wirePrefixSize,
+  writeWirePrefix,
+} from "../batch/mod.ts";
+import { COLUMNS_V2 } from "../common/contract.ts";
 
 export type Format = "json" | "csv";
 
@@ -131,10 +136,8 @@ export function readCsv(bytes: Uint8Array, header: string[]): Row | string {
   const out3 = scanner.end();
   if (scanner.malformed.length > 0) return scanner.malformed[0].why;
   if (scanner.rows !== 1) return scanner.rows === 0 ? "empty message" : "more than one record";
-  const text = new TextDecoder().decode(concat([out1, out2, out3]));
-  // the scanner prefixes the record with its line number ("2,") and ends it with LF
   const fields = splitRecord(
-    text.slice(text.indexOf(",") + 1, text.endsWith("\n") ? -1 : undefined),
+    readWireRecord(new TextDecoder().decode(concat([out1, out2, out3]))),
   );
   const row: Row = new Map();
   header.forEach((name, i) => row.set(name.trim().toLowerCase(), fields[i] ?? ""));
@@ -297,13 +300,13 @@ export function buildBatch(
     if (!scanner.header) return undefined; // a blank header line: the loader scans the CSV
     // a one-field record can be empty, a blank line the scanner skips: those are scanned
     const copies = (r: number) => flats[r] === 1 && width >= 2;
-    const digits = String(first + recordLine).length + 1; // the last record's line and a comma
-    const records = new Uint8Array(body.length + pad + ends.length * digits);
+    // (the last record's line has the most digits)
+    const prefix = wirePrefixSize(first + recordLine);
+    const records = new Uint8Array(body.length + pad + ends.length * prefix);
     let at = 0, rows = 0;
     for (let r = 0; r < ends.length;) {
       if (copies(r)) {
-        at = decimal(records, at, lines[r]);
-        records[at++] = COMMA;
+        at = writeWirePrefix(records, at, lines[r]);
         at = record(records, at, r++);
         rows++;
         continue;
@@ -328,17 +331,6 @@ export function buildBatch(
       malformed: scanner.malformed,
     };
   }
-}
-
-/** Writes n (a non-negative integer) in decimal at `at`; returns the position after it. */
-function decimal(into: Uint8Array, at: number, n: number): number {
-  let size = 1;
-  for (let p = 10; p <= n; p *= 10) size++;
-  for (let k = at + size - 1; k >= at; k--) {
-    into[k] = ZERO + n % 10;
-    n = Math.floor(n / 10);
-  }
-  return at + size;
 }
 
 const QUOTE = 0x22, COMMA = 0x2c, LF = 0x0a, COLON = 0x3a, BACKSLASH = 0x5c;

@@ -1,6 +1,6 @@
 // Kafka messages -> CSV batch: structure only (the rules are tested in SQL through the loader).
 import { assertEquals } from "../testing/assert.ts";
-import { CsvScanner } from "../ingest/csv.ts";
+import { CsvScanner } from "../batch/mod.ts";
 import { buildBatch, type Message, readCsv, readJson } from "./batch.ts";
 
 const enc = new TextEncoder();

@@ -6,7 +6,7 @@
 import { Kafka, type KafkaConfig, logLevel, type SASLOptions } from "kafkajs";
 import type { Sql } from "../common/db.ts";
 import type { Logger } from "../common/log.ts";
-import type { Settings } from "../ingest/loader.ts";
+import type { Settings } from "../batch/mod.ts";
 import { backoffMs, sleep, within } from "../common/retry.ts";
 import type { TopicFormat } from "./batch.ts";
 import { install as installRecordBatches, messagesOf } from "./records.ts";

@@ -5,7 +5,7 @@
 // the files is therefore the manifest of the messages.
 import { Buffer } from "node:buffer";
 import type { Kafka, Producer } from "kafkajs";
-import { CsvScanner, splitRecord } from "../ingest/csv.ts";
+import { CsvScanner, splitRecord } from "../batch/mod.ts";
 import { type ClientSettings, kafkaClient } from "./consumer.ts";
 import type { Format } from "./batch.ts";
 

@@ -10,7 +10,7 @@ import {
   loadSource,
   scannedSource,
   type Settings,
-} from "../ingest/loader.ts";
+} from "../batch/mod.ts";
 import { type Batch, buildBatch, type Message, type TopicFormat } from "./batch.ts";
 
 export interface PartitionBatch {

@@ -3,7 +3,7 @@
 // stored position are not loaded. Against a real database; no broker needed for this part.
 import { assertEquals } from "../testing/assert.ts";
 import { loadConfig } from "../common/config.ts";
-import { settings } from "../ingest/loader.ts";
+import { settings } from "../batch/mod.ts";
 import { testDb } from "../testing/testdb.ts";
 import type { Sql } from "../common/db.ts";
 import type { Message } from "./batch.ts";

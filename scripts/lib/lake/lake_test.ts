@@ -3,7 +3,7 @@
 // overwriting their day, schema evolution, the retention guard. The S3 test is in s3_test.ts.
 import { config, loadConfig } from "../common/config.ts";
 import { connect, type Sql } from "../common/db.ts";
-import { loadFile, settings } from "../ingest/loader.ts";
+import { loadFile, settings } from "../batch/mod.ts";
 import { readDefinition, registerVersion } from "../ingest/registry.ts";
 import { assert, assertEquals, assertRejects } from "../testing/assert.ts";
 import { HEADER } from "../testing/fixtures.ts";

@@ -2,7 +2,7 @@
 // the test chooses): what the generator and dashboard tests look at "after a demo".
 import type { Sql } from "../common/db.ts";
 import { loadConfig } from "../common/config.ts";
-import { fileSource, loadSource, settings } from "../ingest/loader.ts";
+import { fileSource, loadSource, settings } from "../batch/mod.ts";
 import { generate, type Manifest } from "../../generate.ts";
 import { type DemoOptions, historyRuns, liveRun } from "../generator/demo.ts";
 

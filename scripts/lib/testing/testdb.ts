@@ -8,7 +8,7 @@ import {
   dbmate,
   distribute,
   withHost,
-} from "../../migrate.ts";
+} from "../migrate/migrate.ts";
 
 const root = new URL("../../..", import.meta.url).pathname;
 

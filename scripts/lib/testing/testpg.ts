@@ -2,7 +2,7 @@
 // kill or restart the server (never the shared development server).
 import { join } from "node:path";
 import { connect } from "../common/db.ts";
-import { applyDefinitions, createDatabase, dbmate } from "../../migrate.ts";
+import { applyDefinitions, createDatabase, dbmate } from "../migrate/migrate.ts";
 import { dbmatePath } from "./testdb.ts";
 
 const root = new URL("../../..", import.meta.url).pathname;

@@ -15,7 +15,7 @@ import {
   REASON_CODES,
   type ReasonCode,
   TRAFFIC_SOURCES,
-} from "../schema.ts";
+} from "../../common/contract.ts";
 
 export interface CheckOptions {
   /** The ingestion time. */
