@@ -3,7 +3,7 @@
 // does. (Malformed rows are cut from its copy first: this loader's COPY cannot take them.)
 import { join } from "node:path";
 import { assertEquals } from "../scripts/lib/testing/assert.ts";
-import { generate } from "../scripts/generate.ts";
+import { generate } from "../scripts/lib/generator/generate.ts";
 import { testDb } from "../scripts/lib/testing/testdb.ts";
 import { BASELINE_DDL, baselineLoad } from "./baseline.ts";
 

@@ -9,7 +9,7 @@ import { connect, type Sql, withDatabase } from "../scripts/lib/common/db.ts";
 import { copyStream, fileSource } from "../scripts/lib/batch/mod.ts";
 import { applyDefinitions, createDatabase, dbmate } from "../scripts/lib/migrate/migrate.ts";
 import { dbmatePath } from "../scripts/lib/testing/testdb.ts";
-import { generate, type Manifest } from "../scripts/generate.ts";
+import { generate, type Manifest } from "../scripts/lib/generator/generate.ts";
 import { BASELINE_DDL, baselineLoad } from "./baseline.ts";
 
 const HELP = `Usage: make bench [SIZE=100k|1m|5m]   (deno run -A bench/bench.ts --size 1m)

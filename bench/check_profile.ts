@@ -13,7 +13,7 @@ import { CsvScanner } from "../scripts/lib/batch/mod.ts";
 import { copyStream, malformedJson, settings } from "../scripts/lib/batch/mod.ts";
 import { applyDefinitions, createDatabase, dbmate } from "../scripts/lib/migrate/migrate.ts";
 import { dbmatePath } from "../scripts/lib/testing/testdb.ts";
-import { generate, type Manifest } from "../scripts/generate.ts";
+import { generate, type Manifest } from "../scripts/lib/generator/generate.ts";
 
 const HELP = `Usage: deno run -A bench/check_profile.ts [--rows N] [--anomaly-rate R] [--reps N]`;
 const values = parseFlags(Deno.args, {

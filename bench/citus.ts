@@ -16,7 +16,7 @@ import {
   withHost,
 } from "../scripts/lib/migrate/migrate.ts";
 import { dbmatePath } from "../scripts/lib/testing/testdb.ts";
-import { generate } from "../scripts/generate.ts";
+import { generate } from "../scripts/lib/generator/generate.ts";
 
 const HELP = `Usage: make bench CLUSTER=citus [SIZE=10k|100k|1m]
        deno run -A bench/citus.ts --single URL [--size 100k] [--reps 1]

@@ -9,10 +9,10 @@ import { join } from "node:path";
 import { parseFlags } from "../scripts/lib/common/cli.ts";
 import { loadConfig } from "../scripts/lib/common/config.ts";
 import { connect, withDatabase } from "../scripts/lib/common/db.ts";
-import { loadFile, settings } from "../scripts/lib/ingest/loader.ts";
-import { applyDefinitions, createDatabase, dbmate } from "../scripts/migrate.ts";
+import { loadFile, settings } from "../scripts/lib/batch/mod.ts";
+import { applyDefinitions, createDatabase, dbmate } from "../scripts/lib/migrate/migrate.ts";
 import { dbmatePath } from "../scripts/lib/testing/testdb.ts";
-import { generate, type Manifest } from "../scripts/generate.ts";
+import { generate, type Manifest } from "../scripts/lib/generator/generate.ts";
 
 const HELP =
   `Usage: deno run -A bench/final_profile.ts [--rows N] [--chunks N] [--anomaly-rate R] [--explain-ms MS]`;

@@ -12,7 +12,7 @@ import { logger } from "../scripts/lib/common/log.ts";
 import { loadFile, settings } from "../scripts/lib/batch/mod.ts";
 import { testDb } from "../scripts/lib/testing/testdb.ts";
 import { kafkaBroker } from "../scripts/lib/testing/kafka.ts";
-import { generate } from "../scripts/generate.ts";
+import { generate } from "../scripts/lib/generator/generate.ts";
 import { KafkaSource } from "../scripts/lib/kafka/consumer.ts";
 import { EventProducer } from "../scripts/lib/kafka/producer.ts";
 

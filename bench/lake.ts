@@ -9,7 +9,7 @@ import { config } from "../scripts/lib/common/config.ts";
 import { loadFile, settings } from "../scripts/lib/batch/mod.ts";
 import { runExport } from "../scripts/lib/lake/mod.ts";
 import { testDb } from "../scripts/lib/testing/testdb.ts";
-import { generate } from "../scripts/generate.ts";
+import { generate } from "../scripts/lib/generator/generate.ts";
 
 const HELP = `Usage: make bench-lake [SIZE=1m]   (deno run -A bench/lake.ts --size 1m)
 

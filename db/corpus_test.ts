@@ -3,11 +3,11 @@
 import { join } from "node:path";
 import { assert, assertEquals } from "../scripts/lib/testing/assert.ts";
 import { loadConfig } from "../scripts/lib/common/config.ts";
-import { dirsFor, ensureDirs } from "../scripts/lib/ingest/inbox.ts";
+import { dirsFor, ensureDirs } from "../scripts/lib/common/inbox.ts";
 import { bytesSource, loadSource, settings } from "../scripts/lib/batch/mod.ts";
 import { logger } from "../scripts/lib/common/log.ts";
 import { type TestDb, testDb } from "../scripts/lib/testing/testdb.ts";
-import { Ingester } from "../scripts/ingest.ts";
+import { Ingester } from "../scripts/lib/ingest/ingester.ts";
 
 const enc = new TextEncoder();
 const cfg = settings(loadConfig({}));

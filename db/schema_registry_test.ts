@@ -7,7 +7,7 @@ import { assert, assertEquals, assertRejects } from "../scripts/lib/testing/asse
 import { loadConfig } from "../scripts/lib/common/config.ts";
 import { connect, type Sql } from "../scripts/lib/common/db.ts";
 import { logger } from "../scripts/lib/common/log.ts";
-import { dirsFor, ensureDirs } from "../scripts/lib/ingest/inbox.ts";
+import { dirsFor, ensureDirs } from "../scripts/lib/common/inbox.ts";
 import { bytesSource, loadFile, loadSource, settings } from "../scripts/lib/batch/mod.ts";
 import {
   httpClientId,
@@ -18,8 +18,8 @@ import {
 } from "../scripts/lib/ingest/registry.ts";
 import { createApp } from "../scripts/lib/collector/app.ts";
 import { testDb } from "../scripts/lib/testing/testdb.ts";
-import { generate, type Manifest } from "../scripts/generate.ts";
-import { Ingester } from "../scripts/ingest.ts";
+import { generate, type Manifest } from "../scripts/lib/generator/generate.ts";
+import { Ingester } from "../scripts/lib/ingest/ingester.ts";
 
 const root = new URL("..", import.meta.url).pathname;
 const V3_FILE = `${root}db/schemas/v3-coupon-code.json`;

@@ -7,9 +7,9 @@ import { join } from "node:path";
 import { parseArgs } from "node:util";
 import { config } from "../scripts/lib/common/config.ts";
 import { connect } from "../scripts/lib/common/db.ts";
-import { loadFile, settings } from "../scripts/lib/ingest/loader.ts";
+import { loadFile, settings } from "../scripts/lib/batch/mod.ts";
 import { testDb } from "../scripts/lib/testing/testdb.ts";
-import { generate } from "../scripts/generate.ts";
+import { generate } from "../scripts/lib/generator/generate.ts";
 
 const { values } = parseArgs({
   args: Deno.args,

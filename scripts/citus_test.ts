@@ -9,7 +9,7 @@ import { connect, type Sql } from "./lib/common/db.ts";
 import { testDb } from "./lib/testing/testdb.ts";
 import { FACTS, facts } from "./lib/testing/facts.ts";
 import { type CitusCluster, citusTestsEnabled, startCitus } from "./lib/testing/citus.ts";
-import { generate } from "./generate.ts";
+import { generate } from "./lib/generator/generate.ts";
 import { bytesSource, loadFile, loadSource, settings } from "./lib/batch/mod.ts";
 import { applyDeferred } from "./lib/analytics/deferred.ts";
 import { rebuildRollups } from "./lib/analytics/analytics.ts";
@@ -183,7 +183,7 @@ Deno.test({
   },
 });
 
-const ingestScript = new URL("./ingest.ts", import.meta.url).pathname;
+const ingestScript = new URL("./lib/ingest/ingester.ts", import.meta.url).pathname;
 
 function ingester(url: string, dir: string, env: Record<string, string> = {}) {
   return new Deno.Command(Deno.execPath(), {

@@ -4,9 +4,9 @@
 import { parseArgs } from "node:util";
 import { config } from "./lib/common/config.ts";
 import { connect } from "./lib/common/db.ts";
-import { dirsFor, ensureDirs } from "./lib/ingest/inbox.ts";
+import { dirsFor, ensureDirs } from "./lib/common/inbox.ts";
 import { logger } from "./lib/common/log.ts";
-import { generate } from "./generate.ts";
+import { generate } from "./lib/generator/generate.ts";
 import {
   DEMO_DEFAULTS,
   type DemoOptions,
@@ -15,7 +15,7 @@ import {
   paceAt,
   streamRun,
 } from "./lib/generator/demo.ts";
-import { Ingester } from "./ingest.ts";
+import { Ingester } from "./lib/ingest/ingester.ts";
 
 const D = DEMO_DEFAULTS;
 const HELP = `Usage: deno run -A scripts/demo.ts [--days N] [--daily-events N] [--live-minutes N]

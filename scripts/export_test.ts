@@ -1,7 +1,7 @@
 // deno task export as a user runs it: flags, --show, --watch exporting on its own and stopping
 // on SIGTERM, --disable. What it exports is tested in scripts/lib/lake/lake_test.ts.
 import { config } from "./lib/common/config.ts";
-import { loadFile, settings } from "./lib/ingest/loader.ts";
+import { loadFile, settings } from "./lib/batch/mod.ts";
 import { assert, assertEquals } from "./lib/testing/assert.ts";
 import { HEADER } from "./lib/testing/fixtures.ts";
 import { duckdbDays } from "./lib/testing/lake.ts";

@@ -5,12 +5,12 @@ import { join } from "node:path";
 import { assert, assertEquals } from "./lib/testing/assert.ts";
 import { connect, type Sql } from "./lib/common/db.ts";
 import { mixedCsv, type MixedFile } from "./lib/testing/fixtures.ts";
-import { type Dirs, dirsFor, ensureDirs } from "./lib/ingest/inbox.ts";
+import { type Dirs, dirsFor, ensureDirs } from "./lib/common/inbox.ts";
 import { testDb } from "./lib/testing/testdb.ts";
 import { startCluster } from "./lib/testing/testpg.ts";
 
 const SOAK = Deno.env.get("SOAK") === "1";
-const ingestScript = new URL("./ingest.ts", import.meta.url).pathname;
+const ingestScript = new URL("./lib/ingest/ingester.ts", import.meta.url).pathname;
 
 interface Run {
   dirs: Dirs;

@@ -1,6 +1,6 @@
 // `deno bench --allow-all scripts/generate_bench.ts`: generator throughput. Each benchmark writes
 // 1,000,000 rows (default rates); rows/s = 1,000,000 / the time per iteration.
-import { generate, type GenerateOptions } from "./generate.ts";
+import { generate, type GenerateOptions } from "./lib/generator/generate.ts";
 
 const ROWS = 1_000_000;
 const dir = await Deno.makeTempDir({ prefix: "generate_bench_" });

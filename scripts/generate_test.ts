@@ -3,7 +3,7 @@
 // atomic hand-off, the command line.
 import { parse } from "csv-parse/sync";
 import { join } from "node:path";
-import { type FileManifest, generate, type Manifest } from "./generate.ts";
+import { type FileManifest, generate, type Manifest } from "./lib/generator/generate.ts";
 import { ReferenceChecker, splitRecords } from "./lib/generator/testing/reference_checker.ts";
 import { HELP } from "./lib/generator/flags.ts";
 import { orderedReasons } from "./lib/generator/manifest.ts";

@@ -3,12 +3,12 @@ import { assert, assertEquals } from "./lib/testing/assert.ts";
 import { loadConfig } from "./lib/common/config.ts";
 import { connect } from "./lib/common/db.ts";
 import { eventsCsv, HEADER } from "./lib/testing/fixtures.ts";
-import { dirsFor, ensureDirs } from "./lib/ingest/inbox.ts";
+import { dirsFor, ensureDirs } from "./lib/common/inbox.ts";
 import { logger } from "./lib/common/log.ts";
 import { testDb } from "./lib/testing/testdb.ts";
 import { startCluster } from "./lib/testing/testpg.ts";
-import { Ingester } from "./ingest.ts";
-import { generate } from "./generate.ts";
+import { Ingester } from "./lib/ingest/ingester.ts";
+import { generate } from "./lib/generator/generate.ts";
 
 const quietLog = (dir: string) => logger("ingest-test", { level: "error", dir, quiet: true });
 

@@ -2,7 +2,7 @@
 import { parseFlags } from "./lib/common/cli.ts";
 import { config } from "./lib/common/config.ts";
 import { connect } from "./lib/common/db.ts";
-import { dirsFor } from "./lib/ingest/inbox.ts";
+import { dirsFor } from "./lib/common/inbox.ts";
 import { logger } from "./lib/common/log.ts";
 import { maintain, warnKept } from "./lib/maintain/maintain.ts";
 

@@ -3,11 +3,11 @@
 import { join } from "node:path";
 import { assertEquals } from "./lib/testing/assert.ts";
 import { loadConfig } from "./lib/common/config.ts";
-import { dirsFor, ensureDirs } from "./lib/ingest/inbox.ts";
+import { dirsFor, ensureDirs } from "./lib/common/inbox.ts";
 import { logger } from "./lib/common/log.ts";
 import { testDb } from "./lib/testing/testdb.ts";
-import { type FileManifest, generate } from "./generate.ts";
-import { Ingester } from "./ingest.ts";
+import { type FileManifest, generate } from "./lib/generator/generate.ts";
+import { Ingester } from "./lib/ingest/ingester.ts";
 
 Deno.test("a seeded multi-file run loads exactly as its manifest says, file by file", async () => {
   const db = await testDb("pipeline_manifest");

@@ -12,7 +12,7 @@ import type { Sql } from "../common/db.ts";
 import { bytesSource, loadSource, settings } from "../batch/mod.ts";
 import { dbmatePath, testDb } from "../testing/testdb.ts";
 import { dbmate } from "../migrate/migrate.ts";
-import { generate } from "../../generate.ts";
+import { generate } from "../generator/generate.ts";
 
 const cfg = settings(loadConfig({}));
 const HOUR = 3_600_000, DAY = 24 * HOUR;

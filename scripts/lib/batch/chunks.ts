@@ -3,7 +3,7 @@
 import type postgres from "postgres";
 import type { Sql } from "../common/db.ts";
 import { copyStream } from "./copy.ts";
-import type { Settings } from "./stage.ts";
+import type { Settings } from "./settings.ts";
 
 /**
  * One iterator read by several consumers: each next() waits for the previous one, so the

@@ -3,7 +3,7 @@
 import { join } from "node:path";
 import { assert, assertEquals, assertRejects } from "../testing/assert.ts";
 import { loadConfig } from "../common/config.ts";
-import { generate } from "../../generate.ts";
+import { generate } from "../generator/generate.ts";
 import { HEADER } from "../testing/fixtures.ts";
 import { FACTS, facts } from "../testing/facts.ts";
 import { testDb } from "../testing/testdb.ts";

@@ -5,7 +5,8 @@ import { createHash } from "node:crypto";
 import type postgres from "postgres";
 import type { Sql } from "../common/db.ts";
 import { CsvScanner, HeaderError, type MalformedRow } from "./csv.ts";
-import { type BatchResult, crashPoint, pausePoint, type Settings, stageBatch } from "./stage.ts";
+import { crashPoint, pausePoint, type Settings } from "./settings.ts";
+import { type BatchResult, stageBatch } from "./stage.ts";
 import { commitPrepared, recoverPrepared, rollbackPrepared } from "../ingest/slices.ts";
 
 const CHUNK = 1 << 20;

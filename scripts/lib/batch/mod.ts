@@ -6,16 +6,13 @@ export {
   batchParts,
   type BatchResult,
   type BatchSpec,
-  crashPoint,
   malformedJson,
   type Opened,
   type PartCounts,
-  pausePoint,
-  type Settings,
-  settings,
   stageBatch,
   type Staged,
 } from "./stage.ts";
+export { crashPoint, pausePoint, type Settings, settings } from "./settings.ts";
 export {
   bytesSource,
   FileChangedError,

@@ -2,12 +2,12 @@
 // and the load (process_batch: every rule in SQL) inside the caller's transaction, which then
 // commits. Files (load.ts), the HTTP group commit and Kafka all go through stageBatch.
 import type postgres from "postgres";
-import type { Config } from "../common/config.ts";
 import type { Sql } from "../common/db.ts";
 import { stageChunks } from "./chunks.ts";
 import { copyStream } from "./copy.ts";
 import { runSlices } from "../ingest/slices.ts";
 import { type MalformedRow, rawText } from "./csv.ts";
+import { crashPoint, type Settings } from "./settings.ts";
 
 export interface BatchResult {
   batch_id: number;
@@ -22,38 +22,6 @@ export interface BatchResult {
   process_ms: number;
   /** the first 1,000 dead-lettered lines of the batch, with their reasons */
   invalid_rows?: { line_no: number; reasons: string[] }[];
-}
-
-/** The thresholds and key process_batch needs, from config. */
-export function settings(cfg: Config) {
-  return {
-    max_price: cfg.MAX_PRICE,
-    future_seconds: cfg.FUTURE_TOLERANCE_SECONDS,
-    too_old_days: cfg.TOO_OLD_DAYS,
-    late_seconds: cfg.LATE_AFTER_SECONDS,
-    min_validity_rate: cfg.MIN_VALIDITY_RATE,
-    email_key: cfg.EMAIL_HASH_KEY,
-  };
-}
-export type Settings = ReturnType<typeof settings>;
-
-/**
- * Test-only crash points: with PIPELINE_CRASH_AT=<stage> the process dies on the spot, as a
- * kill -9 would (stages: mid-copy, after-copy, after-procedure, after-commit).
- */
-export function crashPoint(stage: string) {
-  if (Deno.env.get("PIPELINE_CRASH_AT") === stage) {
-    console.error(`crash point "${stage}" reached: exiting abruptly`);
-    Deno.exit(137);
-  }
-}
-
-/** Test-only pause (PIPELINE_PAUSE_AT=<stage>, PIPELINE_PAUSE_MS) to cut a connection there. */
-export async function pausePoint(stage: string) {
-  if (Deno.env.get("PIPELINE_PAUSE_AT") === stage) {
-    console.error(`pause point "${stage}" reached`);
-    await new Promise((r) => setTimeout(r, Number(Deno.env.get("PIPELINE_PAUSE_MS") ?? 2000)));
-  }
 }
 
 export function malformedJson(rows: MalformedRow[]) {

@@ -1,5 +1,23 @@
-// The file-drop inbox's naming rule, shared by the file source (ingest/inbox.ts) and the
-// status figures every process reports (the inbox backlog).
+// The file-drop inbox's layout and naming rule, shared by the file source (ingest/inbox.ts),
+// maintenance (which prunes processed/ and rejected/) and the status figures every process
+// reports (the inbox backlog).
+import { dirname, join } from "node:path";
+
+export interface Dirs {
+  inbox: string;
+  processed: string;
+  rejected: string;
+}
+
+/** incoming/processed/rejected as siblings: `--dir X` puts the others beside X. */
+export function dirsFor(inbox: string): Dirs {
+  const parent = dirname(inbox);
+  return { inbox, processed: join(parent, "processed"), rejected: join(parent, "rejected") };
+}
+
+export async function ensureDirs(d: Dirs): Promise<void> {
+  for (const dir of [d.inbox, d.processed, d.rejected]) await Deno.mkdir(dir, { recursive: true });
+}
 
 /** Producers write `name.tmp` or a dotfile and rename when complete: never read those. */
 export function isCandidate(name: string): boolean {

@@ -5,7 +5,7 @@
 import { assert, assertEquals } from "../testing/assert.ts";
 import { loadDemo } from "../testing/demo_data.ts";
 import { testDb } from "../testing/testdb.ts";
-import { generate } from "../../generate.ts";
+import { generate } from "./generate.ts";
 import {
   DEMO_DEFAULTS,
   type DemoOptions,

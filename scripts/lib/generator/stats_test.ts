@@ -5,7 +5,7 @@ import { assert, assertEquals } from "../testing/assert.ts";
 import { loadConfig } from "../common/config.ts";
 import { fileSource, loadSource, settings } from "../batch/mod.ts";
 import { testDb } from "../testing/testdb.ts";
-import { generate } from "../../generate.ts";
+import { generate } from "./generate.ts";
 
 const LATE_RATE = 0.02;
 const between = (label: string, x: number, lo: number, hi: number) =>

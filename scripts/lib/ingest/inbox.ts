@@ -1,24 +1,6 @@
 // The file-drop inbox: which files are ready, and where they go after their transaction.
-import { basename, dirname, join } from "node:path";
+import { basename, join } from "node:path";
 import { isCandidate } from "../common/inbox.ts";
-
-export interface Dirs {
-  inbox: string;
-  processed: string;
-  rejected: string;
-}
-
-/** incoming/processed/rejected as siblings: `--dir X` puts the others beside X. */
-export function dirsFor(inbox: string): Dirs {
-  const parent = dirname(inbox);
-  return { inbox, processed: join(parent, "processed"), rejected: join(parent, "rejected") };
-}
-
-export async function ensureDirs(d: Dirs): Promise<void> {
-  for (const dir of [d.inbox, d.processed, d.rejected]) await Deno.mkdir(dir, { recursive: true });
-}
-
-export { isCandidate } from "../common/inbox.ts";
 
 export interface Entry {
   name: string;

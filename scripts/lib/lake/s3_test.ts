@@ -1,7 +1,7 @@
 // The lake on S3-compatible object storage: a real SeaweedFS S3 gateway started here (not a
 // mock), the writer's S3 client (pyarrow) and Spark's (Iceberg's S3FileIO) on the same bucket.
 import { config } from "../common/config.ts";
-import { loadFile, settings } from "../ingest/loader.ts";
+import { loadFile, settings } from "../batch/mod.ts";
 import { assertEquals } from "../testing/assert.ts";
 import { HEADER } from "../testing/fixtures.ts";
 import { ledgerDays, postgresDays, s3Server, sparkDays } from "../testing/lake.ts";

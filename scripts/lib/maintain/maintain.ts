@@ -4,7 +4,7 @@
 import { join } from "node:path";
 import type { Sql } from "../common/db.ts";
 import type { Logger } from "../common/log.ts";
-import type { Dirs } from "../ingest/inbox.ts";
+import type { Dirs } from "../common/inbox.ts";
 import { recoverPrepared } from "../ingest/slices.ts";
 
 export interface MaintenanceResult {

@@ -4,9 +4,9 @@ import { join } from "node:path";
 import { assertEquals } from "../testing/assert.ts";
 import { loadConfig } from "../common/config.ts";
 import { logger } from "../common/log.ts";
-import { dirsFor, ensureDirs } from "../ingest/inbox.ts";
+import { dirsFor, ensureDirs } from "../common/inbox.ts";
 import { testDb } from "../testing/testdb.ts";
-import { Ingester } from "../../ingest.ts";
+import { Ingester } from "../ingest/ingester.ts";
 import { maintain } from "./maintain.ts";
 
 const NOW = new Date("2026-11-30T12:00:00Z");

@@ -3,7 +3,7 @@
 import type { Sql } from "../common/db.ts";
 import { loadConfig } from "../common/config.ts";
 import { fileSource, loadSource, settings } from "../batch/mod.ts";
-import { generate, type Manifest } from "../../generate.ts";
+import { generate, type Manifest } from "../generator/generate.ts";
 import { type DemoOptions, historyRuns, liveRun } from "../generator/demo.ts";
 
 /** Generates the demo's runs into `dir` and loads them (history as a backfill); the live manifest. */
