@@ -183,7 +183,7 @@ Deno.test({
   },
 });
 
-const ingestScript = new URL("./lib/ingest/ingester.ts", import.meta.url).pathname;
+const ingestScript = new URL("./ingest.ts", import.meta.url).pathname;
 
 function ingester(url: string, dir: string, env: Record<string, string> = {}) {
   return new Deno.Command(Deno.execPath(), {

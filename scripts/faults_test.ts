@@ -10,7 +10,7 @@ import { testDb } from "./lib/testing/testdb.ts";
 import { startCluster } from "./lib/testing/testpg.ts";
 
 const SOAK = Deno.env.get("SOAK") === "1";
-const ingestScript = new URL("./lib/ingest/ingester.ts", import.meta.url).pathname;
+const ingestScript = new URL("./ingest.ts", import.meta.url).pathname;
 
 interface Run {
   dirs: Dirs;
