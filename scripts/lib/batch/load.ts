@@ -7,7 +7,7 @@ import type { Sql } from "../common/db.ts";
 import { CsvScanner, HeaderError, type MalformedRow } from "./csv.ts";
 import { crashPoint, pausePoint, type Settings } from "./settings.ts";
 import { type BatchResult, stageBatch } from "./stage.ts";
-import { commitPrepared, recoverPrepared, rollbackPrepared } from "../ingest/slices.ts";
+import { commitPrepared, recoverPrepared, rollbackPrepared } from "./slices.ts";
 
 const CHUNK = 1 << 20;
 

@@ -26,6 +26,7 @@ export {
   type Source,
 } from "./load.ts";
 export { CopyError, copyStream } from "./copy.ts";
+export { recoverPrepared } from "./slices.ts";
 export {
   csvLine,
   CsvScanner,

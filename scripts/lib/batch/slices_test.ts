@@ -7,7 +7,7 @@ import { HEADER } from "../testing/fixtures.ts";
 import { testDb } from "../testing/testdb.ts";
 import type postgres from "postgres";
 import type { Sql } from "../common/db.ts";
-import { settings } from "../batch/mod.ts";
+import { settings } from "./mod.ts";
 import { commitPrepared, recoverPrepared, runSlices } from "./slices.ts";
 
 const cfg = settings(loadConfig({}));

@@ -5,7 +5,7 @@ import type postgres from "postgres";
 import type { Sql } from "../common/db.ts";
 import { stageChunks } from "./chunks.ts";
 import { copyStream } from "./copy.ts";
-import { runSlices } from "../ingest/slices.ts";
+import { runSlices } from "./slices.ts";
 import { type MalformedRow, rawText } from "./csv.ts";
 import { crashPoint, type Settings } from "./settings.ts";
 

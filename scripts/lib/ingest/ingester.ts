@@ -11,7 +11,7 @@ import type { Logger } from "../common/log.ts";
 import { maintain, type MaintenanceResult, warnKept } from "../maintain/maintain.ts";
 import type { IngestTelemetry } from "./telemetry.ts";
 import { backoffMs, CircuitBreaker, isTransient, sleep } from "../common/retry.ts";
-import { recoverPrepared } from "./slices.ts";
+import { recoverPrepared } from "../batch/mod.ts";
 
 export interface IngesterOptions {
   dirs: Dirs;

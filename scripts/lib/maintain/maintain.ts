@@ -5,7 +5,7 @@ import { join } from "node:path";
 import type { Sql } from "../common/db.ts";
 import type { Logger } from "../common/log.ts";
 import type { Dirs } from "../common/inbox.ts";
-import { recoverPrepared } from "../ingest/slices.ts";
+import { recoverPrepared } from "../batch/mod.ts";
 
 export interface MaintenanceResult {
   clock: string;
