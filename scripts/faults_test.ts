@@ -267,34 +267,44 @@ Deno.test("PostgreSQL stopped immediately during a load: the ingester recovers b
   }
 });
 
-Deno.test("a connection dropped at commit time: the file is loaded again, once", async () => {
-  const db = await testDb("crash_commit_drop");
-  const run = await newRun();
-  try {
-    await drop(run, "a.csv", mixedCsv(3_000, 300));
-    const child = ingest(db.url, run, ["--once"], {
-      PIPELINE_PAUSE_AT: "before-commit",
-      PIPELINE_PAUSE_MS: "1500",
-    }).spawn();
-    // the batch's transaction is idle, waiting to commit: cut it
-    await waitFor(async () => {
-      const rows = await db.sql`
-        select pid from pg_stat_activity
-        where datname = current_database() and state = 'idle in transaction'
-          and application_name = 'ecommerce-pipeline'`;
-      for (const r of rows) await db.sql`select pg_terminate_backend(${r.pid})`;
-      return rows.length > 0;
-    });
-    const status = await child.status;
-    assert(status.code === 0 || status.code === 1, `exit ${status.code}`);
-    const again = await once(db.url, run);
-    assertEquals(again.code, 0, again.stderr);
-    await assertInvariants(db.sql, run);
-  } finally {
-    await Deno.remove(run.base, { recursive: true });
-    await db.drop();
-  }
-});
+for (const chunked of [false, true]) {
+  // in slices: the batch's transaction is cut while its slices are prepared; the decision was
+  // never committed, so recovery rolls them back and the file loads again
+  Deno.test(`a connection dropped at commit time${chunked ? " (in slices)" : ""}: the file is loaded again, once`, async () => {
+    const db = await testDb(`crash_commit_drop${chunked ? "_slices" : ""}`);
+    const run = await newRun();
+    try {
+      await drop(run, "a.csv", mixedCsv(3_000, 300));
+      const child = ingest(db.url, run, ["--once", ...(chunked ? ["--chunks", "2"] : [])], {
+        PIPELINE_PAUSE_AT: "before-commit",
+        PIPELINE_PAUSE_MS: "1500",
+        ...(chunked ? CHUNKED : {}),
+      }).spawn();
+      // the batch's transaction is idle, waiting to commit: cut it
+      await waitFor(async () => {
+        const rows = await db.sql`
+          select pid from pg_stat_activity
+          where datname = current_database() and state = 'idle in transaction'
+            and application_name = 'ecommerce-pipeline'`;
+        for (const r of rows) await db.sql`select pg_terminate_backend(${r.pid})`;
+        return rows.length > 0;
+      });
+      const status = await child.status;
+      assert(status.code === 0 || status.code === 1, `exit ${status.code}`);
+      const again = await once(
+        db.url,
+        run,
+        chunked ? CHUNKED : {},
+        chunked ? ["--chunks", "2"] : [],
+      );
+      assertEquals(again.code, 0, again.stderr);
+      await assertInvariants(db.sql, run);
+    } finally {
+      await Deno.remove(run.base, { recursive: true });
+      await db.drop();
+    }
+  });
+}
 
 Deno.test("a file growing without being renamed is never loaded half", async () => {
   const db = await testDb("slow_writer");

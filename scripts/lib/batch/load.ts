@@ -180,6 +180,7 @@ export async function loadSource(
   // a batch in slices: its prepared slice transactions, committed once the batch's own
   // transaction committed the decision, rolled back if it did not
   let prepared: string[] = [];
+  let decisionSent = false;
   try {
     // inside a caller's transaction (the HTTP collector's idempotency record) use a savepoint
     const transaction = "savepoint" in sql
@@ -282,6 +283,9 @@ export async function loadSource(
       out.outcome = result.rows === 0 ? "empty" : "loaded";
       crashPoint("after-procedure");
       await pausePoint("before-commit");
+      // from here the decision may commit even if the client hears no answer (a connection
+      // lost at COMMIT): the prepared slices are then recovery's to finish, by the ledger
+      decisionSent = true;
     });
     committed = true;
     if (prepared.length) {
@@ -294,9 +298,11 @@ export async function loadSource(
     if (error !== rollback) throw error;
   } finally {
     // a batch in chunks that rolled back leaves its scratch tables: drop them now (a crash
-    // leaves them to the next load's sweep); its prepared slices go first (committed, a
-    // failure after the decision leaves them to recovery)
-    if (prepared.length && !committed) await rollbackPrepared(sql as Sql, prepared, opts.role);
+    // leaves them to the next load's sweep); its prepared slices go first, rolled back, unless
+    // the decision was sent: whether it committed is then for recovery to read in the ledger
+    if (prepared.length && !committed && !decisionSent) {
+      await rollbackPrepared(sql as Sql, prepared, opts.role);
+    }
     if (chunks > 1 && !committed) {
       await (sql as Sql)`select ingest.sweep_scratch()`.catch(() => {});
     }
