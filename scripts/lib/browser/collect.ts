@@ -144,7 +144,13 @@ export function createCollect(deps: CollectDeps) {
   }
 
   function cors(origin: string): Record<string, string> {
-    return { "access-control-allow-origin": origin, vary: "Origin" };
+    // Retry-After is not a CORS-safelisted response header: without this the tracker could not
+    // read how long to wait after a 429 or 503
+    return {
+      "access-control-allow-origin": origin,
+      "access-control-expose-headers": "Retry-After",
+      vary: "Origin",
+    };
   }
 
   /** The key's record when the request carries a known key and an allowed Origin. */
@@ -186,11 +192,11 @@ export function createCollect(deps: CollectDeps) {
       sources = new Map();
       sourcesAt = now();
     }
-    const keyOf = (x: string[]) => x.join("\u0000");
+    const keyOf = (x: string[]) => JSON.stringify(x);
     const missing = [...new Set(inputs.map(keyOf))].filter((k) => !sources.has(k));
     if (missing.length > 0) {
       const args = missing.map((k) => {
-        const [s, m, c, r, p] = k.split("\u0000");
+        const [s, m, c, r, p] = JSON.parse(k) as string[];
         return [s, m, c === "1", r, p];
       });
       const rows = await deps.ingest<{ i: number; traffic_source: string }[]>`
@@ -212,7 +218,14 @@ export function createCollect(deps: CollectDeps) {
     const parts: Uint8Array[] = [];
     let size = 0;
     while (reader) {
-      const { done, value } = await reader.read();
+      const { done, value } = await reader.read().catch((error) => {
+        throw new Refusal(
+          400,
+          `The body could not be read to its end (${
+            (error as Error).message
+          }): nothing was stored; send it again`,
+        );
+      });
       if (done) break;
       size += value.length;
       if (size > limits.maxBodyBytes) {

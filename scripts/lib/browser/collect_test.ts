@@ -336,6 +336,7 @@ Deno.test("POST /v1/collect: 413 and 429 with CORS headers, bots dropped and cou
         r.headers.get("access-control-allow-origin"),
         r.headers.get("retry-after"),
         (await r.json()).error ?? "",
+        r.headers.get("access-control-expose-headers"),
       ];
     };
     const big = await status(collect(s.key, { sent_at: "", events: [], pad: "x".repeat(3000) }));
@@ -350,6 +351,8 @@ Deno.test("POST /v1/collect: 413 and 429 with CORS headers, bots dropped and cou
     const limited = await status(collect(s.key, { events: [ev(3)] }));
     assertEquals(limited.slice(0, 2), [429, SHOP]);
     assert(Number(limited[2]) >= 1, "Retry-After in seconds");
+    // and the tracker may read it across origins
+    assertEquals(limited[4], "Retry-After");
     // another address is not limited by it
     assertEquals((await status(collect(s.key, { events: [ev(3)] }), "198.51.100.1"))[0], 200);
 

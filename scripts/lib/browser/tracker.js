@@ -13,6 +13,7 @@ let ok = false; // consent
 let timer;
 let timerAt = Infinity;
 let failures = 0;
+let retryAt = 0; // no send before this time (backoff, Retry-After)
 let sending = false;
 const inflight = new Set();
 
@@ -57,14 +58,14 @@ function forget(batch) {
 }
 
 function schedule(ms) {
-  const at = now() + ms;
+  const at = Math.max(now() + ms, retryAt);
   if (at >= timerAt) return;
   clearTimeout(timer);
   timerAt = at;
   timer = setTimeout(() => {
     timerAt = Infinity;
     flush();
-  }, ms);
+  }, at - now());
 }
 
 const url = () =>
@@ -74,6 +75,7 @@ const body = (batch) => JSON.stringify({ sent_at: new Date().toISOString(), even
 /** Sends the next batch now (the tracker also does so on its own). */
 export async function flush() {
   if (!cfg || !ok || sending || !navigator.onLine) return;
+  if (now() < retryAt) return schedule(0); // backing off: new events wait too
   const batch = queue().filter((e) => !inflight.has(e.event_id)).slice(0, cfg.maxBatch);
   if (batch.length === 0) return;
   sending = true;
@@ -93,6 +95,7 @@ export async function flush() {
       if (!r.ok) console.warn(`tracker: batch refused (${r.status}): ${await r.text()}`);
       forget(batch);
       failures = 0;
+      retryAt = 0;
     } else {
       wait = backoff(Number(r.headers.get("retry-after")));
     }
@@ -109,8 +112,12 @@ export async function flush() {
 /** Exponential backoff with jitter, 1 s to 60 s, never shorter than the server's Retry-After. */
 function backoff(retryAfterSeconds) {
   failures++;
-  const ms = Math.min(60e3, 1e3 * 2 ** (failures - 1)) * (0.5 + Math.random() / 2);
-  return Math.max(ms, (retryAfterSeconds || 0) * 1e3);
+  const ms = Math.max(
+    Math.min(60e3, 1e3 * 2 ** (failures - 1)) * (0.5 + Math.random() / 2),
+    (retryAfterSeconds || 0) * 1e3,
+  );
+  retryAt = now() + ms;
+  return ms;
 }
 
 /** The page is hidden or closing: what is queued goes by sendBeacon (no answer is awaited). */
@@ -140,7 +147,10 @@ export function init(options) {
     throw new TypeError("tracker.init needs { endpoint, key: 'pk_…' } (deno task sites add)");
   }
   ok = cfg.consent === true;
-  addEventListener("online", () => flush());
+  addEventListener("online", () => {
+    retryAt = 0; // the failures were the network's
+    flush();
+  });
   addEventListener("pagehide", beacon);
   document.addEventListener("visibilitychange", () => {
     if (document.visibilityState === "hidden") beacon();

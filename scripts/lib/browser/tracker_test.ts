@@ -322,6 +322,41 @@ Deno.test("tracker.js in Chromium", async (t) => {
       await ctx.close();
     });
 
+    await t.step("429 with Retry-After: nothing is sent before it, then one batch", async () => {
+      const ctx = await context();
+      const w = await open(ctx);
+      const at: number[] = [];
+      await ctx.route("**/v1/collect?*", async (route) => {
+        if (route.request().method() !== "POST") return await route.continue();
+        at.push(Date.now());
+        if (at.length > 1) return await route.continue();
+        await route.fulfill({
+          status: 429,
+          // as the collector answers (collect_test.ts checks its headers)
+          headers: {
+            "retry-after": "2",
+            "access-control-allow-origin": s.shop,
+            "access-control-expose-headers": "Retry-After",
+          },
+          contentType: "application/json",
+          body: '{"error":"Too many requests"}',
+        });
+      });
+      await w.page.goto(`${s.shop}/index.html`);
+      await w.page.click("#consent-yes");
+      await w.page.click("#product-1002");
+      await until("the 429", () => at.length >= 1 ? true : undefined);
+      // clicks while the tracker waits: they join the queue, they do not trigger sends
+      await w.page.click("#signin-button");
+      await w.page.click("#add");
+      await w.page.click("#add");
+      const rows = await rowsOf(s.db, 3);
+      assertEquals(rows.map((r) => r.event_type), ["view", "add_to_cart", "add_to_cart"]);
+      assertEquals(w.sent, [1, 3]);
+      assert(at[1] - at[0] >= 2000, `the retry waited ${at[1] - at[0]} ms, Retry-After is 2 s`);
+      await ctx.close();
+    });
+
     await t.step("offline clicks are queued and drain exactly once back online", async () => {
       const ctx = await context();
       const w = await open(ctx);
