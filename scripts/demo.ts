@@ -84,7 +84,10 @@ const cfg = config();
 const log = logger("demo");
 const dirs = dirsFor(`${cfg.DATA_DIR}/incoming`);
 await ensureDirs(dirs);
-const sql = connect({ max: 2 });
+// the backfill loads a file per core at once, as deno task ingest does (measured in
+// docs/shop-data.md); each worker a connection for its file and one to spare
+const workers = Math.max(1, navigator.hardwareConcurrency);
+const sql = connect({ max: workers * 2 + 1 });
 
 if (values.live) Deno.exit(await streamLive());
 
@@ -112,6 +115,7 @@ const backfill = new Ingester({
   sql,
   cfg: { ...cfg, LATE_AFTER_SECONDS: 400 * 86_400 },
   log,
+  workers,
 });
 const history = await backfill.drain();
 console.log(`   ${history.handled} files, ${history.rows} rows`);
