@@ -30,6 +30,14 @@ Deno.test("deno task export: conflicting flags, --show, --watch exports then sto
     const both = await exportCli(["--show", "--disable"], env).output();
     assertEquals(both.code, 2);
 
+    const unknown = await exportCli(["--table", "nope"], env).output();
+    assertEquals(unknown.code, 1);
+    assert(
+      new TextDecoder().decode(unknown.stderr).includes(
+        'lake table "nope" is not in lake.tables (there are: channel_performance,',
+      ),
+    );
+
     const empty = await exportCli(["--show"], env).output();
     assertEquals(
       new TextDecoder().decode(empty.stdout).trim(),

@@ -273,5 +273,6 @@ if __name__ == "__main__":
     try:
         sys.exit(main())
     except psycopg2.Error as error:
-        print(f"error: PostgreSQL refused the export: {str(error).strip()}", file=sys.stderr)
+        primary = error.diag.message_primary if error.diag else None
+        print(f"error: {primary or str(error).strip()}", file=sys.stderr)
         sys.exit(1)
