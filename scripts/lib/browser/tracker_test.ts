@@ -388,6 +388,31 @@ Deno.test("tracker.js in Chromium", async (t) => {
       await ctx.close();
     });
 
+    await t.step(
+      "the offline queue keeps the newest maxQueue events, none past maxAgeHours",
+      async () => {
+        const ctx = await context();
+        const { page } = await open(ctx);
+        await page.goto(`${s.shop}/index.html`);
+        await ctx.setOffline(true);
+        const kept = await page.evaluate(async () => {
+          const { default: config } = await import("./config.js");
+          const t = await import(config.trackerUrl);
+          // 0.0005 h = 1.8 s
+          t.init({ ...config, consent: true, maxQueue: 3, maxAgeHours: 0.0005 });
+          for (const id of [1, 2, 3, 4, 5]) t.productView({ id, category: "toys" });
+          t.page(); // reads the queue through its bounds
+          const q = () => JSON.parse(localStorage.getItem("ept_queue") ?? "[]");
+          const newest = q().map((e: { product_id: number }) => e.product_id);
+          await new Promise((r) => setTimeout(r, 2000));
+          t.productView({ id: 6, category: "toys" }); // the old ones are dropped as it is queued
+          return [newest, q().map((e: { product_id: number }) => e.product_id)];
+        });
+        assertEquals(kept, [[3, 4, 5], [6]]);
+        await ctx.close();
+      },
+    );
+
     await t.step("a page on an origin the key does not allow is refused by CORS", async () => {
       const ctx = await context();
       const w = await open(ctx);
