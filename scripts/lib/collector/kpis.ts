@@ -54,26 +54,28 @@ const num = (v: unknown) => (v === null || v === undefined ? null : Number(v));
 
 export async function dashboardKpis(analyst: Sql, request: RangeRequest) {
   return await read(analyst, async (tx) => {
-    let metrics;
+    let period;
     try {
-      metrics = await tx`
-        select * from analytics.period_metrics(${request.from}::date, ${request.to}::date)`;
+      [period] = await tx`
+        select from_day::text, to_day::text, days, previous_from::text, previous_to::text,
+            is_partial
+        from analytics.metric_period(${request.from}::date, ${request.to}::date)`;
     } catch (error) {
       if ((error as { code?: string }).code === "22023") {
         throw new HttpError(400, (error as Error).message, {}, {}, { cause: error });
       }
       throw error;
     }
-    const first = metrics[0];
     const range: Range = {
-      from: first.from_day.toISOString().slice(0, 10),
-      to: first.to_day.toISOString().slice(0, 10),
-      days: 0,
-      previous_from: first.previous_from.toISOString().slice(0, 10),
-      previous_to: first.previous_to.toISOString().slice(0, 10),
-      is_partial: first.is_partial,
+      from: period.from_day,
+      to: period.to_day,
+      days: period.days,
+      previous_from: period.previous_from,
+      previous_to: period.previous_to,
+      is_partial: period.is_partial,
     };
-    range.days = (Date.parse(range.to) - Date.parse(range.from)) / 86_400_000 + 1;
+    const metrics = await tx`
+      select * from analytics.period_metrics(${range.from}::date, ${range.to}::date)`;
     const cards: Record<string, Card> = {};
     for (const m of metrics) {
       cards[m.metric] = {
