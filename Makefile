@@ -20,7 +20,7 @@ else
 $(error CLUSTER=$(CLUSTER): use CLUSTER=citus, or leave it unset for the single node)
 endif
 
-.PHONY: help tools up down reset psql test demo demo-live load-test bench soak kafka-up kafka-down bench-kafka bench-lake storefront
+.PHONY: help tools up down reset psql test demo demo-live load-test bench soak kafka-up kafka-down bench-kafka bench-http bench-lake storefront
 
 help: ## list the commands
 	@grep -E '^[a-z-]+:.*## ' Makefile | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
@@ -71,6 +71,9 @@ kafka-down: ## stop the local Kafka broker (data kept; scripts/kafka.sh reset wi
 
 bench-kafka: up kafka-up ## Kafka source vs file path on the same events, freshness p95 (SIZE=100k|1m)
 	@$(DENO) run --allow-all bench/kafka.ts --size $(SIZE)
+
+bench-http: up ## server CPU an event over HTTP (100- and 1000-event batches, k6) next to the file path's CPU a row, same run
+	@bash load/run.sh http-cpu $(BENCH_HTTP_ARGS)
 
 bench-lake: up ## lake export rows/s vs the file path's, and the lake's size vs PostgreSQL's (SIZE=100k|1m)
 	@$(DENO) run --allow-all bench/lake.ts --size $(SIZE)

@@ -2,6 +2,10 @@
 // PostgreSQL's own function statistics (track_functions = all), for a file loaded as the
 // ingester loads it:
 //   deno run -A bench/final_profile.ts [--rows 200000] [--chunks 2] [--anomaly-rate 0.02]
+//   deno run -A bench/final_profile.ts --rows 20000 --batch-rows 100
+// (--batch-rows N: the file's rows as many batches of N, one transaction each through
+// stageBatch as an HTTP request or a Kafka batch is loaded; costs are then also given a batch,
+// which shows a small batch's fixed cost)
 // Generates one seeded file (cached in bench/data/), loads it into a fresh database of its own
 // (final_profile, dropped at the end) with loadFile, then prints every function of the
 // pipeline's schemas that ran, with its calls, total and own (self) time, per row of the file.
@@ -9,13 +13,13 @@ import { join } from "node:path";
 import { parseFlags } from "../scripts/lib/common/cli.ts";
 import { loadConfig } from "../scripts/lib/common/config.ts";
 import { connect, withDatabase } from "../scripts/lib/common/db.ts";
-import { loadFile, settings } from "../scripts/lib/batch/mod.ts";
+import { CsvScanner, loadFile, settings, stageBatch } from "../scripts/lib/batch/mod.ts";
 import { applyDefinitions, createDatabase, dbmate } from "../scripts/lib/migrate/migrate.ts";
 import { dbmatePath } from "../scripts/lib/testing/testdb.ts";
 import { generate, type Manifest } from "../scripts/lib/generator/generate.ts";
 
 const HELP =
-  `Usage: deno run -A bench/final_profile.ts [--rows N] [--chunks N] [--anomaly-rate R] [--explain-ms MS]`;
+  `Usage: deno run -A bench/final_profile.ts [--rows N] [--chunks N] [--anomaly-rate R] [--explain-ms MS] [--batch-rows N]`;
 const values = parseFlags(Deno.args, {
   rows: { type: "string", default: "200000" },
   chunks: { type: "string", default: "2" },
@@ -23,7 +27,9 @@ const values = parseFlags(Deno.args, {
   // statements inside the functions that take longer than this many ms go to the server's
   // log with their plans and timings (auto_explain); 0: off
   "explain-ms": { type: "string", default: "0" },
+  "batch-rows": { type: "string", default: "0" },
 }, HELP);
+const batchRows = Number(values["batch-rows"]);
 const rows = Number(values.rows);
 const chunks = Number(values.chunks);
 const anomalyRate = Number(values["anomaly-rate"]);
@@ -105,9 +111,44 @@ const [{ dir: dataDir }] = await sql`select current_setting('data_directory') as
 const postmaster = Number(
   (await Deno.readTextFile(`${dataDir}/postmaster.pid`)).split("\n")[0],
 );
+/** The file's rows as batches of --batch-rows, each staged and processed in its own transaction. */
+async function loadBatches() {
+  const lines = (await Deno.readTextFile(file)).split("\n").filter((l) => l !== "");
+  const enc = new TextEncoder();
+  let batches = 0;
+  let loaded = 0;
+  let processMs = 0;
+  for (let i = 1; i < lines.length; i += batchRows) {
+    const body = enc.encode([lines[0], ...lines.slice(i, i + batchRows)].join("\n") + "\n");
+    const scanner = new CsvScanner();
+    const head = scanner.push(body);
+    const tail = scanner.end();
+    await sql.begin(async (tx) => {
+      const staged = await stageBatch(tx, {
+        kind: "http",
+        name: `profile:${batches}`,
+        bytes: body.length,
+        header: scanner.header!,
+        records: (async function* () {
+          yield head;
+          yield tail;
+        })(),
+        counted: () => ({ rows: scanner.rows, malformed: scanner.malformed }),
+        settings: settings(cfg),
+      });
+      loaded += staged.result?.rows ?? 0;
+      processMs += Number(staged.result?.process_ms ?? 0);
+    });
+    batches++;
+  }
+  return { result: { rows: loaded, process_ms: processMs }, copyMs: 0, batches };
+}
+
 const cpu0 = cpuMs(postmaster);
 const t = performance.now();
-const r = await loadFile(sql, file, settings(cfg), { chunks });
+const r = batchRows > 0
+  ? await loadBatches()
+  : await loadFile(sql, file, settings(cfg), { chunks });
 const wall = (performance.now() - t) / 1000;
 await sql.end();
 // statistics are flushed when sessions idle; ended backends are reaped (their CPU counted once)
@@ -138,6 +179,16 @@ console.log(
     ((cpu1.loader - cpu0.loader) * 1000 / n).toFixed(1)
   } µs (load average ${Deno.loadavg().map((x) => x.toFixed(1)).join(" ")})\n`,
 );
+const nb = (r as { batches?: number }).batches;
+if (nb) {
+  console.log(
+    `${nb} batches of ${batchRows} rows: PostgreSQL CPU ${
+      ((cpu1.postgres - cpu0.postgres) / nb).toFixed(2)
+    } ms a batch, loader ${
+      ((cpu1.loader - cpu0.loader) / nb).toFixed(2)
+    } ms; µs a row below × ${batchRows} = µs a batch\n`,
+  );
+}
 console.log("function                                   calls   total µs/row   own µs/row");
 for (const s of stats) {
   if (s.total_time / n * 1000 < 0.01) continue;

@@ -15,6 +15,7 @@ import { kafkaBroker } from "../scripts/lib/testing/kafka.ts";
 import { generate } from "../scripts/lib/generator/generate.ts";
 import { KafkaSource } from "../scripts/lib/kafka/consumer.ts";
 import { EventProducer } from "../scripts/lib/kafka/producer.ts";
+import { localDataDir, postgresCpu } from "./cpu.ts";
 
 const HELP = `Usage: make bench-kafka [SIZE=1m]   (deno run -A bench/kafka.ts --size 1m)
 
@@ -85,11 +86,9 @@ function cpu(): { postgres: number; self: number; broker: number } {
     if (!/^\d+$/.test(e.name)) continue;
     try {
       const cmd = Deno.readTextFileSync(`/proc/${e.name}/cmdline`);
+      // PostgreSQL: this clone's cluster only (bench/cpu.ts), not others on the machine
       const who = Number(e.name) === Deno.pid
         ? "self"
-        // the postmaster (its program's path) and its children ("postgres: user db ...")
-        : cmd.startsWith("postgres") || cmd.split("\0")[0].endsWith("/postgres")
-        ? "postgres"
         : cmd.includes("kafka.Kafka")
         ? "broker"
         : undefined;
@@ -103,6 +102,7 @@ function cpu(): { postgres: number; self: number; broker: number } {
       // the process ended meanwhile
     }
   }
+  out.postgres = postgresCpu(localDataDir);
   return out;
 }
 

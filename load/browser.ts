@@ -10,6 +10,9 @@ import { connect } from "../scripts/lib/common/db.ts";
 import { loadFile, settings } from "../scripts/lib/batch/mod.ts";
 import { testDb } from "../scripts/lib/testing/testdb.ts";
 import { generate } from "../scripts/lib/generator/generate.ts";
+import { cpuOf, localDataDir, postgresCpu as clusterCpu } from "../bench/cpu.ts";
+
+const postgresCpu = () => clusterCpu(localDataDir);
 
 const { values } = parseArgs({
   args: Deno.args,
@@ -26,43 +29,6 @@ const cfg = config();
 const base = `http://127.0.0.1:${values.port}`;
 const run = `${Date.now()}`;
 const say = (s: string) => console.log(`load-browser: ${s}`);
-
-/** CPU ms (user + system, ended children included) of a process, from /proc/<pid>/stat. */
-function cpuOf(pid: number): number {
-  try {
-    const stat = Deno.readTextFileSync(`/proc/${pid}/stat`);
-    const f = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
-    return (Number(f[11]) + Number(f[12]) + Number(f[13]) + Number(f[14])) * 10;
-  } catch {
-    return 0;
-  }
-}
-
-/**
- * CPU ms of this database cluster only: its postmaster (whose ended children, the backends
- * that exited, are in its cutime) and its live children. Other clusters on the machine are
- * not counted. 0 when the postmaster is not local (external database).
- */
-function postgresCpu(): number {
-  let postmaster: number;
-  try {
-    postmaster = Number(
-      Deno.readTextFileSync(`${root}.data/postgres/postmaster.pid`).split("\n")[0],
-    );
-  } catch {
-    return 0;
-  }
-  let ms = cpuOf(postmaster);
-  for (const e of Deno.readDirSync("/proc")) {
-    if (!/^\d+$/.test(e.name)) continue;
-    try {
-      const stat = Deno.readTextFileSync(`/proc/${e.name}/stat`);
-      const ppid = Number(stat.slice(stat.lastIndexOf(")") + 2).split(" ")[1]);
-      if (ppid === postmaster) ms += cpuOf(Number(e.name));
-    } catch { /* ended meanwhile */ }
-  }
-  return ms;
-}
 
 async function healthy(): Promise<boolean> {
   try {

@@ -8,6 +8,7 @@ ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 SCENARIO="${1:-steady}"
 K6_VERSION="v1.8.1"
 SCRIPT="$ROOT/load/$SCENARIO.js"
+[[ "$SCENARIO" == "http-cpu" ]] && SCRIPT="$ROOT/load/steady.js" # make bench-http
 [[ -f "$SCRIPT" ]] || { echo "error: no scenario '$SCENARIO' (load/*.js: steady, mixed, spike, soak, smoke, browser)" >&2; exit 2; }
 
 k6bin="$(command -v k6 || true)"
@@ -31,6 +32,10 @@ if [[ -z "$k6bin" ]]; then
 fi
 
 DENO="$("$ROOT/scripts/stack.sh" deno)"
+if [[ "$SCENARIO" == "http-cpu" ]]; then
+  # make bench-http: server CPU an event over HTTP next to the file path's a row (bench/http.ts)
+  exec "$DENO" run --allow-all "$ROOT/bench/http.ts" --k6 "$k6bin" --port "${SERVE_PORT:-8080}" "${@:2}"
+fi
 if [[ "$SCENARIO" == "browser" ]]; then
   # the public endpoint (docs/tracking.md#load): its own collector, key, CPU and file-path runs
   exec "$DENO" run --allow-all "$ROOT/load/browser.ts" --k6 "$k6bin" --port "${SERVE_PORT:-8080}"
