@@ -112,7 +112,14 @@ export function createApp(deps: AppDeps): App {
       trustProxy: cfg.BROWSER_TRUST_PROXY === "1",
     },
     submit: (client, csv, lineOf) =>
-      postEvents.submitCsv(client, csv, lineOf, browserPending, "BROWSER_MAX_PENDING"),
+      postEvents.submitCsv(
+        client,
+        csv,
+        lineOf,
+        browserPending,
+        "BROWSER_MAX_PENDING",
+        cfg.BROWSER_GROUP_COMMIT_MS,
+      ),
     count: (outcome, n) => telemetry.browserEvents.inc({ outcome }, n),
   });
   const analytics = createAnalyticsHandler({ analyst: deps.analyst, catalog });

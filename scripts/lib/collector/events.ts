@@ -145,12 +145,12 @@ export function createEventsHandler(deps: EventsDeps) {
       return answer;
     });
 
-  const group = deps.groupCommitMs
-    ? new GroupCommitter({
+  const committer = (windowMs: number) =>
+    new GroupCommitter({
       sql: deps.ingest,
       settings: deps.settings,
       log,
-      windowMs: deps.groupCommitMs,
+      windowMs,
       maxGroups: deps.maxGroups ?? 2,
       maxBytes: Math.max(deps.maxBodyBytes, 16 << 20),
       analytics: deps.analytics,
@@ -158,15 +158,18 @@ export function createEventsHandler(deps: EventsDeps) {
       keyReused,
       single,
       onGroup: (n) => t.groupSize.observe({}, n),
-    })
-    : undefined;
+    });
+  const group = deps.groupCommitMs ? committer(deps.groupCommitMs) : undefined;
+  // other sources' own windows (the browser's BROWSER_GROUP_COMMIT_MS), made on first use
+  const windows = new Map<number, GroupCommitter>();
 
   /**
    * Another source's CSV batch (header line + rows) through the same path: a slot of `limiter`
    * (503 when none is free), group commit, one transaction. No Idempotency-Key: such sources
    * give every event its own event_id, so a batch sent twice is duplicates. The browser source
    * passes its own limiter: its many small requests wait for a group instead of taking one of
-   * the MAX_CONCURRENT_BATCHES slots each.
+   * the MAX_CONCURRENT_BATCHES slots each, and may wait longer for a group (`windowMs`: its
+   * requests are small, a transaction's fixed cost is most of theirs; docs/tracking.md#load).
    */
   async function submitCsv(
     client: string,
@@ -174,6 +177,7 @@ export function createEventsHandler(deps: EventsDeps) {
     lineOf: (n: number) => number,
     limiter: Limiter = deps.limiter,
     limitName = "MAX_CONCURRENT_BATCHES",
+    windowMs = deps.groupCommitMs ?? 0,
   ): Promise<{ status: number; body: string; headers?: Record<string, string> }> {
     const release = limiter.tryAcquire();
     if (!release) {
@@ -196,7 +200,9 @@ export function createEventsHandler(deps: EventsDeps) {
         format: CSV,
         lineOf,
       };
-      const out = group ? await group.submit(request) : await single(request);
+      let g = windowMs === deps.groupCommitMs ? group : windows.get(windowMs);
+      if (!g && windowMs > 0) windows.set(windowMs, g = committer(windowMs));
+      const out = g ? await g.submit(request) : await single(request);
       const res = out.result?.result;
       if (res) {
         t.httpBatches.inc();

@@ -113,6 +113,16 @@ export const variables = {
     schema: positiveInt("BROWSER_IP_REQUESTS_PER_MINUTE"),
   },
   BROWSER_MAX_PENDING: { default: "512", schema: positiveInt("BROWSER_MAX_PENDING") },
+  BROWSER_GROUP_COMMIT_MS: {
+    default: "20",
+    schema: z.coerce.number({
+      error: "BROWSER_GROUP_COMMIT_MS must be a whole number of milliseconds",
+    }).int("BROWSER_GROUP_COMMIT_MS must be a whole number of milliseconds")
+      .min(0, "BROWSER_GROUP_COMMIT_MS must be 0 (off) or more").max(
+        1000,
+        "BROWSER_GROUP_COMMIT_MS must be at most 1000",
+      ),
+  },
   BROWSER_TRUST_PROXY: {
     default: "0",
     schema: z.enum(["0", "1"], { error: "BROWSER_TRUST_PROXY must be 0 or 1" }),
