@@ -2,11 +2,11 @@
 // on SIGTERM, --disable. What it exports is tested in scripts/lib/lake/lake_test.ts.
 import { config } from "./lib/common/config.ts";
 import { loadFile, settings } from "./lib/batch/mod.ts";
-import { assert, assertEquals } from "./lib/testing/assert.ts";
+import { assert, assertEquals, assertRejects } from "./lib/testing/assert.ts";
 import { HEADER } from "./lib/testing/fixtures.ts";
 import { duckdbDays } from "./lib/testing/lake.ts";
 import { testDb } from "./lib/testing/testdb.ts";
-import { currentFiles } from "./lib/lake/mod.ts";
+import { currentFiles, ExportError, runExport } from "./lib/lake/mod.ts";
 
 const script = new URL("./export.ts", import.meta.url).pathname;
 
@@ -19,7 +19,7 @@ function exportCli(args: string[], env: Record<string, string>) {
   });
 }
 
-Deno.test("deno task export: conflicting flags, --show, --watch exports then stops on SIGTERM, --disable; bronze has no e-mail of a raw line", async () => {
+Deno.test("deno task export: flags, --show, --watch stops on SIGTERM, --files for DuckDB, a gold column added without a rewrite, a type change refused, --disable; bronze has no e-mail of a raw line", async () => {
   const db = await testDb("export_cli");
   const work = await Deno.makeTempDir({ prefix: "export-cli-" });
   const env = { DATABASE_URL: db.url, LAKE_WAREHOUSE: `${work}/lake`, LOG_DIR: `${work}/logs` };
@@ -125,6 +125,36 @@ Deno.test("deno task export: conflicting flags, --show, --watch exports then sto
     const [{ kept }] = await db
       .sql`select count(*)::int as kept from core.events where event_time < '2026-12-01'`;
     assertEquals(kept, 13);
+
+    // a gold table gains a column: a new Iceberg column, the old day's file stays as written
+    await db.sql.unsafe(`
+      create table public.gold_probe (day date not null, orders bigint);
+      insert into public.gold_probe values ('2026-11-20', 3);
+      grant select on public.gold_probe to pipeline_owner;
+      insert into lake.tables (table_name, layer, source, note)
+      values ('gold_probe', 'gold', 'public.gold_probe', 'test')`);
+    const probe = { ...config(), DATABASE_URL: db.url, LAKE_WAREHOUSE: env.LAKE_WAREHOUSE };
+    const now = new Date();
+    const first = await runExport(probe, { now, table: "gold_probe" });
+    assertEquals(first.tables["gold.gold_probe"].columns_added, []);
+    const before = await currentFiles(probe, "gold.gold_probe");
+    await db.sql.unsafe(`
+      alter table public.gold_probe add column revenue numeric;
+      insert into public.gold_probe values ('2026-11-21', 4, 12.5)`);
+    const evolved = await runExport(probe, { now, table: "gold_probe" });
+    assertEquals(evolved.tables["gold.gold_probe"].columns_added, ["revenue"]);
+    assertEquals(evolved.tables["gold.gold_probe"].days, 1);
+    const after = await currentFiles(probe, "gold.gold_probe");
+    assertEquals(after.filter((f) => before.includes(f)), before, "no file rewritten");
+    // a type change Iceberg cannot take: the export of that table stops, naming the column
+    await db.sql.unsafe(`
+      alter table public.gold_probe alter column orders type text;
+      insert into public.gold_probe values ('2026-11-22', 'x', 1)`);
+    const refused = await assertRejects(
+      () => runExport(probe, { now, table: "gold_probe" }),
+      ExportError,
+    );
+    assert(refused.message.includes("orders"), refused.message);
 
     // a second export at the same time stops, saying why
     const held = await db.sql.reserve();

@@ -219,10 +219,12 @@ end
 $$;
 
 -- Per UTC day of p_table in [p_from, p_to) (only p_days when given): the rows and their
--- checksum, the sum of lake.row_hash over each row's text. A row's text is its columns in
--- order joined by '|', each as: text as is, integers and booleans as text, decimal(p,s) with
--- exactly s decimals, dates as YYYY-MM-DD, timestamps as microseconds since 1970 UTC, lists
--- joined by ',', null as \N. Any reader of the Iceberg table can compute the same.
+-- checksum, the sum of lake.row_hash over each row's text. A row's text is name=value for
+-- each column that is not null, in column order, joined by '|'; values as: text as is,
+-- integers and booleans as text, decimal(p,s) with exactly s decimals, dates as YYYY-MM-DD,
+-- timestamps as microseconds since 1970 UTC, lists joined by ','. Nulls are left out, so a
+-- column added later (null in old rows) changes no old day's checksum: no rewrite. Any reader
+-- of the Iceberg table can compute the same.
 create function lake.digest(p_table text, p_from date, p_to date, p_days date[] default null)
 returns table (day date, row_count bigint, checksum numeric)
 language plpgsql
@@ -235,7 +237,7 @@ as $$
 declare
     v_text text;
 begin
-    select string_agg(format('coalesce(%s, ''\N'')',
+    select string_agg(format('%L || %s', c.column_name || '=',
         case
             when c.lake_type = 'string' then format('q.%I', c.column_name)
             when c.lake_type like 'decimal(%' then format('q.%I::numeric(38,%s)::text',

@@ -20,6 +20,7 @@ import argparse
 import io
 import json
 import os
+import re
 import signal
 import sys
 import time
@@ -269,9 +270,20 @@ def main() -> int:
     return 0
 
 
+def concise(error: Exception) -> str:
+    """PyIceberg's schema mismatch is a drawn table: its first line and the rows marked wrong."""
+    lines = str(error).strip().splitlines() or [type(error).__name__]
+    bad = [" ".join(re.sub(r"[│┃|]", " ", line).replace("❌", "").split())
+           for line in lines if "❌" in line]
+    return lines[0] + (" (PostgreSQL's | the table's): " + "; ".join(bad) if bad else "")
+
+
 if __name__ == "__main__":
     try:
         sys.exit(main())
+    except ValueError as error:
+        print(f"error: {concise(error)}", file=sys.stderr)
+        sys.exit(1)
     except psycopg2.Error as error:
         primary = error.diag.message_primary if error.diag else None
         print(f"error: {primary or str(error).strip()}", file=sys.stderr)

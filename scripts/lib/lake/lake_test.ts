@@ -170,6 +170,7 @@ Deno.test("the lake: closed days exported once, read back by Spark; kill -9 at e
     await ingestAll(db.sql, `${work}/v3`);
     const evolved = await runExport(cfg, { now });
     assertEquals(evolved.tables["silver.events"].columns_added, ["coupon_code"]);
+    assertEquals(evolved.tables["silver.events"].days, 1, "only the v3 day: no rewrite");
     const [{ coupons }] = await db.sql`
       select count(*)::int as coupons from lake.silver_events
       where extra ? 'coupon_code' and day = '2026-11-03'`;

@@ -16,7 +16,7 @@ from pyspark.sql import types as T
 
 
 def render(name: str, dtype) -> str:
-    """A column as lake.digest renders it (see its comment), in Spark SQL."""
+    """A column as lake.digest renders it (see its comment), in Spark SQL: name=value, or null."""
     col = f"`{name}`"
     if isinstance(dtype, T.StringType):
         text = col
@@ -26,7 +26,7 @@ def render(name: str, dtype) -> str:
         text = f"concat_ws(',', {col})"
     else:  # integers, decimals (plain, with their scale), dates (yyyy-MM-dd), booleans
         text = f"cast({col} as string)"
-    return f"coalesce({text}, '\\\\N')"
+    return f"concat('{name}=', {text})"  # null stays null: concat_ws leaves it out
 
 
 def main() -> None:
