@@ -58,7 +58,7 @@ export const variables = {
     schema: z.string().regex(/^[a-z_][a-z0-9_]*$/),
   },
   MAX_BODY_BYTES: { default: "10485760", schema: positiveInt("MAX_BODY_BYTES") },
-  MAX_CONCURRENT_BATCHES: { default: "4", schema: positiveInt("MAX_CONCURRENT_BATCHES") },
+  MAX_CONCURRENT_BATCHES: { default: "32", schema: positiveInt("MAX_CONCURRENT_BATCHES") },
   PARALLEL_FILE_MIN_MB: {
     default: "32",
     schema: z.coerce.number({ error: "PARALLEL_FILE_MIN_MB must be a number of megabytes" })
