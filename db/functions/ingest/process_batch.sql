@@ -119,7 +119,7 @@ set timezone = 'UTC'
 set work_mem = '256MB'
 -- a batch's lookups (dedupe against core.event_ids, the rollups' seen-visitor tables) probe
 -- indexes whose pages are cached: priced as such, a small batch probes instead of hashing the
--- whole table (a Kafka or HTTP batch of 5,000 rows hashed all 1M ids: 80 ms a batch)
+-- whole table (docs/measurements.md)
 set random_page_cost = 1.1
 as $$
 declare

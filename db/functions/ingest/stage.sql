@@ -2,9 +2,9 @@
 -- Repeatable: applied on every migrate after the migrations (see db/functions/README.md).
 
 -- Creates this batch's staging table pg_temp.stage (all text, dropped at commit) for COPY.
--- A temp table, not an unlogged one: creating and dropping an unlogged table per batch cost
--- ~7 ms more (its files and init fork), and parallel workers, which a regular table would
--- allow, cannot run the lateral check query anyway (measured: the Gather sits under it).
+-- A temp table, not an unlogged one: creating and dropping an unlogged table per batch costs
+-- more (its files and init fork), and parallel workers, which a regular table would allow,
+-- cannot run the lateral check query anyway (docs/measurements.md).
 -- p_extra: DDL of the x_N columns (columns outside the pipeline's); p_extra_json: the
 -- expression over them that fills the generated column extra (else extra is a plain column).
 -- p_chunk: one chunk of a batch loaded in parallel (db/functions/ingest/chunks.sql): the table

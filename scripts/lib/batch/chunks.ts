@@ -62,7 +62,7 @@ export async function stageChunks(
           select ingest.open_chunk(${batchId}::bigint, ${k}::int, ${header}::text[]) as plan`;
         // the gate is passed at the first read, i.e. once this session's COPY has started: a
         // session that started early must not take every piece while the others still wait
-        // for the server to answer their COPY (seen under load: 19811, 0, 0 rows)
+        // for the server to answer their COPY (it did, under load: docs/measurements.md)
         async function* gated() {
           if (++opened === chunks) allOpened();
           await Promise.race([together, new Promise((r) => setTimeout(r, 1000))]);

@@ -3,8 +3,8 @@
 // It reads records the way PostgreSQL's CSV COPY does (every `"` toggles quoting), and passes
 // good records through untouched except for a `line_no,` prefix and a plain LF ending. Records
 // COPY would choke on (wrong field count, NUL, invalid UTF-8, bare CR, unterminated quote) are
-// diverted as malformed rows with their raw bytes. It never decodes or allocates per field:
-// on a 150 MB file the scan costs ~0.3 s of a core that PostgreSQL is not using.
+// diverted as malformed rows with their raw bytes. It never decodes or allocates per field, so
+// it costs little of a core PostgreSQL is not using (docs/measurements.md).
 
 const QUOTE = 0x22, COMMA = 0x2c, LF = 0x0a, CR = 0x0d, NUL = 0x00;
 

@@ -30,7 +30,8 @@ const NUMBER_TOKEN = /[:,[]\s*(-?\d+(?:\.\d+)?(?:[eE][+-]?\d+)?)(?=[\s,\]}])/g;
 
 /**
  * True when every number in the line prints back as written (String(Number(t)) === t), so a
- * plain JSON.parse loses nothing; the reviver that keeps source text costs ~4x more. A match
+ * plain JSON.parse loses nothing; the reviver that keeps source text costs several times more
+ * (docs/measurements.md). A match
  * inside a string only sends the line down the slow, always-correct path.
  */
 export function canonicalNumbers(line: string): boolean {
@@ -43,7 +44,7 @@ export function canonicalNumbers(line: string): boolean {
 /**
  * JSON.parse of one event object, keeping its numbers' source text: a plain parse first; only
  * an object with a number field (or a nested value, which may hold one) whose text does not
- * print back as written is parsed again with the reviver (~4x the cost). Events whose fields
+ * print back as written is parsed again with the reviver. Events whose fields
  * are all strings skip the number check too. (Anything but an object is returned as parsed.)
  */
 export function parseExact(text: string): unknown {

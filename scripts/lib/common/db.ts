@@ -48,8 +48,8 @@ export function parseInt8(x: string): number | string {
 
 /**
  * postgres.js leaves Nagle's algorithm on: a small COPY or a query sent right after one waits
- * for the server's delayed ACK, ~40 ms a round trip (measured: a 200-row batch took 130 ms,
- * 30 ms of it in PostgreSQL). A socket of our own with TCP_NODELAY removes the wait.
+ * for the server's delayed ACK (docs/measurements.md). A socket of our own with TCP_NODELAY
+ * removes the wait.
  */
 function noDelaySocket(o: { host: string[]; port: number[] }): net.Socket {
   // returned while still connecting: postgres.js buffers its first write, and a refused

@@ -169,8 +169,8 @@ export async function flush(
 
 /**
  * The sources kafka_commit needs: those of the dead-lettered lines when the batch's result
- * lists them all (it lists up to 1,000), else every line's (a 20,000-row batch's lines and
- * sources cost ~10 ms to send and join).
+ * lists them all (it lists up to 1,000), else every line's (a large batch's lines and sources
+ * are costly to send and join: docs/measurements.md).
  */
 export function deadLetterSources(
   batch: Pick<Batch, "lines" | "sources">,
