@@ -251,3 +251,32 @@ Deno.test("a raised MAX_PRICE lets replay move extreme prices into events, once"
     await db.drop();
   }
 });
+
+Deno.test("every reason code of the contract: a cleanly written row breaking only that rule gets exactly that reason", async () => {
+  const db = await testDb("validation_each_rule");
+  try {
+    const [{ codes }] = await db.sql`select ingest.reason_codes() as codes`;
+    // the case named after the code (or "code: how"): canonical spelling, so it is typed by
+    // the cheap casts, and only the rule decides
+    const rows = (codes as string[]).map((code) => {
+      const found = CASES.find(([name, , want]) =>
+        (name === code || name.startsWith(`${code}:`) || name.startsWith(`${code} `)) &&
+        want.length === 1 && want[0] === code
+      );
+      if (!found) throw new Error(`db/validation_test.ts has no case for the rule "${code}"`);
+      const row = found[1];
+      for (const [column, value] of Object.entries(row)) {
+        assertEquals(value, value!.trim(), `${code}: ${column} is written cleanly`);
+      }
+      return row;
+    });
+    await loadSource(db.sql, bytesSource(csv(rows)), "rules.csv", settings(loadConfig({})));
+    const dead = await db.sql`select line_no, reasons from quality.dead_letter order by line_no`;
+    assertEquals(
+      dead.map((d) => [Number(d.line_no), d.reasons]),
+      (codes as string[]).map((code, i) => [i + 2, [code]]),
+    );
+  } finally {
+    await db.drop();
+  }
+});
