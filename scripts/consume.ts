@@ -5,6 +5,7 @@ import { parseFlags } from "./lib/common/cli.ts";
 import { config, parseDotenv } from "./lib/common/config.ts";
 import { absorbDriverCrashes, connect } from "./lib/common/db.ts";
 import { logger } from "./lib/common/log.ts";
+import { retryPolicy } from "./lib/common/retry.ts";
 import { settings } from "./lib/batch/mod.ts";
 import { CONTENT_TYPE, Registry } from "./lib/common/metrics.ts";
 import type { TopicFormat } from "./lib/kafka/batch.ts";
@@ -161,7 +162,11 @@ const sources = Array.from({ length: consumers }, () =>
     sql,
     settings: settings(cfg),
     log,
-    retryMaxMs: cfg.DB_RETRY_MAX_SECONDS * 1000,
+    retry: retryPolicy(cfg),
+    onFatal() {
+      // nothing of the batch was committed: a restarted consumer resumes from PostgreSQL
+      Deno.exit(1);
+    },
     sessionTimeoutMs: whole(
       "KAFKA_SESSION_TIMEOUT_MS",
       env("KAFKA_SESSION_TIMEOUT_MS") ?? "30000",

@@ -183,6 +183,57 @@ Deno.test(
 );
 
 Deno.test(
+  "an error retrying cannot fix stops the consumer (exit 1) instead of retrying forever; nothing committed",
+  opts,
+  async () => {
+    const brokers = await kafkaBroker();
+    const db = await testDb("kafka_fatal");
+    const dir = await Deno.makeTempDir({ prefix: "kafka-fatal-" });
+    const topic = `fatal-${run}`, group = `gf-${run}`;
+    const kafka = new Kafka({ brokers: [brokers], clientId: "test", logLevel: logLevel.NOTHING });
+    const producer = kafka.producer();
+    try {
+      const a = admin(brokers);
+      await a.connect();
+      await a.createTopics({ topics: [{ topic, numPartitions: 1 }] });
+      await a.disconnect();
+      await producer.connect();
+      await producer.send({
+        topic,
+        messages: [{
+          value: JSON.stringify({
+            event_id: crypto.randomUUID(),
+            event_time: new Date(Date.now() - 60_000).toISOString(),
+            event_type: "view",
+            session_id: "s1",
+            product_id: "7",
+            category: "books",
+          }),
+        }],
+      });
+      // every batch now fails with a check violation (23514): a bug retrying cannot fix
+      await db.sql`
+        alter table quality.batch_metrics add constraint broken check (rows < 0) not valid`;
+      const c = startConsumer({ url: db.url, brokers, group, topics: [topic], dir, name: "c" });
+      const status = await Promise.race([
+        c.child.status,
+        new Promise<null>((r) => setTimeout(() => r(null), 60_000)),
+      ]);
+      if (status === null) await c.kill();
+      assertEquals(status?.code, 1, `the consumer must stop: ${await c.output()}`);
+      assert((await c.output()).includes("an error retrying does not fix"), await c.output());
+      assertEquals(await loaded(db.sql), 0);
+      const [{ n }] = await db.sql`select count(*)::int as n from core.events`;
+      assertEquals(n, 0);
+    } finally {
+      await producer.disconnect();
+      await db.drop();
+      await Deno.remove(dir, { recursive: true });
+    }
+  },
+);
+
+Deno.test(
   "poison messages are dead-lettered with raw bytes and topic/partition@offset; the batch goes on",
   opts,
   async () => {

@@ -4,7 +4,7 @@ import type { Config } from "../common/config.ts";
 import type { Sql } from "../common/db.ts";
 import { settings } from "../batch/mod.ts";
 import type { Logger } from "../common/log.ts";
-import { isTransient } from "../common/retry.ts";
+import { isRetryable } from "../common/retry.ts";
 import { DeferredAnalytics } from "../analytics/deferred.ts";
 import { Catalog, createAnalyticsHandler } from "./analytics.ts";
 import { ApiKeys } from "./auth.ts";
@@ -15,7 +15,7 @@ import { createBrowserSource } from "../browser/mod.ts";
 import { Limiter } from "./limiter.ts";
 import { CONTENT_TYPE } from "../common/metrics.ts";
 import { errorResponse, HttpError, json } from "./responses.ts";
-import { inboxBacklog, pipelineStatus, schemaStatus, TimeoutError } from "./status.ts";
+import { inboxBacklog, pipelineStatus, schemaStatus } from "./status.ts";
 import { createTelemetry, type Telemetry } from "./telemetry.ts";
 
 export interface AppDeps {
@@ -154,7 +154,7 @@ export function createApp(deps: AppDeps): App {
       const s = await pipelineStatus(deps.analyst);
       return json(200, { status: "ok", database: "reachable", last_batch: s.last_batch, ...base });
     } catch (error) {
-      const down = isTransient(error) || error instanceof TimeoutError;
+      const down = isRetryable(error);
       log.warn(down ? "health: database unreachable" : "health: database error", {
         error: (error as Error).message,
       });
@@ -329,7 +329,7 @@ export function createApp(deps: AppDeps): App {
 
   function toResponse(error: unknown, label: string): Response {
     if (error instanceof HttpError) return errorResponse(error);
-    if (isTransient(error) || error instanceof TimeoutError) {
+    if (isRetryable(error)) {
       log.warn("database unavailable", { route: label, error: (error as Error).message });
       return errorResponse(
         new HttpError(

@@ -1,5 +1,8 @@
-// Database outages: exponential backoff with jitter, and a circuit breaker that stops
-// hammering a database that is down and probes it periodically instead.
+// The one retry policy of every source (files, HTTP, Kafka; docs/reliability.md, "Retries"):
+// which errors are worth retrying (the database unreachable, restarting, overloaded, a deadlock
+// or serialization failure, no answer in time), exponential backoff with jitter up to
+// DB_RETRY_MAX_SECONDS, and when to give up. Plus a circuit breaker that stops hammering a
+// database that is down and probes it periodically instead.
 
 /** SQLSTATE classes and socket errors that mean "the database is unreachable right now". */
 export function isTransient(error: unknown): boolean {
@@ -23,6 +26,59 @@ export function isTransient(error: unknown): boolean {
   const msg = e?.message ?? "";
   return /connection|ECONNREFUSED|terminat|Connection reset|broken pipe/i.test(msg) &&
     !/violates/.test(msg);
+}
+
+/**
+ * Errors a retry can fix: isTransient, or no answer in time (TimeoutError), or an error whose
+ * cause is one (a COPY the driver reports as rejected because its connection went away).
+ */
+export function isRetryable(error: unknown): boolean {
+  for (let e = error, depth = 0; e && depth < 5; e = (e as Error).cause, depth++) {
+    if (isTransient(e) || e instanceof TimeoutError) return true;
+  }
+  return false;
+}
+
+export interface RetryPolicy {
+  /** the first delay; it doubles with every attempt (full jitter on its upper half) */
+  baseMs: number;
+  /** the longest delay (DB_RETRY_MAX_SECONDS) */
+  maxMs: number;
+  /** give up once this long has passed since the first attempt (Infinity: never) */
+  giveUpAfterMs: number;
+}
+
+/**
+ * The policy from config: 250 ms doubling up to DB_RETRY_MAX_SECONDS. `giveUpAfterMs` is the
+ * source's: the file ingester's --give-up-after with --once (else never), the Kafka consumer
+ * never (a message cannot be skipped), HTTP at once (the client retries after Retry-After).
+ */
+export function retryPolicy(
+  cfg: { DB_RETRY_MAX_SECONDS: number },
+  giveUpAfterMs = Infinity,
+): RetryPolicy {
+  return { baseMs: 250, maxMs: cfg.DB_RETRY_MAX_SECONDS * 1000, giveUpAfterMs };
+}
+
+export type RetryDecision =
+  | { retry: true; delayMs: number }
+  | { retry: false; why: "not retryable" | "gave up" };
+
+/**
+ * After attempt `attempt` (0-based) failed with `error`: retry after `delayMs`, or give up,
+ * saying why (an error retrying cannot fix, or the policy's time is up).
+ */
+export function decide(
+  policy: RetryPolicy,
+  error: unknown,
+  attempt: number,
+  startedAt: number,
+  now = Date.now(),
+  rand = Math.random,
+): RetryDecision {
+  if (!isRetryable(error)) return { retry: false, why: "not retryable" };
+  if (now - startedAt >= policy.giveUpAfterMs) return { retry: false, why: "gave up" };
+  return { retry: true, delayMs: backoffMs(attempt, policy.baseMs, policy.maxMs, rand) };
 }
 
 /** Delay before retry `attempt` (0-based): base * 2^attempt, capped, with full jitter. */

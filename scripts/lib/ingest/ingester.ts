@@ -10,7 +10,7 @@ import { crashPoint, FileChangedError, loadFile, type LoadResult, settings } fro
 import type { Logger } from "../common/log.ts";
 import { maintain, type MaintenanceResult, warnKept } from "../maintain/maintain.ts";
 import type { IngestTelemetry } from "./telemetry.ts";
-import { backoffMs, CircuitBreaker, isTransient, sleep } from "../common/retry.ts";
+import { backoffMs, CircuitBreaker, decide, retryPolicy, sleep } from "../common/retry.ts";
 import { recoverPrepared } from "../batch/mod.ts";
 
 export interface IngesterOptions {
@@ -186,7 +186,8 @@ export class Ingester {
           });
           return "skipped";
         }
-        if (!isTransient(error)) {
+        const next = decide(this.#retry(giveUpAfterMs), error, attempt, started);
+        if (!next.retry && next.why === "not retryable") {
           this.failed.set(entry.name, entry.mtime);
           this.o.telemetry?.files.inc({ outcome: "failed" });
           log.error("file failed: left in the inbox; fix the cause, then touch or re-drop it", {
@@ -201,22 +202,26 @@ export class Ingester {
             failures: this.breaker.failures,
             error: (error as Error).message,
           });
-        } else if (this.breaker.state === "closed") {
-          const wait = backoffMs(attempt, 250, this.o.cfg.DB_RETRY_MAX_SECONDS * 1000);
+        } else if (this.breaker.state === "closed" && next.retry) {
           log.warn("database error: retrying", {
             file: entry.name,
             attempt: attempt + 1,
-            retry_in_ms: wait,
+            retry_in_ms: next.delayMs,
             error: (error as Error).message,
           });
-          await sleep(wait, this.o.signal);
+          await sleep(next.delayMs, this.o.signal);
         }
-        if (Date.now() - started > giveUpAfterMs) {
+        if (!next.retry) {
           this.o.telemetry?.files.inc({ outcome: "failed" });
           return "failed";
         }
       }
     }
+  }
+
+  /** The shared retry policy (common/retry.ts), giving up after `giveUpAfterMs`. */
+  #retry(giveUpAfterMs: number) {
+    return retryPolicy(this.o.cfg, giveUpAfterMs);
   }
 
   /** While the circuit is open: one cheap query per interval until the database answers. */

@@ -7,7 +7,7 @@ import { Kafka, type KafkaConfig, logLevel, type SASLOptions } from "kafkajs";
 import type { Sql } from "../common/db.ts";
 import type { Logger } from "../common/log.ts";
 import type { Settings } from "../batch/mod.ts";
-import { backoffMs, sleep, within } from "../common/retry.ts";
+import { decide, type RetryPolicy, retryPolicy, sleep, within } from "../common/retry.ts";
 import type { TopicFormat } from "./batch.ts";
 import { install as installRecordBatches, messagesOf } from "./records.ts";
 import {
@@ -64,13 +64,22 @@ export interface ConsumerOptions {
   stallMs?: number;
   /** how long the group waits for a silent member (a killed consumer) before rebalancing */
   sessionTimeoutMs?: number;
-  /** backoff ceiling while PostgreSQL is unreachable */
-  retryMaxMs?: number;
+  /** the retry policy (common/retry.ts; default: 250 ms doubling to 30 s, never give up) */
+  retry?: RetryPolicy;
+  /**
+   * A batch failed with an error retrying cannot fix (not an outage: a bug, a broken
+   * database): nothing of it was committed. Default: log and throw it to the caller of the
+   * batch (kafkajs then stops the consumer); deno task consume exits 1.
+   */
+  onFatal?: (error: Error) => void;
   /** how often the partitions' ends are read for the lag (0: only at commits) */
   watermarkIntervalMs?: number;
   onFlush?: (r: FlushResult, seconds: number) => void;
   onError?: (error: Error) => void;
 }
+
+/** Without a policy from config: 250 ms doubling to 30 s, never giving up on an outage. */
+const DEFAULT_RETRY = retryPolicy({ DB_RETRY_MAX_SECONDS: 30 });
 
 /** kafkajs errors that mean the member must join the group again (a rebalance) */
 const REJOIN = new Set([
@@ -491,11 +500,12 @@ export class KafkaSource {
 
   async #loadRetrying(taken: Pending[], prebuilt?: Prebuilt): Promise<void> {
     const o = this.#o;
+    const firstTry = Date.now();
     for (let attempt = 0;; attempt++) {
       const started = performance.now();
       try {
         // bounded: after the driver lost a connection mid-batch, a query on it can wait for
-        // good (seen once after a database restart). A flush given up on here and finishing
+        // good (docs/measurements.md). A flush given up on here and finishing
         // later is harmless: the retry waits on its partitions' locks and skips what it loaded
         const r = await within(
           flush(
@@ -548,12 +558,22 @@ export class KafkaSource {
           for (const t of taken) t.reject(error as Error);
           return;
         }
-        const wait = backoffMs(attempt, 250, o.retryMaxMs ?? 30_000);
+        const next = decide(o.retry ?? DEFAULT_RETRY, error, attempt, firstTry);
+        if (!next.retry) {
+          o.log.error("batch not loaded, nothing committed: an error retrying does not fix", {
+            error: (error as Error).message,
+            hint:
+              "fix the cause and start the consumer again: it resumes from the positions in PostgreSQL",
+          });
+          o.onFatal?.(error as Error);
+          for (const t of taken) t.reject(error as Error);
+          return;
+        }
         o.log.warn("batch not loaded, nothing committed: retrying", {
           error: (error as Error).message,
-          retry_in_ms: wait,
+          retry_in_ms: next.delayMs,
         });
-        await sleep(wait);
+        await sleep(next.delayMs);
       }
     }
   }
