@@ -62,8 +62,9 @@ begin
     perform pg_catalog.create_distributed_function(p.oid::regprocedure)
     from pg_catalog.pg_proc as p
     where (p.pronamespace = 'ingest'::regnamespace
-        and p.proname in ('check_shard', 'check_stage', 'upgrade_stage', 'upgrade_expression',
-            'staged_columns', 'pipeline_columns', 'protect_extra', 'drop_temp_stage'))
+        and p.proname in ('check_shard', 'check_stage', 'domain', 'upgrade_stage',
+            'upgrade_expression', 'staged_columns', 'pipeline_columns', 'protect_extra',
+            'drop_temp_stage'))
         or (p.pronamespace = 'core'::regnamespace and p.proname = 'visible_extra');
     return case when cardinality(v_done) = 0 then 'already distributed'
         else 'distributed ' || array_to_string(v_done, ', ') end;
