@@ -6,24 +6,10 @@
 // it shares no code with the pipeline, so it cannot inherit its costs or its mistakes.
 import type { Sql } from "../scripts/lib/common/db.ts";
 import { copyStream, fileSource } from "../scripts/lib/batch/mod.ts";
+import { COLUMNS_V2 } from "../scripts/lib/common/contract.ts";
 
-export const BASELINE_COLUMNS = [
-  "event_id",
-  "event_time",
-  "event_type",
-  "user_id",
-  "session_id",
-  "product_id",
-  "category",
-  "price",
-  "quantity",
-  "currency",
-  "device",
-  "traffic_source",
-  "payment_method",
-  "search_query",
-  "user_email",
-];
+/** The loader reads the contract's schema version 2 columns, as the generator writes them. */
+export const BASELINE_COLUMNS = COLUMNS_V2;
 
 export const BASELINE_DDL = `
 create unlogged table public.baseline_raw (${BASELINE_COLUMNS.map((c) => `${c} text`).join(", ")});
