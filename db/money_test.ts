@@ -122,7 +122,7 @@ Deno.test("revenue: every view converts each day's currencies at that day's rate
       ) => [r.user_id, r.historical_ltv]),
       hourly: (await sql`
         select hour::date::text as day, revenue::text from analytics.hourly_events
-        where event_type = 'purchase' order by hour`).map((r) => [r.day, r.revenue]),
+        where event_type = 'purchase' and events > 0 order by hour`).map((r) => [r.day, r.revenue]),
     });
 
     // by hand: USD 10 + EUR 40 x 1.10 + GBP 8 x 1.25 = 64.00 on the 10th;

@@ -136,7 +136,7 @@ with catalogue (position, metric, title, formula, grain, unit, additivity, time_
     (44, 'events', 'Events', 'stored events (every type)', 'UTC day; also hour', 'events', 'additive', 'the UTC days of the period',
         array['analytics.daily_sales.events', 'analytics.hourly_trend.events']),
     (45, 'validity_rate', 'Validity rate', 'valid rows / (valid + invalid rows) ingested', 'UTC hour of ingestion, period', 'ratio',
-        'not additive', 'by ingestion time, not event time',
+        'not additive', 'by ingestion time, not event time; an hour of ingestion without batches (between the first and the last with batches) is NULL, not 0',
         array['analytics.data_quality.validity_rate', 'analytics.quality_summary().validity_rate']),
     (46, 'retention_rate', 'Weekly retention', 'customers of a cohort (UTC week, Monday, of their first purchase) who purchased in a given week since / customers of the cohort',
         'cohort week x weeks since', 'ratio', 'not additive', 'UTC weeks from Monday; zero-filled up to the latest week with events',

@@ -1,11 +1,28 @@
--- analytics.hourly_events: one row per UTC hour and event type that has events.
+-- analytics.hourly_events: one row per UTC hour and event type, from the first to the last hour
+-- with events, every event type of the contract (ingest.domain) in every hour: an hour or a type
+-- without events is zero-filled (events 0, visitors 0, revenue 0.00; docs/metrics.md).
 -- revenue: purchases only, in reporting_currency at the hour's UTC day rate.
 -- applied on every make up: dropping first lets a new version change the columns
 drop view if exists analytics.hourly_events;
 create view analytics.hourly_events as
-with hourly as (
-    select hour, event_type, events, visitors
+with span as (
+    select min(hour) as first_hour, max(hour) as last_hour
     from analytics.rollup_hourly
+    where events > 0
+),
+
+grid as (
+    select s.hour, t.event_type
+    from span as p
+    cross join lateral generate_series(p.first_hour, p.last_hour, interval '1 hour') as s (hour)
+    cross join unnest(ingest.domain('event_type')) as t (event_type)
+),
+
+hourly as (
+    select g.hour, g.event_type, coalesce(r.events, 0) as events,
+        coalesce(r.visitors, 0) as visitors
+    from grid as g
+    left join analytics.rollup_hourly as r on r.hour = g.hour and r.event_type = g.event_type
 ),
 
 money as (
@@ -36,6 +53,6 @@ final as (
 select * from final;
 
 comment on view analytics.hourly_events is
-'Per UTC hour x event type: events, distinct visitors, revenue (purchases only, 0 for other types; in reporting_currency at the day''s rate).';
+'Per UTC hour x event type (zero-filled: every event type in every hour from the first to the last hour with events): events, distinct visitors, revenue (purchases only, 0 for other types; in reporting_currency at the day''s rate).';
 
 grant select on analytics.hourly_events to pipeline_analyst;

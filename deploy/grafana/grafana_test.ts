@@ -125,6 +125,55 @@ Deno.test("Grafana dashboard: every SQL query runs as the analyst and reads exis
   }
 });
 
+Deno.test("Grafana data quality panel: an hour without batches is a gap in validity and 0 rows", async () => {
+  const db = await testDb("grafana_quality_gap");
+  const analyst = connect({ url: db.url, role: "pipeline_analyst", max: 1 });
+  try {
+    const [{ json }] = (await dashboards()).filter((d) => d.file === "ecommerce-pipeline.json");
+    const p = json.panels.find((x) => x.title.startsWith("Data quality: validity")) as
+      & Panel
+      & {
+        fieldConfig: {
+          defaults: { custom?: { spanNulls?: boolean } };
+          overrides: { matcher: { options: string } }[];
+        };
+      };
+    assert(p, "the data quality panel");
+    // a NULL validity breaks the line (Grafana joins across nulls only with spanNulls)
+    assertEquals(p.fieldConfig.defaults.custom?.spanNulls, false);
+    const t = Date.now() - 3_600_000;
+    const id = (n: number) => `0190e000-0000-7000-8000-${String(n).padStart(12, "0")}`;
+    const header =
+      "event_id,event_time,event_type,user_id,session_id,product_id,category,price,quantity\n";
+    for (const [n, price] of [[1, "5.00"], [2, "-1"]] as const) {
+      await loadSource(
+        db.sql,
+        bytesSource(new TextEncoder().encode(
+          header + `${id(n)},${new Date(t).toISOString()},purchase,7,s1,1,books,${price},1\n`,
+        )),
+        `q${n}.csv`,
+        settings(loadConfig({})),
+      );
+    }
+    // the first batch was ingested 3 hours before the second: two hours without batches
+    await db.sql`
+      update quality.batch_metrics set finished_at = finished_at - interval '3 hours'
+      where batch_id = (select min(batch_id) from quality.batch_metrics)`;
+    await db.sql`select analytics.rebuild_rollups()`;
+    const rows = await analyst.unsafe(expand(p.targets![0].rawSql!));
+    assertEquals(rows.map((r) => [r.validity, r.rows]), [
+      ["1.000000", 1],
+      [null, 0],
+      [null, 0],
+      ["0.000000", 1],
+    ]);
+    assertEquals(rows[3].time.getTime() - rows[0].time.getTime(), 3 * 3_600_000);
+  } finally {
+    await analyst.end({ timeout: 2 });
+    await db.drop();
+  }
+});
+
 Deno.test("Grafana dashboard: every PromQL metric is one /metrics exposes", async () => {
   const db = await testDb("grafana_metrics");
   const dir = await Deno.makeTempDir({ prefix: "grafana_test_" });

@@ -110,19 +110,44 @@ async function expectedDailySales(sql: Sql) {
     from days as c left join d on d.day = c.day order by c.day`);
 }
 
+/** The contract's event types (docs/contract.md section 1), written here independently. */
+const EVENT_TYPES = ["view", "search", "add_to_cart", "remove_from_cart", "wishlist", "purchase"];
+
 async function expectedHourly(sql: Sql) {
-  return await sql.unsafe(`
+  const rows = await sql.unsafe(`
     select
         date_trunc('hour', event_time at time zone 'UTC') at time zone 'UTC' as hour,
         event_type,
         count(*) as events,
         count(distinct ${visitorSql}) as visitors,
         coalesce(sum(amount_rep) filter (where event_type = 'purchase'), 0)::numeric(24, 2)
-            as revenue,
-        min(reporting_currency) as reporting_currency
+            as revenue
     from ${EVENTS}
     group by 1, 2
     order by 1, 2`);
+  const [{ reporting_currency }] = await sql`select core.reporting_currency()`;
+  // every event type in every hour from the first to the last hour with events: zero-filled
+  const key = (t: number, type: string) => `${t} ${type}`;
+  const byKey = new Map(rows.map((r) => [key(r.hour.getTime(), r.event_type), r]));
+  const filled = [];
+  for (
+    let t = rows[0]?.hour.getTime();
+    rows.length && t <= rows[rows.length - 1].hour.getTime();
+    t += 3_600_000
+  ) {
+    for (const type of [...EVENT_TYPES].sort()) {
+      const r = byKey.get(key(t, type));
+      filled.push({
+        hour: new Date(t),
+        event_type: type,
+        events: r?.events ?? 0,
+        visitors: r?.visitors ?? 0,
+        revenue: r?.revenue ?? "0.00",
+        reporting_currency,
+      });
+    }
+  }
+  return filled;
 }
 
 async function expectedCategories(sql: Sql) {
@@ -300,7 +325,12 @@ async function expectedQuality(sql: Sql) {
     from quality.dead_letter as d
     join quality.batch_metrics as m using (batch_id), unnest(d.reasons) as r (reason)
     group by 1, 2`);
-  const hours = [...new Set([...batches, ...rejected].map((r) => r.hour.getTime()))].sort();
+  const active = [...batches, ...rejected].map((r) => r.hour.getTime());
+  // every hour from the first to the last hour with batches or rejected files: zero-filled
+  const hours: number[] = [];
+  for (let t = Math.min(...active); active.length && t <= Math.max(...active); t += 3_600_000) {
+    hours.push(t);
+  }
   return hours.map((t) => {
     const b = batches.find((r) => r.hour.getTime() === t);
     const mine = reasons.filter((r) => r.hour.getTime() === t)
@@ -936,6 +966,115 @@ Deno.test("deferred analytics: each queued batch is counted once, by a round or 
     assertEquals(last[0].outcome, "loaded");
     await applyDeferred(sql);
     await checkAll(sql, "after concurrent rounds");
+  } finally {
+    await db.drop();
+  }
+});
+
+Deno.test("hourly_events and data_quality have no gap: every hour (and event type) from first to last", async () => {
+  const db = await testDb("analytics_zero_fill");
+  const sql = db.sql;
+  try {
+    // events at D 10:05 and D 13:30 (hours 11 and 12 empty); a first batch with an invalid row
+    await load(sql, "early.csv", [
+      { n: 1, time: at(0, "10:05"), type: "view", session: "g1", product: 1, category: "books" },
+      {
+        n: 2,
+        time: at(0, "10:06"),
+        type: "purchase",
+        user: 1,
+        session: "s1",
+        product: 1,
+        category: "books",
+        price: "-1.00",
+        qty: 1,
+      },
+    ]);
+    await load(sql, "late.csv", [{
+      n: 3,
+      time: at(0, "13:30"),
+      type: "purchase",
+      user: 1,
+      session: "s1",
+      product: 1,
+      category: "books",
+      price: "10.00",
+      qty: 1,
+    }]);
+    // the first batch was ingested 3 hours before the second: 2 hours without batches between
+    await sql`
+      update quality.batch_metrics set finished_at = finished_at - interval '3 hours'
+      where batch_id = (select min(batch_id) from quality.batch_metrics)`;
+    await rebuildRollups(sql);
+    await checkAll(sql, "with gaps");
+
+    /** The steps between consecutive distinct hours of a view: all 1 hour when there is no gap. */
+    const steps = async (view: string) =>
+      (await sql.unsafe(`
+        select distinct extract(epoch from lead(hour) over (order by hour) - hour)::int as s
+        from (select distinct hour from analytics.${view}) as h`))
+        .map((r) => r.s).filter((x) => x !== null);
+
+    const events = await sql`
+      select hour, count(*)::int as types, sum(events)::int as events
+      from analytics.hourly_events group by hour order by hour`;
+    assertEquals(events.map((r) => [r.hour.toISOString(), r.types, r.events]), [
+      [at(0, "10:00"), 6, 1],
+      [at(0, "11:00"), 6, 0],
+      [at(0, "12:00"), 6, 0],
+      [at(0, "13:00"), 6, 1],
+    ]);
+    assertEquals(await steps("hourly_events"), [3600]);
+    const quiet = await sql`
+      select event_type, events, visitors, revenue from analytics.hourly_events
+      where hour = ${at(0, "11:00")} order by event_type`;
+    assertEquals(
+      quiet.map((r) => ({ ...r })),
+      [
+        "add_to_cart",
+        "purchase",
+        "remove_from_cart",
+        "search",
+        "view",
+        "wishlist",
+      ].map((t) => ({ event_type: t, events: 0, visitors: 0, revenue: "0.00" })),
+    );
+
+    const dq = await sql`
+      select files, rejected_files, batches, rows, valid, invalid, duplicates, late,
+          validity_rate, top_reasons, reason_counts
+      from analytics.data_quality order by hour`;
+    assertEquals(await steps("data_quality"), [3600]);
+    const empty = {
+      files: 0,
+      rejected_files: 0,
+      batches: 0,
+      rows: 0,
+      valid: 0,
+      invalid: 0,
+      duplicates: 0,
+      late: 0,
+      validity_rate: null,
+      top_reasons: [],
+      reason_counts: {},
+    };
+    assertEquals(dq.map((r) => ({ ...r })), [
+      {
+        ...empty,
+        files: 1,
+        batches: 1,
+        rows: 2,
+        valid: 1,
+        invalid: 1,
+        late: 1, // D is three days ago: the valid row is late
+        validity_rate: "0.500000",
+        top_reasons: ["negative_price"],
+        reason_counts: { negative_price: 1 },
+      },
+      empty,
+      empty,
+      { ...empty, files: 1, batches: 1, rows: 1, valid: 1, late: 1, validity_rate: "1.000000" },
+    ]);
   } finally {
     await db.drop();
   }
