@@ -9,7 +9,8 @@ import { retryPolicy } from "./lib/common/retry.ts";
 import { settings } from "./lib/batch/mod.ts";
 import { CONTENT_TYPE, Registry } from "./lib/common/metrics.ts";
 import type { TopicFormat } from "./lib/kafka/batch.ts";
-import { type ClientSettings, KafkaSource } from "./lib/kafka/consumer.ts";
+import type { ClientSettings } from "./lib/kafka/client.ts";
+import { KafkaSource } from "./lib/kafka/consumer.ts";
 
 const HELP = `Usage: deno task consume [flags]
 

@@ -3,7 +3,8 @@
 // read from PostgreSQL and the consumer seeks there. Whatever a fetch returns that was already
 // loaded is dropped inside the loading transaction (sink.ts), so a late or missed seek costs
 // time, never correctness.
-import { Kafka, type KafkaConfig, logLevel, type SASLOptions } from "kafkajs";
+import type { Kafka } from "kafkajs";
+import { type ClientSettings, kafkaClient } from "./client.ts";
 import type { Sql } from "../common/db.ts";
 import type { Logger } from "../common/log.ts";
 import type { Settings } from "../batch/mod.ts";
@@ -19,37 +20,8 @@ import {
   type Prebuilt,
 } from "./sink.ts";
 
-export interface ClientSettings {
-  brokers: string[];
-  clientId?: string;
-  /** TLS: true, or a PEM CA bundle to trust */
-  ssl?: boolean | { ca: string };
-  sasl?: {
-    mechanism: "plain" | "scram-sha-256" | "scram-sha-512";
-    username: string;
-    password: string;
-  };
-}
-
-export function kafkaClient(s: ClientSettings): Kafka {
-  const config: KafkaConfig = {
-    brokers: s.brokers,
-    clientId: s.clientId ?? "ecommerce-pipeline",
-    // KAFKAJS_LOG_LEVEL=warn|info|debug shows the client's own log (on stderr)
-    logLevel: ({
-      error: logLevel.ERROR,
-      warn: logLevel.WARN,
-      info: logLevel.INFO,
-      debug: logLevel.DEBUG,
-    } as Record<string, logLevel>)[
-      Deno.env.get("KAFKAJS_LOG_LEVEL") ?? ""
-    ] ?? logLevel.NOTHING,
-    retry: { retries: 8, initialRetryTime: 200, maxRetryTime: 5_000 },
-  };
-  if (s.ssl) config.ssl = s.ssl === true ? true : { ca: [s.ssl.ca] };
-  if (s.sasl) config.sasl = s.sasl as SASLOptions;
-  return new Kafka(config);
-}
+// the client moved to client.ts; still exported from here for callers of this module
+export { type ClientSettings, kafkaClient };
 
 export interface ConsumerOptions {
   client: ClientSettings;

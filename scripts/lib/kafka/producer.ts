@@ -6,7 +6,7 @@
 import { Buffer } from "node:buffer";
 import type { Kafka, Producer } from "kafkajs";
 import { CsvScanner, splitRecord } from "../batch/mod.ts";
-import { type ClientSettings, kafkaClient } from "./consumer.ts";
+import { type ClientSettings, kafkaClient } from "./client.ts";
 import type { Format } from "./batch.ts";
 
 export interface ProduceOptions {
