@@ -16,9 +16,9 @@ import {
   type FlushResult,
   type PartitionBatch,
   partitionKey,
-  prebuild,
   type Prebuilt,
 } from "./sink.ts";
+import { Hand, type Pending } from "./hand.ts";
 
 // the client moved to client.ts; still exported from here for callers of this module
 export { type ClientSettings, kafkaClient };
@@ -65,69 +65,6 @@ const FETCH_AHEAD = 3;
 /** a batch's transaction not done in this time is given up on and retried */
 const FLUSH_TIMEOUT_MS = 30_000;
 
-interface Pending {
-  part: PartitionBatch;
-  /** when its messages were fetched (performance.now()) */
-  at: number;
-  resolve: () => void;
-  reject: (e: Error) => void;
-}
-
-/** A micro-batch taken from the buffer, its CSV built ahead when it was taken full. */
-interface Taken {
-  batch: Pending[];
-  prebuilt?: Prebuilt;
-}
-
-/**
- * Splits a buffered part after its first `n` messages; the part's fetch is settled once both
- * pieces are (the second piece covers from the offset after the first's last message).
- */
-function split(p: Pending, n: number): [Pending, Pending] {
-  let left = 2;
-  let failed = false;
-  const done = () => {
-    if (--left === 0 && !failed) p.resolve();
-  };
-  const fail = (e: Error) => {
-    if (!failed) {
-      failed = true;
-      p.reject(e);
-    }
-  };
-  const head = p.part.messages.slice(0, n), tail = p.part.messages.slice(n);
-  return [
-    { part: { ...p.part, messages: head }, at: p.at, resolve: done, reject: fail },
-    {
-      part: { ...p.part, messages: tail, coversFrom: head[head.length - 1].offset + 1n },
-      at: p.at,
-      resolve: done,
-      reject: fail,
-    },
-  ];
-}
-
-/**
- * What a member keeps in hand after a rebalance: the parts of the batches built ahead, then the
- * buffer (fetch order), less the parts of partitions it no longer holds, whose new owner reads
- * them from the position stored in PostgreSQL. Loading them anyway would be correct (the flush
- * skips what the owner loaded) but costly: both members fetch and build them, and one waits
- * for the other's transaction on the partition's stored position (seen: 8.8 s of such waits
- * when two consumers started on a 1M backlog, --max-rows 100000).
- */
-export function keepAssigned<P extends { part: { topic: string; partition: number } }>(
-  ready: readonly { batch: readonly P[] }[],
-  buffer: readonly P[],
-  assigned: readonly { topic: string; partition: number }[],
-): { kept: P[]; dropped: P[] } {
-  const mine = new Set(assigned.map((a) => partitionKey(a.topic, a.partition)));
-  const kept: P[] = [], dropped: P[] = [];
-  for (const p of [...ready.flatMap((t) => t.batch), ...buffer]) {
-    (mine.has(partitionKey(p.part.topic, p.part.partition)) ? kept : dropped).push(p);
-  }
-  return { kept, dropped };
-}
-
 export class KafkaSource {
   readonly #o: ConsumerOptions;
   readonly #kafka: Kafka;
@@ -135,7 +72,6 @@ export class KafkaSource {
   #admin;
   /** last sign of life from the broker (a fetch, a heartbeat) or of work in hand */
   #alive = Date.now();
-  #pending = 0;
   /** when a flush last loaded messages (or the partitions were assigned) */
   #lastProgress = Date.now();
   /** watermark reports failed in a row (the admin client lost the broker) */
@@ -145,14 +81,8 @@ export class KafkaSource {
   /** a batch is being loaded (or retried while PostgreSQL is down) */
   #loading = false;
   #watchdog: ReturnType<typeof setInterval> | undefined;
-  /** fetched parts not in a micro-batch yet, in fetch order */
-  #buffer: Pending[] = [];
-  /** messages in #buffer */
-  #rows = 0;
-  /** full micro-batches (built ahead) waiting for the loader */
-  #ready: Taken[] = [];
-  /** messages fetched and not loaded yet */
-  #inHand = 0;
+  /** the parts fetched and not loaded yet, and the micro-batches cut from them (hand.ts) */
+  readonly #hand: Hand;
   /** micro-batches loaded (or given up on) so far, and a promise settled at the next one */
   #batchesDone = 0;
   #onBatchDone!: () => void;
@@ -172,6 +102,7 @@ export class KafkaSource {
     // are the only ones, and they read the records with messagesOf
     installRecordBatches();
     this.#o = o;
+    this.#hand = new Hand(o.maxRows, o.topics);
     this.#kafka = kafkaClient(o.client);
     this.#consumer = this.#newConsumer();
     this.#admin = this.#kafka.admin();
@@ -285,7 +216,7 @@ export class KafkaSource {
         // the records of the fetch's record batches (records.ts), from the fetched offset on
         const all = messagesOf(batch.topic, batch.partition, batch.messages, from);
         if (this.#stopping || all.length === 0) return;
-        // the loader cuts the fetch into micro-batches where they are full (#take)
+        // the loader cuts the fetch into micro-batches where they are full (Hand.take)
         this.#add({
           topic: batch.topic,
           partition: batch.partition,
@@ -301,7 +232,7 @@ export class KafkaSource {
         // is slow or down, and tells of a rebalance, which ends this fetch so the member joins
         // again at once (not after the batches in hand have loaded: in the rebalance test, not
         // within 10 s, the other member waiting for it)
-        while (this.#inHand >= FETCH_AHEAD * this.#o.maxRows && !this.#stopping) {
+        while (this.#hand.inHand >= FETCH_AHEAD * this.#o.maxRows && !this.#stopping) {
           await Promise.race([this.#batchDone, sleep(2_000)]);
           // bounded: a heartbeat to a broker that went away can wait for good
           const beat = await Promise.race([
@@ -344,80 +275,20 @@ export class KafkaSource {
 
   /** Drops from hand what is buffered of partitions this member no longer holds. */
   #dropRevoked(parts: { topic: string; partition: number }[]) {
-    const { kept, dropped } = keepAssigned(this.#ready, this.#buffer, parts);
-    if (dropped.length === 0) return;
-    this.#ready = [];
-    this.#buffer = kept;
-    this.#rows = kept.reduce((n, p) => n + p.part.messages.length, 0);
-    for (const p of dropped) p.resolve();
-    // the batches built ahead are cut again from what is kept
-    while (this.#rows >= this.#o.maxRows) this.#ready.push(this.#take(true));
+    const messages = this.#hand.dropRevoked(parts);
+    if (messages === 0) return;
     this.#o.log.info(
       "rebalance: messages of partitions another member now holds dropped from hand",
-      {
-        messages: dropped.reduce((n, p) => n + p.part.messages.length, 0),
-      },
+      { messages },
     );
     this.#wake?.();
   }
 
   #add(part: PartitionBatch): Promise<void> {
-    this.#pending++;
-    this.#inHand += part.messages.length;
-    return new Promise<void>((resolve, reject) => {
-      this.#buffer.push({
-        part,
-        at: performance.now(),
-        resolve: () => {
-          this.#pending--;
-          this.#inHand -= part.messages.length;
-          resolve();
-        },
-        reject: (e) => {
-          this.#pending--;
-          this.#inHand -= part.messages.length;
-          reject(e);
-        },
-      });
-      this.#rows += part.messages.length;
-      // a backlog makes full micro-batches, their CSV built now, while the loader is busy
-      while (this.#rows >= this.#o.maxRows) this.#ready.push(this.#take(true));
+    return this.#hand.add(part, () => {
       this.#loader ??= this.#loadAll();
       this.#wake?.();
     });
-  }
-
-  /**
-   * Takes the next micro-batch from the buffer: --max-rows messages in fetch order (a part is
-   * split where the batch is full), or all of them when fewer are buffered.
-   */
-  #take(build: boolean): Taken {
-    const batch: Pending[] = [];
-    let n = 0;
-    while (this.#buffer.length > 0 && n < this.#o.maxRows) {
-      const p = this.#buffer[0];
-      const m = p.part.messages.length;
-      if (n + m <= this.#o.maxRows) {
-        batch.push(p);
-        this.#buffer.shift();
-        n += m;
-      } else {
-        const [head, tail] = split(p, this.#o.maxRows - n);
-        batch.push(head);
-        this.#buffer[0] = tail;
-        n = this.#o.maxRows;
-      }
-    }
-    this.#rows -= n;
-    let prebuilt: Prebuilt | undefined;
-    if (build) {
-      try {
-        prebuilt = prebuild(batch.map((t) => t.part), this.#o.topics);
-      } catch {
-        prebuilt = undefined; // flush builds it again, and reports what is wrong
-      }
-    }
-    return { batch, prebuilt };
   }
 
   /**
@@ -428,14 +299,14 @@ export class KafkaSource {
   async #loadAll(): Promise<void> {
     const maxWait = this.#o.maxWaitMs;
     while (true) {
-      const next = this.#ready.shift();
+      const next = this.#hand.ready.shift();
       if (next) {
         await this.#load(next.batch, next.prebuilt);
         continue;
       }
-      const due = this.#rows > 0 ? this.#buffer[0].at + maxWait : Infinity;
-      if (this.#rows > 0 && (this.#stopping || performance.now() >= due)) {
-        const taken = this.#take(true);
+      const due = this.#hand.rows > 0 ? this.#hand.buffer[0].at + maxWait : Infinity;
+      if (this.#hand.rows > 0 && (this.#stopping || performance.now() >= due)) {
+        const taken = this.#hand.take(true);
         await this.#load(taken.batch, taken.prebuilt);
         continue;
       }

@@ -1,6 +1,7 @@
-// The consumer's bookkeeping that needs no broker (the rest: scripts/consume_test.ts).
+// What the consumer holds in hand, which needs no broker (the rest of the consumer:
+// scripts/consume_test.ts).
 import { assertEquals } from "../testing/assert.ts";
-import { keepAssigned } from "./consumer.ts";
+import { keepAssigned } from "./hand.ts";
 
 Deno.test("after a rebalance a member keeps, in fetch order, only its partitions' parts", () => {
   const part = (topic: string, partition: number, id: string) => ({
