@@ -8,17 +8,12 @@ import { type ClientSettings, kafkaClient } from "./client.ts";
 import type { Sql } from "../common/db.ts";
 import type { Logger } from "../common/log.ts";
 import type { Settings } from "../batch/mod.ts";
-import { decide, type RetryPolicy, retryPolicy, sleep, within } from "../common/retry.ts";
+import { type RetryPolicy, sleep, within } from "../common/retry.ts";
 import type { TopicFormat } from "./batch.ts";
 import { install as installRecordBatches, messagesOf } from "./records.ts";
-import {
-  flush,
-  type FlushResult,
-  type PartitionBatch,
-  partitionKey,
-  type Prebuilt,
-} from "./sink.ts";
+import type { FlushResult, PartitionBatch, Prebuilt } from "./sink.ts";
 import { Hand, type Pending } from "./hand.ts";
+import { type FlushContext, flushRetrying } from "./flush.ts";
 
 // the client moved to client.ts; still exported from here for callers of this module
 export { type ClientSettings, kafkaClient };
@@ -50,9 +45,6 @@ export interface ConsumerOptions {
   onError?: (error: Error) => void;
 }
 
-/** Without a policy from config: 250 ms doubling to 30 s, never giving up on an outage. */
-const DEFAULT_RETRY = retryPolicy({ DB_RETRY_MAX_SECONDS: 30 });
-
 /** kafkajs errors that mean the member must join the group again (a rebalance) */
 const REJOIN = new Set([
   "REBALANCE_IN_PROGRESS",
@@ -62,8 +54,6 @@ const REJOIN = new Set([
 
 /** micro-batches fetched ahead of the one loading */
 const FETCH_AHEAD = 3;
-/** a batch's transaction not done in this time is given up on and retried */
-const FLUSH_TIMEOUT_MS = 30_000;
 
 export class KafkaSource {
   readonly #o: ConsumerOptions;
@@ -92,8 +82,8 @@ export class KafkaSource {
   #loader: Promise<void> | undefined;
   #stopping = false;
   #watermarks: ReturnType<typeof setInterval> | undefined;
-  /** earliest retained offsets found past a partition's stored position (retention) */
-  #logStart = new Map<string, bigint>();
+  /** what loading a micro-batch needs of this consumer (flush.ts) */
+  readonly #flushContext: FlushContext;
   /** partitions assigned to this member now */
   assigned: { topic: string; partition: number }[] = [];
 
@@ -103,6 +93,17 @@ export class KafkaSource {
     installRecordBatches();
     this.#o = o;
     this.#hand = new Hand(o.maxRows, o.topics);
+    this.#flushContext = {
+      o,
+      logStart: new Map<string, bigint>(),
+      stopping: () => this.#stopping,
+      progressed: () => {
+        this.#lastProgress = Date.now();
+        this.#stalls = 0;
+      },
+      seek: (parts) => this.#seek(parts),
+      partitionEnds: (topic) => this.#partitionEnds(topic),
+    };
     this.#kafka = kafkaClient(o.client);
     this.#consumer = this.#newConsumer();
     this.#admin = this.#kafka.admin();
@@ -331,115 +332,13 @@ export class KafkaSource {
   async #load(taken: Pending[], prebuilt?: Prebuilt): Promise<void> {
     this.#loading = true;
     try {
-      await this.#loadRetrying(taken, prebuilt);
+      await flushRetrying(this.#flushContext, taken, prebuilt);
     } finally {
       this.#loading = false;
       this.#alive = Date.now();
       this.#batchesDone++;
       this.#onBatchDone();
       this.#batchDone = new Promise((r) => this.#onBatchDone = r);
-    }
-  }
-
-  async #loadRetrying(taken: Pending[], prebuilt?: Prebuilt): Promise<void> {
-    const o = this.#o;
-    const firstTry = Date.now();
-    for (let attempt = 0;; attempt++) {
-      const started = performance.now();
-      try {
-        // bounded: after the driver lost a connection mid-batch, a query on it can wait for
-        // good (docs/measurements.md). A flush given up on here and finishing
-        // later is harmless: the retry waits on its partitions' locks and skips what it loaded
-        const r = await within(
-          flush(
-            o.sql,
-            o.group,
-            taken.map((t) => t.part),
-            o.topics,
-            o.settings,
-            prebuilt,
-            this.#logStart,
-          ),
-          FLUSH_TIMEOUT_MS,
-          "a Kafka batch's transaction",
-        );
-        o.onFlush?.(r, (performance.now() - started) / 1000);
-        if (r.messages > 0) {
-          this.#lastProgress = Date.now();
-          this.#stalls = 0;
-        }
-        for (const l of r.lost) {
-          o.log.error("offsets deleted by Kafka (retention) before they were loaded: skipped", {
-            partition: `${l.topic}/${l.partition}`,
-            offsets: `${l.from}-${l.to}`,
-            count: String(l.to - l.from + 1n),
-          });
-          this.#logStart.delete(partitionKey(l.topic, l.partition));
-        }
-        if (r.gaps.length > 0) {
-          // messages that do not follow the stored position (an earlier batch of theirs was not
-          // loaded, or Kafka no longer has the messages at the stored position): read the
-          // partitions again from PostgreSQL's positions
-          o.log.info("re-reading partitions from their stored positions", {
-            partitions: r.gaps.map((g) => `${g.topic}/${g.partition}`).join(","),
-          });
-          await this.#checkRetention(r.gaps).catch((error) =>
-            o.log.warn("could not read the partitions' earliest offsets", {
-              error: (error as Error).message,
-            })
-          );
-          await this.#seek(r.gaps).catch(() => {});
-        }
-        if (attempt > 0) {
-          o.log.info("database reachable again: batch loaded", { attempts: attempt + 1 });
-        }
-        for (const t of taken) t.resolve();
-        return;
-      } catch (error) {
-        o.onError?.(error as Error);
-        if (this.#stopping && attempt >= 2) {
-          for (const t of taken) t.reject(error as Error);
-          return;
-        }
-        const next = decide(o.retry ?? DEFAULT_RETRY, error, attempt, firstTry);
-        if (!next.retry) {
-          o.log.error("batch not loaded, nothing committed: an error retrying does not fix", {
-            error: (error as Error).message,
-            hint:
-              "fix the cause and start the consumer again: it resumes from the positions in PostgreSQL",
-          });
-          o.onFatal?.(error as Error);
-          for (const t of taken) t.reject(error as Error);
-          return;
-        }
-        o.log.warn("batch not loaded, nothing committed: retrying", {
-          error: (error as Error).message,
-          retry_in_ms: next.delayMs,
-        });
-        await sleep(next.delayMs);
-      }
-    }
-  }
-
-  /**
-   * Kafka deletes old messages (retention, deleteRecords): when a partition's earliest retained
-   * offset is past its stored position, the messages in between can never be loaded, and the
-   * next flush may move the position past them (reported as lost).
-   */
-  async #checkRetention(gaps: { topic: string; partition: number }[]) {
-    const stored = await this.#o.sql`
-      select * from ingest.kafka_positions(${this.#o.group}, ${this.#o.sql.json(gaps)}::jsonb)`;
-    const next = new Map<string, bigint>();
-    for (const r of stored) {
-      if (r.next_offset !== null) {
-        next.set(partitionKey(r.topic, r.partition), BigInt(r.next_offset));
-      }
-    }
-    for (const topic of new Set(gaps.map((g) => g.topic))) {
-      for (const p of await this.#partitionEnds(topic)) {
-        const k = partitionKey(topic, p.partition), at = next.get(k);
-        if (at !== undefined && BigInt(p.low) > at) this.#logStart.set(k, BigInt(p.low));
-      }
     }
   }
 
