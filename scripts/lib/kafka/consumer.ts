@@ -14,6 +14,7 @@ import { install as installRecordBatches, messagesOf } from "./records.ts";
 import type { FlushResult, PartitionBatch, Prebuilt } from "./sink.ts";
 import { Hand, type Pending } from "./hand.ts";
 import { type FlushContext, flushRetrying } from "./flush.ts";
+import { Liveness } from "./liveness.ts";
 
 // the client moved to client.ts; still exported from here for callers of this module
 export { type ClientSettings, kafkaClient };
@@ -60,17 +61,10 @@ export class KafkaSource {
   readonly #kafka: Kafka;
   #consumer;
   #admin;
-  /** last sign of life from the broker (a fetch, a heartbeat) or of work in hand */
-  #alive = Date.now();
-  /** when a flush last loaded messages (or the partitions were assigned) */
-  #lastProgress = Date.now();
-  /** watermark reports failed in a row (the admin client lost the broker) */
-  #adminFailures = 0;
-  /** reconnects for a stall since messages were last loaded */
-  #stalls = 0;
   /** a batch is being loaded (or retried while PostgreSQL is down) */
   #loading = false;
-  #watchdog: ReturnType<typeof setInterval> | undefined;
+  /** the signs of life, the watchdog and the lag report (liveness.ts) */
+  readonly #liveness: Liveness;
   /** the parts fetched and not loaded yet, and the micro-batches cut from them (hand.ts) */
   readonly #hand: Hand;
   /** micro-batches loaded (or given up on) so far, and a promise settled at the next one */
@@ -81,7 +75,6 @@ export class KafkaSource {
   #wake: (() => void) | undefined;
   #loader: Promise<void> | undefined;
   #stopping = false;
-  #watermarks: ReturnType<typeof setInterval> | undefined;
   /** what loading a micro-batch needs of this consumer (flush.ts) */
   readonly #flushContext: FlushContext;
   /** partitions assigned to this member now */
@@ -93,14 +86,19 @@ export class KafkaSource {
     installRecordBatches();
     this.#o = o;
     this.#hand = new Hand(o.maxRows, o.topics);
+    this.#liveness = new Liveness({
+      o,
+      loading: () => this.#loading,
+      stopping: () => this.#stopping,
+      assigned: () => this.assigned,
+      partitionEnds: (topic) => this.#partitionEnds(topic),
+      reconnect: () => this.#reconnect(),
+    });
     this.#flushContext = {
       o,
       logStart: new Map<string, bigint>(),
       stopping: () => this.#stopping,
-      progressed: () => {
-        this.#lastProgress = Date.now();
-        this.#stalls = 0;
-      },
+      progressed: () => this.#liveness.progressed(),
       seek: (parts) => this.#seek(parts),
       partitionEnds: (topic) => this.#partitionEnds(topic),
     };
@@ -129,20 +127,7 @@ export class KafkaSource {
   async start(): Promise<void> {
     await this.#admin.connect();
     await this.#run();
-    const every = this.#o.watermarkIntervalMs ?? 5_000;
-    if (every > 0) this.#watermarks = setInterval(() => this.#reportWatermarks(), every);
-    // A broker restart can leave the client waiting on a dead connection for good (seen with
-    // kafkajs on Deno): no fetch and no work in hand for stallMs means reconnect from scratch.
-    const stallMs = this.#o.stallMs ?? 15_000;
-    this.#watchdog = setInterval(() => {
-      if (this.#loading) this.#alive = Date.now();
-      if (this.#stopping || Date.now() - this.#alive < stallMs) return;
-      this.#alive = Date.now();
-      this.#o.log.warn("no word from Kafka: reconnecting", { silent_ms: stallMs });
-      this.#reconnect().catch((error) =>
-        this.#o.log.warn("reconnect failed: trying again", { error: (error as Error).message })
-      );
-    }, 1_000);
+    this.#liveness.start();
   }
 
   #reconnecting = false;
@@ -154,7 +139,7 @@ export class KafkaSource {
       await this.#reconnectOnce();
     } finally {
       this.#reconnecting = false;
-      this.#alive = Date.now();
+      this.#liveness.alive = Date.now();
     }
   }
 
@@ -170,8 +155,8 @@ export class KafkaSource {
 
   async #run(): Promise<void> {
     const c = this.#consumer;
-    c.on(c.events.FETCH, () => this.#alive = Date.now());
-    c.on(c.events.GROUP_JOIN, () => this.#alive = Date.now());
+    c.on(c.events.FETCH, () => this.#liveness.alive = Date.now());
+    c.on(c.events.GROUP_JOIN, () => this.#liveness.alive = Date.now());
     const log = this.#o.log;
     c.on(c.events.GROUP_JOIN, (e) => {
       const parts = Object.entries(e.payload.memberAssignment).flatMap(([topic, ps]) =>
@@ -179,7 +164,7 @@ export class KafkaSource {
       );
       this.assigned = parts;
       this.#dropRevoked(parts);
-      this.#lastProgress = Date.now();
+      this.#liveness.lastProgress = Date.now();
       log.info("partitions assigned", {
         group: this.#o.group,
         partitions: parts.map((p) => `${p.topic}/${p.partition}`).join(",") || "none",
@@ -251,8 +236,7 @@ export class KafkaSource {
 
   /** Stops fetching, loads what is buffered, leaves the group. */
   async stop(): Promise<void> {
-    if (this.#watermarks !== undefined) clearInterval(this.#watermarks);
-    if (this.#watchdog !== undefined) clearInterval(this.#watchdog);
+    this.#liveness.stop();
     this.#stopping = true;
     this.#wake?.();
     await this.#loader;
@@ -335,7 +319,7 @@ export class KafkaSource {
       await flushRetrying(this.#flushContext, taken, prebuilt);
     } finally {
       this.#loading = false;
-      this.#alive = Date.now();
+      this.#liveness.alive = Date.now();
       this.#batchesDone++;
       this.#onBatchDone();
       this.#batchDone = new Promise((r) => this.#onBatchDone = r);
@@ -345,7 +329,7 @@ export class KafkaSource {
   /**
    * A topic's partition ends from the admin client, bounded: a request on a connection the
    * broker dropped can wait for good (seen with kafkajs on Deno), which would also silence the
-   * stall check below.
+   * stall checks (liveness.ts).
    */
   #partitionEnds(topic: string) {
     return within(
@@ -353,67 +337,5 @@ export class KafkaSource {
       5_000,
       `Kafka, reading the ends of ${topic},`,
     );
-  }
-
-  #reporting = false;
-
-  async #reportWatermarks() {
-    if (this.#reporting) return; // the one before is still waiting (bounded above)
-    this.#reporting = true;
-    try {
-      await this.#reportWatermarksOnce();
-    } finally {
-      this.#reporting = false;
-    }
-  }
-
-  async #reportWatermarksOnce() {
-    const stallMs = this.#o.stallMs ?? 15_000;
-    const marks: { topic: string; partition: number; high_watermark: string }[] = [];
-    const mine = new Set(this.assigned.map((p) => `${p.topic}/${p.partition}`));
-    try {
-      for (const topic of this.#o.topics.keys()) {
-        for (const p of await this.#partitionEnds(topic)) {
-          if (mine.has(`${topic}/${p.partition}`)) {
-            marks.push({ topic, partition: p.partition, high_watermark: p.high });
-          }
-        }
-      }
-      this.#adminFailures = 0;
-    } catch (error) {
-      this.#o.log.debug("partition ends not read", { error: (error as Error).message });
-      // the admin client has not reached the broker for stallMs: start over
-      if (++this.#adminFailures * (this.#o.watermarkIntervalMs ?? 5_000) >= stallMs) {
-        this.#adminFailures = 0;
-        this.#o.log.warn("the partitions' ends cannot be read: reconnecting to Kafka", {
-          error: (error as Error).message,
-        });
-        await this.#reconnect().catch(() => {});
-      }
-      return;
-    }
-    try {
-      if (marks.length === 0) return;
-      await this.#o.sql`
-        select ingest.kafka_report_watermarks(${this.#o.group}, ${this.#o.sql.json(marks)}::jsonb)`;
-      // messages wait in my partitions, yet nothing has been loaded for a while and nothing is
-      // being loaded: the client is stuck (seen with kafkajs on fresh topics); start over. The
-      // wait doubles after each such reconnect that brought nothing (a partition whose last
-      // offsets are transaction markers shows a lag of 1 for good)
-      const wait = stallMs * Math.min(2 ** this.#stalls, 20);
-      if (this.#loading || this.#stopping || Date.now() - this.#lastProgress < wait) return;
-      const lag = await this.#o
-        .sql`select * from ingest.kafka_lag() where consumer_group = ${this.#o.group}`;
-      if (lag.some((r) => mine.has(`${r.topic}/${r.partition}`) && Number(r.lag) > 0)) {
-        this.#lastProgress = Date.now();
-        this.#stalls++;
-        this.#o.log.warn("messages wait but none are loaded: reconnecting to Kafka", {
-          silent_ms: wait,
-        });
-        await this.#reconnect();
-      }
-    } catch (error) {
-      this.#o.log.debug("lag not reported", { error: (error as Error).message });
-    }
   }
 }
