@@ -1,5 +1,8 @@
 // JSON responses and the one error type handlers throw to answer with a status.
 
+/** Seconds a client should wait when the database is unreachable. */
+export const DB_RETRY_AFTER = 5;
+
 /** An error that becomes an HTTP response: `{ "error": message, ...extra }`. */
 export class HttpError extends Error {
   override name = "HttpError";
