@@ -74,55 +74,6 @@ export function createApp(deps: AppDeps): App {
     ...readRoutes(deps, limiter, inboxDir),
   ];
 
-  function toResponse(error: unknown, label: string): Response {
-    if (error instanceof HttpError) return errorResponse(error);
-    if (isRetryable(error)) {
-      log.warn("database unavailable", { route: label, error: (error as Error).message });
-      return errorResponse(
-        new HttpError(
-          503,
-          "The database is unavailable: nothing was stored; retry later (with the same Idempotency-Key, if any)",
-          { "retry-after": String(DB_RETRY_AFTER) },
-        ),
-      );
-    }
-    if (
-      (error as { code?: string }).code === "42501" &&
-      (label.startsWith("/v1/dashboard") || label.startsWith("/v1/analytics"))
-    ) {
-      // a read the database refuses the analyst role: a grant is missing (not an outage; a
-      // write path that lacks one stays an internal error)
-      log.warn("database refused permission", { route: label, error: (error as Error).message });
-      return errorResponse(
-        new HttpError(
-          403,
-          `The database refused permission (${
-            (error as Error).message
-          }): re-apply the grants with make up, or grant the role read access`,
-        ),
-      );
-    }
-    if ((error as { code?: string }).code === "57014") {
-      return errorResponse(
-        new HttpError(
-          503,
-          "The query took too long and was cancelled: narrow it (filters, limit)",
-          {
-            "retry-after": String(DB_RETRY_AFTER),
-          },
-        ),
-      );
-    }
-    const ref = crypto.randomUUID();
-    log.error("request failed", { route: label, ref, error: (error as Error).message });
-    return errorResponse(
-      new HttpError(
-        500,
-        `Internal error (reference ${ref}): nothing was stored; see the collector log`,
-      ),
-    );
-  }
-
   let active = 0;
   let draining = false;
   let idle: (() => void) | undefined;
@@ -178,7 +129,7 @@ export function createApp(deps: AppDeps): App {
         throw new HttpError(404, `No such route "${url.pathname}"`);
       }
     } catch (error) {
-      response = toResponse(error, label);
+      response = toResponse(error, label, log);
     }
     if (req.body && !req.bodyUsed) await req.body.cancel().catch(() => {});
     const seconds = (performance.now() - started) / 1000;
@@ -194,4 +145,54 @@ export function createApp(deps: AppDeps): App {
   }
 
   return { fetch, drain, telemetry, limiter, deferred };
+}
+
+/** The response to a request whose handler threw: the status says whose move it is. */
+function toResponse(error: unknown, label: string, log: Logger): Response {
+  if (error instanceof HttpError) return errorResponse(error);
+  if (isRetryable(error)) {
+    log.warn("database unavailable", { route: label, error: (error as Error).message });
+    return errorResponse(
+      new HttpError(
+        503,
+        "The database is unavailable: nothing was stored; retry later (with the same Idempotency-Key, if any)",
+        { "retry-after": String(DB_RETRY_AFTER) },
+      ),
+    );
+  }
+  if (
+    (error as { code?: string }).code === "42501" &&
+    (label.startsWith("/v1/dashboard") || label.startsWith("/v1/analytics"))
+  ) {
+    // a read the database refuses the analyst role: a grant is missing (not an outage; a
+    // write path that lacks one stays an internal error)
+    log.warn("database refused permission", { route: label, error: (error as Error).message });
+    return errorResponse(
+      new HttpError(
+        403,
+        `The database refused permission (${
+          (error as Error).message
+        }): re-apply the grants with make up, or grant the role read access`,
+      ),
+    );
+  }
+  if ((error as { code?: string }).code === "57014") {
+    return errorResponse(
+      new HttpError(
+        503,
+        "The query took too long and was cancelled: narrow it (filters, limit)",
+        {
+          "retry-after": String(DB_RETRY_AFTER),
+        },
+      ),
+    );
+  }
+  const ref = crypto.randomUUID();
+  log.error("request failed", { route: label, ref, error: (error as Error).message });
+  return errorResponse(
+    new HttpError(
+      500,
+      `Internal error (reference ${ref}): nothing was stored; see the collector log`,
+    ),
+  );
 }
