@@ -11,9 +11,9 @@ import type { Settings } from "../batch/mod.ts";
 import { type RetryPolicy, sleep, within } from "../common/retry.ts";
 import type { TopicFormat } from "./batch.ts";
 import { install as installRecordBatches, messagesOf } from "./records.ts";
-import type { FlushResult, PartitionBatch, Prebuilt } from "./sink.ts";
-import { Hand, type Pending } from "./hand.ts";
-import { type FlushContext, flushRetrying } from "./flush.ts";
+import type { FlushResult } from "./sink.ts";
+import { Hand } from "./hand.ts";
+import { Loader } from "./loader.ts";
 import { Liveness } from "./liveness.ts";
 
 // the client moved to client.ts; still exported from here for callers of this module
@@ -61,22 +61,13 @@ export class KafkaSource {
   readonly #kafka: Kafka;
   #consumer;
   #admin;
-  /** a batch is being loaded (or retried while PostgreSQL is down) */
-  #loading = false;
   /** the signs of life, the watchdog and the lag report (liveness.ts) */
   readonly #liveness: Liveness;
   /** the parts fetched and not loaded yet, and the micro-batches cut from them (hand.ts) */
   readonly #hand: Hand;
-  /** micro-batches loaded (or given up on) so far, and a promise settled at the next one */
-  #batchesDone = 0;
-  #onBatchDone!: () => void;
-  #batchDone = new Promise<void>((r) => this.#onBatchDone = r);
-  /** wakes the loader (new parts, or stopping) */
-  #wake: (() => void) | undefined;
-  #loader: Promise<void> | undefined;
+  /** the loop that loads the micro-batches in hand (loader.ts, flush.ts) */
+  readonly #loader: Loader;
   #stopping = false;
-  /** what loading a micro-batch needs of this consumer (flush.ts) */
-  readonly #flushContext: FlushContext;
   /** partitions assigned to this member now */
   assigned: { topic: string; partition: number }[] = [];
 
@@ -88,20 +79,20 @@ export class KafkaSource {
     this.#hand = new Hand(o.maxRows, o.topics);
     this.#liveness = new Liveness({
       o,
-      loading: () => this.#loading,
+      loading: () => this.#loader.loading,
       stopping: () => this.#stopping,
       assigned: () => this.assigned,
       partitionEnds: (topic) => this.#partitionEnds(topic),
       reconnect: () => this.#reconnect(),
     });
-    this.#flushContext = {
+    this.#loader = new Loader(this.#hand, o.maxWaitMs, {
       o,
       logStart: new Map<string, bigint>(),
       stopping: () => this.#stopping,
       progressed: () => this.#liveness.progressed(),
       seek: (parts) => this.#seek(parts),
       partitionEnds: (topic) => this.#partitionEnds(topic),
-    };
+    }, () => this.#liveness.alive = Date.now());
     this.#kafka = kafkaClient(o.client);
     this.#consumer = this.#newConsumer();
     this.#admin = this.#kafka.admin();
@@ -203,7 +194,7 @@ export class KafkaSource {
         const all = messagesOf(batch.topic, batch.partition, batch.messages, from);
         if (this.#stopping || all.length === 0) return;
         // the loader cuts the fetch into micro-batches where they are full (Hand.take)
-        this.#add({
+        this.#loader.add({
           topic: batch.topic,
           partition: batch.partition,
           messages: all,
@@ -219,7 +210,7 @@ export class KafkaSource {
         // again at once (not after the batches in hand have loaded: in the rebalance test, not
         // within 10 s, the other member waiting for it)
         while (this.#hand.inHand >= FETCH_AHEAD * this.#o.maxRows && !this.#stopping) {
-          await Promise.race([this.#batchDone, sleep(2_000)]);
+          await Promise.race([this.#loader.batchDone, sleep(2_000)]);
           // bounded: a heartbeat to a broker that went away can wait for good
           const beat = await Promise.race([
             heartbeat().then(() => "ok", (error: Error) => error),
@@ -238,8 +229,7 @@ export class KafkaSource {
   async stop(): Promise<void> {
     this.#liveness.stop();
     this.#stopping = true;
-    this.#wake?.();
-    await this.#loader;
+    await this.#loader.finish();
     await this.#consumer.disconnect().catch(() => {});
     await this.#admin.disconnect().catch(() => {});
   }
@@ -266,64 +256,7 @@ export class KafkaSource {
       "rebalance: messages of partitions another member now holds dropped from hand",
       { messages },
     );
-    this.#wake?.();
-  }
-
-  #add(part: PartitionBatch): Promise<void> {
-    return this.#hand.add(part, () => {
-      this.#loader ??= this.#loadAll();
-      this.#wake?.();
-    });
-  }
-
-  /**
-   * The loader: full micro-batches first, in order; a part-full one once its oldest message has
-   * waited --max-wait-ms (so a backlog loads in full batches, a trickle within max-wait).
-   * Ends when stopping and nothing is left.
-   */
-  async #loadAll(): Promise<void> {
-    const maxWait = this.#o.maxWaitMs;
-    while (true) {
-      const next = this.#hand.ready.shift();
-      if (next) {
-        await this.#load(next.batch, next.prebuilt);
-        continue;
-      }
-      const due = this.#hand.rows > 0 ? this.#hand.buffer[0].at + maxWait : Infinity;
-      if (this.#hand.rows > 0 && (this.#stopping || performance.now() >= due)) {
-        const taken = this.#hand.take(true);
-        await this.#load(taken.batch, taken.prebuilt);
-        continue;
-      }
-      if (this.#stopping) {
-        this.#loader = undefined;
-        return;
-      }
-      await new Promise<void>((resolve) => {
-        const timer = due === Infinity
-          ? undefined
-          : setTimeout(resolve, Math.max(0, due - performance.now()));
-        this.#wake = () => {
-          if (timer !== undefined) clearTimeout(timer);
-          resolve();
-        };
-      });
-      this.#wake = undefined;
-    }
-  }
-
-  /** Loads one micro-batch; retries while PostgreSQL is unreachable (nothing is lost). */
-  async #load(taken: Pending[], prebuilt?: Prebuilt): Promise<void> {
-    this.#loading = true;
-    try {
-      await flushRetrying(this.#flushContext, taken, prebuilt);
-    } finally {
-      this.#loading = false;
-      this.#liveness.alive = Date.now();
-      this.#batchesDone++;
-      this.#onBatchDone();
-      this.#batchDone = new Promise((r) => this.#onBatchDone = r);
-    }
+    this.#loader.wake();
   }
 
   /**
