@@ -51,8 +51,7 @@ function split(p: Pending, n: number): [Pending, Pending] {
  * buffer (fetch order), less the parts of partitions it no longer holds, whose new owner reads
  * them from the position stored in PostgreSQL. Loading them anyway would be correct (the flush
  * skips what the owner loaded) but costly: both members fetch and build them, and one waits
- * for the other's transaction on the partition's stored position (seen: 8.8 s of such waits
- * when two consumers started on a 1M backlog, --max-rows 100000).
+ * for the other's transaction on the partition's stored position (docs/measurements.md).
  */
 export function keepAssigned<P extends { part: { topic: string; partition: number } }>(
   ready: readonly { batch: readonly P[] }[],
