@@ -6,6 +6,7 @@
 // Preflight and CORS headers only for the key's allowed origins. docs/tracking.md.
 import { createHash } from "node:crypto";
 import { csvLine, lineCount } from "../batch/mod.ts";
+import { COLUMNS_V2 } from "../common/contract.ts";
 import type { Sql } from "../common/db.ts";
 import type { Logger } from "../common/log.ts";
 import { KEY_FORM, type SiteKey, SiteKeys } from "./keys.ts";
@@ -13,22 +14,12 @@ import { parseLanding } from "./landing.ts";
 import { RateLimits } from "./limits.ts";
 import { parseUserAgent } from "./ua.ts";
 
-/** The columns of a browser batch: schema version 2 plus two kept in `extra`. */
+/**
+ * The columns of a browser batch: schema version 2 but the e-mail (a tracker never sends one),
+ * plus two kept in `extra`.
+ */
 export const COLUMNS = [
-  "event_id",
-  "event_time",
-  "event_type",
-  "user_id",
-  "session_id",
-  "product_id",
-  "category",
-  "price",
-  "quantity",
-  "currency",
-  "device",
-  "traffic_source",
-  "payment_method",
-  "search_query",
+  ...COLUMNS_V2.filter((c) => c !== "user_email"),
   "anonymous_id",
   "utm_campaign",
 ] as const;
