@@ -20,7 +20,11 @@ begin
             -- a replay: it changed the metrics and dead letter of earlier batches
             perform analytics.rebuild_quality();
         end if;
-        perform analytics.apply_events();
+        -- a file in slices may have rolled its events up already (ingest.roll_up_ahead)
+        if current_setting('pipeline.rolled_up_ahead', true) is distinct from p_batch_id::text
+        then
+            perform analytics.apply_events();
+        end if;
         return;
     end if;
     insert into ingest.deferred_batches (batch_id) values (p_batch_id);

@@ -248,6 +248,108 @@ exception when lock_not_available then
 end
 $$;
 
+-- The temp views pg_temp.stage and pg_temp.checked over the batch's chunk tables, in T.
+create function ingest.view_chunks(p_batch_id bigint, p_chunks int)
+returns void
+language plpgsql
+set search_path = pg_catalog, pg_temp
+as $$
+begin
+    perform ingest.drop_temp_stage();
+    if to_regclass('pg_temp.checked') is not null then
+        drop table pg_temp.checked;
+    end if;
+    execute 'create temp view stage as ' || array_to_string(array(
+        select 'select * from ' || t
+        from unnest(ingest.chunk_tables(p_batch_id, p_chunks, 'stage')) as t), ' union all ');
+    execute 'create temp view checked as ' || array_to_string(array(
+        select 'select * from ' || t
+        from unnest(ingest.chunk_tables(p_batch_id, p_chunks, 'checked')) as t), ' union all ');
+end
+$$;
+
+-- Step 2's companion, in T while the slices run: the batch's events rolled up ahead of the
+-- slices, so the rollups (the largest serial part of a file in slices) run on the cores the
+-- slices leave. The lines the slices will reject are predicted from core.event_ids as T sees
+-- it, by their rule: every copy of an id stored before but the stored line itself, and every
+-- later line of an id new to the store (the first line wins). The prediction goes to
+-- pg_temp.rejected, the rollups see pg_temp.batch_events (ingest.define_batch_events), and
+-- pipeline.rolled_up_ahead names the batch so analytics.apply_batch does not roll it up again.
+-- The caller runs this inside a savepoint, after ingest.prepare_slices (whose partitions this
+-- transaction must not hold a lock against), and keeps it only when
+-- ingest.rolled_up_as_predicted says the slices rejected exactly those lines; otherwise it
+-- rolls back to the savepoint and finish_slices rolls up after the slices, as without it.
+-- Returns the lines predicted rejected.
+create function ingest.roll_up_ahead(p_batch_id bigint, p_chunks int)
+returns bigint
+language plpgsql
+security definer
+set search_path = pg_catalog, pg_temp
+set timezone = 'UTC'
+set work_mem = '256MB'
+set random_page_cost = 1.1
+as $$
+declare
+    v_ctx jsonb := nullif(current_setting('pipeline.batch', true), '')::jsonb;
+    v_rejected bigint;
+begin
+    if v_ctx is null or (v_ctx ->> 'batch_id')::bigint is distinct from p_batch_id then
+        raise exception 'batch % was not opened in this transaction', p_batch_id
+            using errcode = '55000', hint = 'call ingest.open_batch first, in the same transaction';
+    end if;
+    perform ingest.view_chunks(p_batch_id, p_chunks);
+    drop table if exists pg_temp.rejected;
+    create temp table rejected (line_no bigint, src_batch_id bigint) on commit drop;
+    insert into pg_temp.rejected
+    select v.line_no, 0
+    from pg_temp.checked as v
+    where v.is_valid and exists (
+        select from core.event_ids as e
+        where e.event_id = v.event_id
+            and (e.batch_id, e.line_no)
+            <> (coalesce(nullif(v.src_batch_id, 0), p_batch_id), v.line_no)
+    )
+    union all
+    select v.line_no, 0
+    from pg_temp.checked as v
+    join (
+        select c.event_id, min(c.line_no) as line_no
+        from pg_temp.checked as c
+        where c.is_valid
+        group by c.event_id
+        having count(*) > 1
+    ) as f on f.event_id = v.event_id and f.line_no <> v.line_no
+    where v.is_valid
+        and not exists (select from core.event_ids as e where e.event_id = v.event_id);
+    get diagnostics v_rejected = row_count;
+    perform ingest.define_batch_events(p_batch_id, v_rejected > 0);
+    perform pg_advisory_xact_lock(analytics.rollup_lock_key());
+    perform analytics.apply_events();
+    perform set_config('pipeline.rolled_up_ahead', p_batch_id::text, true);
+    return v_rejected;
+end
+$$;
+
+-- Whether the slices rejected exactly the lines ingest.roll_up_ahead predicted (p_results:
+-- the slices' process_slice results). False when a load beside this one stored one of the
+-- batch's ids after the prediction was made.
+create function ingest.rolled_up_as_predicted(p_batch_id bigint, p_results jsonb)
+returns boolean
+language plpgsql
+security definer
+set search_path = pg_catalog, pg_temp
+as $$
+begin
+    return coalesce(current_setting('pipeline.rolled_up_ahead', true) = p_batch_id::text, false)
+        and array(select r.line_no from pg_temp.rejected as r order by 1)
+        = array(
+            select l::bigint
+            from jsonb_array_elements(p_results) as x,
+                jsonb_array_elements_text(x -> 'rejected') as l
+            order by 1);
+end
+$$;
+
 -- Step 3, in T (the batch's own transaction, opened with p_chunks): checks that the slices'
 -- results cover every staged row once, then what only T does: the malformed rows' dead letter,
 -- metrics, analytics over the batch's new events, the ledger, and the decision (one row per
@@ -292,16 +394,7 @@ begin
             using errcode = '22023', hint = 'nothing was loaded: retry the file';
     end if;
 
-    perform ingest.drop_temp_stage();
-    if to_regclass('pg_temp.checked') is not null then
-        drop table pg_temp.checked;
-    end if;
-    execute 'create temp view stage as ' || array_to_string(array(
-        select 'select * from ' || t
-        from unnest(ingest.chunk_tables(p_batch_id, p_chunks, 'stage')) as t), ' union all ');
-    execute 'create temp view checked as ' || array_to_string(array(
-        select 'select * from ' || t
-        from unnest(ingest.chunk_tables(p_batch_id, p_chunks, 'checked')) as t), ' union all ');
+    perform ingest.view_chunks(p_batch_id, p_chunks);
 
     select count(*), count(*) filter (where is_valid), count(*) filter (where not is_valid)
     into v_staged, v_valid, v_invalid
@@ -418,6 +511,9 @@ revoke all on function ingest.prepare_slices(bigint, int) from public;
 revoke all on function ingest.process_slice(bigint, int, int, int, text) from public;
 revoke all on function ingest.finish_slices(bigint, int, bigint, jsonb, jsonb, numeric, jsonb)
     from public;
+revoke all on function ingest.view_chunks(bigint, int) from public;
+revoke all on function ingest.roll_up_ahead(bigint, int) from public;
+revoke all on function ingest.rolled_up_as_predicted(bigint, jsonb) from public;
 revoke all on function ingest.prepared_decisions() from public;
 grant execute on function ingest.slice_gid(bigint, int) to pipeline_ingest;
 grant execute on function ingest.prepare_slices(bigint, int) to pipeline_ingest;
@@ -425,3 +521,5 @@ grant execute on function ingest.process_slice(bigint, int, int, int, text) to p
 grant execute on function ingest.finish_slices(bigint, int, bigint, jsonb, jsonb, numeric, jsonb)
     to pipeline_ingest;
 grant execute on function ingest.prepared_decisions() to pipeline_ingest;
+grant execute on function ingest.roll_up_ahead(bigint, int) to pipeline_ingest;
+grant execute on function ingest.rolled_up_as_predicted(bigint, jsonb) to pipeline_ingest;

@@ -68,6 +68,8 @@ Deno.test("a file loaded in 3 chunks stores and reports exactly what one session
       assertEquals(a.chunks, undefined);
       assertEquals(b.chunks!.length, 3);
       assertEquals([a.slices, b.slices], [undefined, 3], "3 slice sessions finished the batch");
+      // duplicates in the file and of stored ids (extra.csv) predicted: rolled up beside them
+      assertEquals([a.rolledUp, b.rolledUp], [undefined, "ahead"], name);
       assertEquals(
         b.chunks!.reduce((x, y) => x + y, 0) + (b.result!.reasons.malformed_row ?? 0),
         b.result!.rows,

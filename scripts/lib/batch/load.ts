@@ -40,6 +40,8 @@ export interface LoadResult {
   chunksCheckedOn?: "sessions" | "workers";
   /** slice sessions that finished the batch (prepared, then committed with it) */
   slices?: number;
+  /** a file in slices: its rollups applied while the slices ran, or after them */
+  rolledUp?: "ahead" | "after";
   totalMs: number;
 }
 
@@ -280,6 +282,7 @@ export async function loadSource(
       const result = staged.result;
       out.result = result;
       out.slices = staged.slices;
+      out.rolledUp = staged.rolledUp;
       out.outcome = result.rows === 0 ? "empty" : "loaded";
       crashPoint("after-procedure");
       await pausePoint("before-commit");

@@ -42,31 +42,32 @@ export async function runSlices(
   slices: number,
   name: string,
   role: string | undefined,
+  alongside?: () => Promise<unknown>,
 ): Promise<{ results: SliceResult[]; gids: string[] }> {
   await sql.begin(async (tx) => {
     if (role) await tx.unsafe(`set local role ${role}`);
     await tx`select ingest.prepare_slices(${batchId}::bigint, ${chunks}::int)`;
   });
   const gids: string[] = [];
-  const settled = await Promise.allSettled(
-    Array.from({ length: slices }, async (_, s) => {
-      let out: SliceResult | undefined;
-      let gid = "";
-      await sql.begin(async (tx) => {
-        if (role) await tx.unsafe(`set local role ${role}`);
-        const [r] = await tx`
+  const work: Promise<unknown>[] = Array.from({ length: slices }, async (_, s) => {
+    let out: SliceResult | undefined;
+    let gid = "";
+    await sql.begin(async (tx) => {
+      if (role) await tx.unsafe(`set local role ${role}`);
+      const [r] = await tx`
           select ingest.process_slice(${batchId}::bigint, ${chunks}::int, ${s}::int,
             ${slices}::int, ${name}) as result,
             ingest.slice_gid(${batchId}::bigint, ${s}::int) as gid`;
-        out = r.result as SliceResult;
-        gid = r.gid;
-        // postgres.js ends this transaction with PREPARE TRANSACTION instead of COMMIT
-        tx.prepare(gid);
-      });
-      gids.push(gid);
-      return out!;
-    }),
-  );
+      out = r.result as SliceResult;
+      gid = r.gid;
+      // postgres.js ends this transaction with PREPARE TRANSACTION instead of COMMIT
+      tx.prepare(gid);
+    });
+    gids.push(gid);
+    return out!;
+  });
+  if (alongside) work.push(alongside());
+  const settled = await Promise.allSettled(work);
   crashPoint("after-slices");
   const failed = settled.find((r) => r.status === "rejected");
   if (failed) {
@@ -74,9 +75,47 @@ export async function runSlices(
     throw (failed as PromiseRejectedResult).reason;
   }
   return {
-    results: settled.map((r) => (r as PromiseFulfilledResult<SliceResult>).value),
+    results: settled.slice(0, slices).map((r) => (r as PromiseFulfilledResult<SliceResult>).value),
     gids: gids.sort(),
   };
+}
+
+/**
+ * Steps 2 and 3 at once: the slices (runSlices) while the batch's own transaction `tx` rolls
+ * the batch's events up ahead of them, inside a savepoint (ingest.roll_up_ahead: the rollups
+ * are the largest serial part of a file in slices, and run here on the cores the slices leave).
+ * The savepoint is kept when the slices rejected exactly the lines predicted, and rolled back
+ * otherwise (a load beside this one stored one of the batch's ids in between):
+ * ingest.finish_slices then rolls up after the slices, as it does without this.
+ */
+export async function runSlicesRollingUp(
+  tx: postgres.TransactionSql,
+  sql: Sql,
+  batchId: number,
+  chunks: number,
+  slices: number,
+  name: string,
+  role: string | undefined,
+): Promise<{ results: SliceResult[]; gids: string[]; rolledUp: "ahead" | "after" }> {
+  await tx`savepoint roll_up_ahead`;
+  const out = await runSlices(
+    sql,
+    batchId,
+    chunks,
+    slices,
+    name,
+    role,
+    () => tx`select ingest.roll_up_ahead(${batchId}::bigint, ${chunks}::int)`,
+  );
+  const [{ held }] = await tx`
+    select ingest.rolled_up_as_predicted(${batchId}::bigint,
+      ${tx.json(out.results as unknown as postgres.JSONValue)}::jsonb) as held`
+    .catch(async (error) => {
+      await rollbackPrepared(sql, out.gids, role);
+      throw error;
+    });
+  await (held ? tx`release savepoint roll_up_ahead` : tx`rollback to savepoint roll_up_ahead`);
+  return { ...out, rolledUp: held ? "ahead" : "after" };
 }
 
 /**

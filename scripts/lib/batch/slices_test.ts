@@ -8,7 +8,7 @@ import { testDb } from "../testing/testdb.ts";
 import type postgres from "postgres";
 import type { Sql } from "../common/db.ts";
 import { settings } from "./mod.ts";
-import { commitPrepared, recoverPrepared, runSlices } from "./slices.ts";
+import { commitPrepared, recoverPrepared, runSlices, runSlicesRollingUp } from "./slices.ts";
 
 const cfg = settings(loadConfig({}));
 const header = HEADER.trimEnd().split(",");
@@ -149,6 +149,83 @@ Deno.test("a slice needs its batch's open transaction and a valid number", async
       Error,
       "slice 2 of 2 is not valid",
     );
+  } finally {
+    await db.drop();
+  }
+});
+
+Deno.test("rollups run beside the slices, and after them when another load took an id meanwhile", async () => {
+  const db = await testDb("slices_ahead");
+  try {
+    const t = new Date(Date.now() - 60_000).toISOString();
+    const id = (i: number) => `0190f000-0000-7000-8000-0000000001${String(i).padStart(2, "0")}`;
+    const rows = [1, 2, 3, 4, 5].map((i) => `${id(i)},${t},view,,s-${i},5,toys,,`);
+    rows.push(rows[1]); // a duplicate in the file: predicted
+    const finish = async (
+      tx: postgres.TransactionSql,
+      batch: number,
+      sent: number,
+      results: unknown,
+    ) => {
+      const [{ result }] = await tx`
+        select ingest.finish_slices(${batch}, 1, ${sent}, '[]', ${tx.json(cfg)}, 1,
+          ${tx.json(results as never)}) as result`;
+      return result;
+    };
+    const rolledUp = async () =>
+      (await db.sql`select coalesce(sum(events), 0)::int as n from analytics.rollup_daily`)[0].n;
+
+    // 1. predicted: the slices reject the file's second copy, as the rollups assumed
+    let gids: string[] = [];
+    await db.sql.begin(async (tx) => {
+      const batch = await stagedBatch(db.sql, tx, "a.csv", rows);
+      const s = await runSlicesRollingUp(tx, db.sql, batch, 1, 2, "a.csv", undefined);
+      assertEquals(s.rolledUp, "ahead");
+      gids = s.gids;
+      const result = await finish(tx, batch, rows.length, s.results);
+      assertEquals([result.valid, result.duplicates], [5, 1]);
+    });
+    await commitPrepared(db.sql, gids);
+    assertEquals(await rolledUp(), 5);
+
+    // 2. another load stores one of the batch's ids after the prediction (it held the id
+    // uncommitted, so the prediction did not see it; a slice waits for it): the rollups made
+    // ahead are rolled back and made again after the slices, without that line
+    const rows2 = [6, 7, 8].map((i) => `${id(i)},${t},view,,s-${i},5,toys,,`);
+    const other = await db.sql.reserve();
+    try {
+      await other`begin`;
+      await other`
+        insert into core.event_ids (event_id, payload_hash, batch_id, line_no)
+        values (${id(7)}, 1, 999999, 1)`;
+      await db.sql.begin(async (tx) => {
+        const batch = await stagedBatch(db.sql, tx, "b.csv", rows2);
+        const [{ pid }] = await tx`select pg_backend_pid() as pid`;
+        const running = runSlicesRollingUp(tx, db.sql, batch, 1, 2, "b.csv", undefined);
+        // once the rollups ahead are done and a slice waits for the id, the other load commits
+        for (let i = 0;; i++) {
+          const [w] = await db.sql`
+            select count(*) filter (where wait_event_type = 'Lock')::int as waiting,
+              count(*) filter (where pid = ${pid} and state = 'active')::int as ahead
+            from pg_stat_activity where datname = current_database()`;
+          if (w.waiting > 0 && w.ahead === 0) break;
+          if (i > 200) throw new Error(`no slice waited for the id: ${JSON.stringify(w)}`);
+          await new Promise((r) => setTimeout(r, 50));
+        }
+        await other`commit`;
+        const s = await running;
+        assertEquals(s.rolledUp, "after");
+        gids = s.gids;
+        const result = await finish(tx, batch, rows2.length, s.results);
+        assertEquals([result.valid, result.duplicates, result.invalid], [2, 0, 1]);
+        assertEquals(result.reasons, { conflicting_duplicate: 1 });
+      });
+    } finally {
+      other.release();
+    }
+    await commitPrepared(db.sql, gids);
+    assertEquals(await rolledUp(), 7, "the rollups count each stored event once");
+    assertEquals((await counts(db.sql)).events, 7);
   } finally {
     await db.drop();
   }

@@ -5,7 +5,7 @@ import type postgres from "postgres";
 import type { Sql } from "../common/db.ts";
 import { stageChunks } from "./chunks.ts";
 import { copyStream } from "./copy.ts";
-import { runSlices } from "./slices.ts";
+import { runSlices, runSlicesRollingUp } from "./slices.ts";
 import { type MalformedRow, rawText } from "./csv.ts";
 import { crashPoint, type Settings } from "./settings.ts";
 
@@ -86,6 +86,8 @@ export interface Staged {
   chunksCheckedOn?: "sessions" | "workers";
   /** slice sessions that finished the batch (prepared, committed after `tx`) */
   slices?: number;
+  /** a batch in slices: its rollups applied while the slices ran, or after them */
+  rolledUp?: "ahead" | "after";
 }
 
 /**
@@ -146,17 +148,25 @@ export async function stageBatch(tx: postgres.TransactionSql, spec: BatchSpec): 
   }
   const copyMs = Math.round(out.copyMs * 10) / 10;
   if (n > 1 && out.chunksCheckedOn === "sessions") {
-    // every core finishes a slice of the batch (by event_id), prepared; this transaction
-    // then records the decision (db/functions/ingest/slices.sql)
-    const slices = await runSlices(
-      spec.chunks!.sql,
-      o.batch_id,
-      n,
-      n,
-      spec.name,
-      spec.chunks!.role,
-    );
+    // every core finishes a slice of the batch (by event_id), prepared, while this
+    // transaction rolls the batch up (deferred analytics: queued after them); it then records
+    // the decision (db/functions/ingest/slices.sql)
+    const slices = spec.analytics === "deferred"
+      ? {
+        ...await runSlices(spec.chunks!.sql, o.batch_id, n, n, spec.name, spec.chunks!.role),
+        rolledUp: undefined,
+      }
+      : await runSlicesRollingUp(
+        tx,
+        spec.chunks!.sql,
+        o.batch_id,
+        n,
+        n,
+        spec.name,
+        spec.chunks!.role,
+      );
     spec.chunks!.onPrepared(slices.gids);
+    out.rolledUp = slices.rolledUp;
     const [{ result }] = await tx`
       select ingest.finish_slices(
         ${o.batch_id}::bigint, ${n}::int, ${expected}::bigint,
