@@ -291,6 +291,9 @@ set random_page_cost = 1.1
 as $$
 declare
     v_ctx jsonb := nullif(current_setting('pipeline.batch', true), '')::jsonb;
+    v_lo uuid;
+    v_hi uuid;
+    v_stored boolean;
     v_rejected bigint;
 begin
     if v_ctx is null or (v_ctx ->> 'batch_id')::bigint is distinct from p_batch_id then
@@ -300,10 +303,19 @@ begin
     perform ingest.view_chunks(p_batch_id, p_chunks);
     drop table if exists pg_temp.rejected;
     create temp table rejected (line_no bigint, src_batch_id bigint) on commit drop;
+    -- no stored id within the range of the batch's ids (time-ordered ids, new data): none of
+    -- them is stored, and no row needs a look-up
+    -- (uuid has no min() and max())
+    v_lo := (select c.event_id from pg_temp.checked as c where c.is_valid
+        order by c.event_id limit 1);
+    v_hi := (select c.event_id from pg_temp.checked as c where c.is_valid
+        order by c.event_id desc limit 1);
+    v_stored := exists (
+        select from core.event_ids as e where e.event_id between v_lo and v_hi);
     insert into pg_temp.rejected
     select v.line_no, 0
     from pg_temp.checked as v
-    where v.is_valid and exists (
+    where v_stored and v.is_valid and exists (
         select from core.event_ids as e
         where e.event_id = v.event_id
             and (e.batch_id, e.line_no)
@@ -319,8 +331,8 @@ begin
         group by c.event_id
         having count(*) > 1
     ) as f on f.event_id = v.event_id and f.line_no <> v.line_no
-    where v.is_valid
-        and not exists (select from core.event_ids as e where e.event_id = v.event_id);
+    where v.is_valid and not (v_stored
+        and exists (select from core.event_ids as e where e.event_id = v.event_id));
     get diagnostics v_rejected = row_count;
     perform ingest.define_batch_events(p_batch_id, v_rejected > 0);
     perform pg_advisory_xact_lock(analytics.rollup_lock_key());
