@@ -69,9 +69,12 @@ const manifest = await generate({
 });
 const files = manifest.files.map((f) => join(dir, "files", f.name));
 
+/** the consumer process while a backlog run has one (its CPU is "self" then) */
+let consumerPid: number | undefined;
+
 /**
- * CPU time (ms) used so far by the PostgreSQL server's processes, this process (the loader or
- * the consumers) and the Kafka broker, read from /proc (Linux; zeros elsewhere): on a machine
+ * CPU time (ms) used so far by the PostgreSQL server's processes, this process (the loader) or
+ * the consumer process and the Kafka broker, read from /proc (Linux; zeros elsewhere): on a machine
  * where they share the cores, what each costs a row tells where the time goes.
  */
 function cpu(): { postgres: number; self: number; broker: number } {
@@ -87,7 +90,7 @@ function cpu(): { postgres: number; self: number; broker: number } {
     try {
       const cmd = Deno.readTextFileSync(`/proc/${e.name}/cmdline`);
       // PostgreSQL: this clone's cluster only (bench/cpu.ts), not others on the machine
-      const who = Number(e.name) === Deno.pid
+      const who = Number(e.name) === (consumerPid ?? Deno.pid)
         ? "self"
         : cmd.includes("kafka.Kafka")
         ? "broker"
@@ -110,7 +113,8 @@ function cpu(): { postgres: number; self: number; broker: number } {
 function cpuPerRow(from: ReturnType<typeof cpu>, rows: number): string {
   const now = cpu();
   const per = (k: keyof typeof now) => ((now[k] - from[k]) * 1000 / rows).toFixed(1);
-  return `CPU a row: PostgreSQL ${per("postgres")} µs, this process ${per("self")} µs, broker ${
+  const self = consumerPid === undefined ? "this process" : "the consumer process";
+  return `CPU a row: PostgreSQL ${per("postgres")} µs, ${self} ${per("self")} µs, broker ${
     per("broker")
   } µs`;
 }
@@ -175,20 +179,11 @@ say(
     ((performance.now() - t0) / 1000).toFixed(2)
   } s (not timed below)`,
 );
-const consumer = (sql: Sql, group: string) =>
-  new KafkaSource({
-    client: { brokers: [brokers] },
-    group,
-    topics: new Map([[topic, { format: "json" }]]),
-    maxRows,
-    maxWaitMs: 200,
-    sql,
-    settings: settings(cfg),
-    log,
-    watermarkIntervalMs: 0,
-  });
-// the backlog with 1 consumer, then 2 in the same group (deno task consume --consumers N),
-// each into a fresh database
+// the backlog with 1 consumer, then 2 in the same group, each into a fresh database: `deno task
+// consume --consumers N` in a process of its own, as users run it (default flags but
+// --consumers, --max-rows), so that its peak RSS is the consumer's alone; stopped with SIGTERM
+// once every row is committed
+const root = new URL("..", import.meta.url).pathname;
 const counts = values.consumers ? [Number(values.consumers)] : [1, 2];
 let kafkaDb = await testDb(`bench_kafka_topic_${run}`);
 let sql = connect({ url: kafkaDb.url, role: cfg.INGEST_ROLE, max: 2 });
@@ -199,19 +194,52 @@ for (const [i, n] of counts.entries()) {
     kafkaDb = await testDb(`bench_kafka_topic_${run}_${n}`);
     sql = connect({ url: kafkaDb.url, role: cfg.INGEST_ROLE, max: n + 1 });
   }
-  const cs = Array.from({ length: n }, () => consumer(sql, `bench-${run}-${n}`));
   t0 = performance.now();
   const kafkaCpu = cpu();
-  for (const c of cs) await c.start();
+  const child = new Deno.Command(Deno.execPath(), {
+    args: [
+      "run",
+      "--allow-all",
+      join(root, "scripts/consume.ts"),
+      "--brokers",
+      brokers,
+      "--topic",
+      topic,
+      "--group",
+      `bench-${run}-${n}`,
+      "--consumers",
+      String(n),
+      "--max-rows",
+      String(maxRows),
+      "--metrics-port",
+      "0",
+    ],
+    env: { DATABASE_URL: kafkaDb.url, LOG_LEVEL: "warn", LOG_DIR: join(dir, "logs") },
+    stdout: "null",
+    stderr: "inherit",
+  }).spawn();
+  consumerPid = child.pid;
+  let peakMb = 0;
+  const rss = () => {
+    try {
+      const status = Deno.readTextFileSync(`/proc/${child.pid}/status`);
+      peakMb = Math.max(peakMb, Number(/VmHWM:\s+(\d+)/.exec(status)?.[1] ?? 0) / 1024);
+    } catch { /* exited */ }
+  };
   let first: { at: number; rows: number } | undefined;
   for (let n = 0; n < manifest.totals.rows; n = await committed(kafkaDb.sql)) {
     if (n > 0) first ??= { at: performance.now(), rows: n };
+    rss();
     await new Promise((r) => setTimeout(r, 50));
   }
   const end = performance.now();
   const kafkaSeconds = lastKafkaSeconds = (end - t0) / 1000;
   const kafkaCpuPerRow = cpuPerRow(kafkaCpu, manifest.totals.rows);
-  for (const c of cs) await c.stop();
+  rss();
+  child.kill("SIGTERM");
+  const status = await child.status;
+  consumerPid = undefined;
+  if (!status.success) throw new Error(`deno task consume exited with ${status.code}`);
   const joined = first ? (first.at - t0) / 1000 : 0;
   const steady = first ? (manifest.totals.rows - first.rows) / ((end - first.at) / 1000) : NaN;
   say(
@@ -221,9 +249,11 @@ for (const [i, n] of counts.entries()) {
       (fileSeconds / kafkaSeconds * 100).toFixed(0)
     }% of the file path one file at a time, ${
       (parallelSeconds / kafkaSeconds * 100).toFixed(0)
-    }% of ${workers} at a time; includes the group join: first rows committed after ${
+    }% of ${workers} at a time; includes the process start and group join: first rows committed after ${
       joined.toFixed(2)
-    } s, ${Math.round(steady)} rows/s from there); ${kafkaCpuPerRow}`,
+    } s, ${Math.round(steady)} rows/s from there); ${kafkaCpuPerRow}; consumer peak RSS ${
+      peakMb.toFixed(0)
+    } MB`,
   );
 }
 
