@@ -195,7 +195,6 @@ for (const [i, n] of counts.entries()) {
     sql = connect({ url: kafkaDb.url, role: cfg.INGEST_ROLE, max: n + 1 });
   }
   t0 = performance.now();
-  const kafkaCpu = cpu();
   const child = new Deno.Command(Deno.execPath(), {
     args: [
       "run",
@@ -219,6 +218,8 @@ for (const [i, n] of counts.entries()) {
     stderr: "inherit",
   }).spawn();
   consumerPid = child.pid;
+  // the consumer process's CPU from its start (a moment ago: its first milliseconds count)
+  const kafkaCpu = { ...cpu(), self: 0 };
   let peakMb = 0;
   const rss = () => {
     try {
