@@ -151,6 +151,16 @@ export const variables = {
     default: "60",
     schema: positiveInt("LAKE_EXPORT_INTERVAL_MINUTES"),
   },
+  // deno task consume (docs/kafka.md#memory): megabytes of message values the process holds
+  // fetched and not loaded yet, shared by its --consumers; fetching pauses above it
+  KAFKA_FETCH_AHEAD_MB: {
+    default: "32",
+    schema: z.coerce.number({ error: "KAFKA_FETCH_AHEAD_MB must be a number of megabytes" })
+      .min(0.0625, "KAFKA_FETCH_AHEAD_MB must be at least 0.0625 (64 KiB)").max(
+        4096,
+        "KAFKA_FETCH_AHEAD_MB must be at most 4096",
+      ),
+  },
   REPORTING_CURRENCY: {
     default: "USD",
     schema: z.string().regex(

@@ -28,6 +28,12 @@ export interface ConsumerOptions {
   sql: Sql;
   settings: Settings;
   log: Logger;
+  /**
+   * The byte budget of this consumer's hand: bytes of message values fetched and not loaded
+   * yet. Fetching pauses at it and resumes when a micro-batch has loaded; a micro-batch holds
+   * half of it at most. Default 16 MiB (deno task consume: KAFKA_FETCH_AHEAD_MB / --consumers).
+   */
+  maxBytesInHand?: number;
   /** no fetch from the broker for this long (and nothing in hand): reconnect (default 15 s) */
   stallMs?: number;
   /** how long the group waits for a silent member (a killed consumer) before rebalancing */
@@ -53,8 +59,22 @@ const REJOIN = new Set([
   "ILLEGAL_GENERATION",
 ]);
 
-/** micro-batches fetched ahead of the one loading */
+/** micro-batches fetched ahead of the one loading (messages; the byte budget also bounds it) */
 const FETCH_AHEAD = 3;
+
+/** the byte budget of a consumer's hand when its options give none */
+export const DEFAULT_BYTES_IN_HAND = 16 * 1024 * 1024;
+
+/**
+ * The most a fetch request asks for (all its partitions) and per partition, from the budget: a
+ * quarter of it, from 64 KiB to kafkajs's default 10 MiB, and 1 MiB (kafkajs's default) a
+ * partition at most. (Kafka returns a partition's first record batch whole even when it is
+ * larger.)
+ */
+export function fetchLimits(budget: number): { maxBytes: number; maxBytesPerPartition: number } {
+  const maxBytes = Math.floor(Math.min(10 * 1024 * 1024, Math.max(64 * 1024, budget / 4)));
+  return { maxBytes, maxBytesPerPartition: Math.min(1024 * 1024, maxBytes) };
+}
 
 export class KafkaSource {
   readonly #o: ConsumerOptions;
@@ -76,7 +96,7 @@ export class KafkaSource {
     // are the only ones, and they read the records with messagesOf
     installRecordBatches();
     this.#o = o;
-    this.#hand = new Hand(o.maxRows, o.topics);
+    this.#hand = new Hand(o.maxRows, o.topics, o.maxBytesInHand ?? DEFAULT_BYTES_IN_HAND);
     this.#liveness = new Liveness({
       o,
       loading: () => this.#loader.loading,
@@ -111,6 +131,7 @@ export class KafkaSource {
       ),
       rebalanceTimeout: Math.max(o.sessionTimeoutMs ?? 30_000, 10_000),
       maxWaitTimeInMs: Math.min(o.maxWaitMs, 500),
+      ...fetchLimits(this.#hand.maxBytes),
       allowAutoTopicCreation: false,
     });
   }
@@ -201,7 +222,8 @@ export class KafkaSource {
           highWatermark: BigInt(batch.highWatermark),
           coversFrom: from,
         }).catch(() => {});
-        // fetch ahead while earlier batches load, up to FETCH_AHEAD micro-batches in hand:
+        // fetch ahead while earlier batches load, up to FETCH_AHEAD micro-batches and the
+        // byte budget in hand (the fetch that reaches it is in hand whole: budget + one fetch):
         // safe, because the positions that count are PostgreSQL's, never Kafka's, and the
         // load of a partition's messages that do not follow its stored position is refused.
         // Past that, wait for a batch to load, with a heartbeat after each wait (kafkajs sends
@@ -209,7 +231,7 @@ export class KafkaSource {
         // is slow or down, and tells of a rebalance, which ends this fetch so the member joins
         // again at once (not after the batches in hand have loaded: in the rebalance test, not
         // within 10 s, the other member waiting for it)
-        while (this.#hand.inHand >= FETCH_AHEAD * this.#o.maxRows && !this.#stopping) {
+        while (this.#hand.full(FETCH_AHEAD * this.#o.maxRows) && !this.#stopping) {
           await Promise.race([this.#loader.batchDone, sleep(2_000)]);
           // bounded: a heartbeat to a broker that went away can wait for good
           const beat = await Promise.race([
@@ -223,6 +245,11 @@ export class KafkaSource {
         }
       },
     });
+  }
+
+  /** Bytes of message values in hand now (fetched, not loaded), and the most so far. */
+  get bytesInHand(): { now: number; peak: number; budget: number } {
+    return { now: this.#hand.bytes, peak: this.#hand.peakBytes, budget: this.#hand.maxBytes };
   }
 
   /** Stops fetching, loads what is buffered, leaves the group. */

@@ -45,7 +45,8 @@ export class Loader {
 
   /**
    * The loader: full micro-batches first, in order; a part-full one once its oldest message has
-   * waited --max-wait-ms (so a backlog loads in full batches, a trickle within max-wait).
+   * waited --max-wait-ms (so a backlog loads in full batches, a trickle within max-wait), or at
+   * once when the hand is at its byte budget.
    * Ends when stopping and nothing is left.
    */
   async #loadAll(): Promise<void> {
@@ -57,7 +58,11 @@ export class Loader {
         continue;
       }
       const due = this.hand.rows > 0 ? this.hand.buffer[0].at + maxWait : Infinity;
-      if (this.hand.rows > 0 && (this.ctx.stopping() || performance.now() >= due)) {
+      // at the byte budget, fetching waits for a batch to load: waiting here would only idle
+      const atBudget = this.hand.bytes >= this.hand.maxBytes;
+      if (
+        this.hand.rows > 0 && (this.ctx.stopping() || atBudget || performance.now() >= due)
+      ) {
         const taken = this.hand.take(true);
         await this.#load(taken.batch, taken.prebuilt);
         continue;
