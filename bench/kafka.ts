@@ -180,10 +180,14 @@ say(
   } s (not timed below)`,
 );
 // the backlog with 1 consumer, then 2 in the same group, each into a fresh database: `deno task
-// consume --consumers N` in a process of its own, as users run it (default flags but
-// --consumers, --max-rows), so that its peak RSS is the consumer's alone; stopped with SIGTERM
-// once every row is committed
+// consume --consumers N` in a process of its own, as users run it (default flags and settings
+// but --consumers, --max-rows), so that its peak RSS is the consumer's alone; stopped with
+// SIGTERM once every row is committed
 const root = new URL("..", import.meta.url).pathname;
+// deno.json's consume task as it stands ("deno run <flags> scripts/consume.ts"), its V8 flags
+// included, run from the project's root
+const consumeTask = (JSON.parse(Deno.readTextFileSync(join(root, "deno.json"))).tasks
+  .consume as string).split(/\s+/).slice(1);
 const counts = values.consumers ? [Number(values.consumers)] : [1, 2];
 let kafkaDb = await testDb(`bench_kafka_topic_${run}`);
 let sql = connect({ url: kafkaDb.url, role: cfg.INGEST_ROLE, max: 2 });
@@ -197,9 +201,7 @@ for (const [i, n] of counts.entries()) {
   t0 = performance.now();
   const child = new Deno.Command(Deno.execPath(), {
     args: [
-      "run",
-      "--allow-all",
-      join(root, "scripts/consume.ts"),
+      ...consumeTask,
       "--brokers",
       brokers,
       "--topic",
@@ -214,6 +216,7 @@ for (const [i, n] of counts.entries()) {
       "0",
     ],
     env: { DATABASE_URL: kafkaDb.url, LOG_LEVEL: "warn", LOG_DIR: join(dir, "logs") },
+    cwd: root,
     stdout: "null",
     stderr: "inherit",
   }).spawn();
