@@ -95,8 +95,13 @@ async function assertInvariants(sql: Sql, run: Run) {
            (select count(*)::int from quality.dead_letter) as dead,
            (select count(*)::int from ingest.files) as ledger,
            (select count(*)::int from ingest.files where status <> 'done') as not_done,
-           (select count(*)::int from pg_class
-             where relpersistence = 't' and relname in ('stage', 'checked', 'rejected'))
+           -- staging tables live as long as their session (ingest.session_staging): none
+           -- may outlive it (pg_temp_N belongs to the backend numbered N)
+           (select count(*)::int from pg_class as c
+             join pg_namespace as n on n.oid = c.relnamespace
+             where c.relpersistence = 't' and c.relname in ('stage', 'checked', 'rejected')
+               and substring(n.nspname from '^pg_temp_([0-9]+)$')::int
+                 not in (select pg_stat_get_backend_idset()))
              as stages,
            (select count(*)::int from pg_class
              where relnamespace = 'ingest_scratch'::regnamespace) as scratch,

@@ -37,9 +37,9 @@ return p_stored <> p_hash
     ), 0);
 
 -- The select list that makes a row of core.events from a checked row aliased c (the columns
--- of core.events in order; total_amount = price x quantity on purchases). Used by every batch
--- (accept_checked) and every slice (process_slice).
-create function ingest.event_columns(p_batch_id bigint)
+-- of core.events in order; total_amount = price x quantity on purchases), with p_batch (an
+-- SQL expression) as the batch of rows that were not replayed.
+create function ingest.event_columns_of(p_batch text)
 returns text
 language sql
 immutable
@@ -50,27 +50,53 @@ return format($c$
             case when c.event_type = 'purchase' then c.price * c.quantity end as total_amount,
             c.currency, c.device, c.traffic_source, c.payment_method, c.search_query,
             c.email_hash, c.is_late, coalesce(nullif(c.src_batch_id, 0), %s) as batch_id,
-            c.line_no, now() as ingested_at, c.extra$c$, p_batch_id);
+            c.line_no, now() as ingested_at, c.extra$c$, p_batch);
+
+-- The same for batch p_batch_id. Used by every slice (process_slice).
+create function ingest.event_columns(p_batch_id bigint)
+returns text
+language sql
+immutable
+set search_path = pg_catalog, pg_temp
+return ingest.event_columns_of(p_batch_id::text);
 
 -- The view pg_temp.batch_events: this batch's new events, i.e. the valid rows of
--- pg_temp.checked (as rows of core.events) but those in pg_temp.rejected when p_rejected.
+-- pg_temp.checked (as rows of core.events) but those in pg_temp.rejected. The view is made
+-- once per session (it lives with the session's staging tables, ingest.session_staging) and
+-- reads the batch from pipeline.events_batch, which this sets (p_batch_id null: the view
+-- only); statements over it keep their plans. A batch_events view that exists is this one:
+-- whoever puts another view under that name (a rebuild, deferred analytics) drops it again.
+-- p_rejected (whether pg_temp.rejected holds rows) is kept for the callers' sake: the view
+-- always reads it, and it is empty when nothing was rejected.
 create function ingest.define_batch_events(p_batch_id bigint, p_rejected boolean)
 returns void
 language plpgsql
 set search_path = pg_catalog, pg_temp
 as $$
 begin
-    drop view if exists pg_temp.batch_events;
+    if p_batch_id is not null then
+        perform set_config('pipeline.events_batch', p_batch_id::text, true);
+    end if;
+    if to_regclass('pg_temp.batch_events') is not null then
+        return;
+    end if;
+    if to_regclass('pg_temp.rejected') is null then
+        create temp table rejected (
+            line_no bigint, src_batch_id bigint, is_conflict boolean
+        ) on commit delete rows;
+    end if;
+    -- (select …): evaluated once per statement, not per row
     execute format($view$
         create temp view batch_events as
         select %s
         from pg_temp.checked as c
-        where c.is_valid %s
-    $view$, ingest.event_columns(p_batch_id), case when p_rejected then $anti$
+        where c.is_valid
             and not exists (
                 select from pg_temp.rejected as r
                 where r.line_no = c.line_no and r.src_batch_id = c.src_batch_id
-            ) $anti$ else '' end);
+            )
+    $view$, ingest.event_columns_of(
+        '(select pg_catalog.current_setting(''pipeline.events_batch'')::bigint)'));
 end
 $$;
 
@@ -113,10 +139,13 @@ begin
     )
     select count(*) into v_claimed from claimed;
 
-    drop table if exists pg_temp.rejected;
-    create temp table rejected (
-        line_no bigint, src_batch_id bigint, is_conflict boolean
-    ) on commit drop;
+    -- the session's table (ingest.session_staging), or made here (a batch in chunks)
+    if to_regclass('pg_temp.rejected') is null then
+        create temp table rejected (
+            line_no bigint, src_batch_id bigint, is_conflict boolean
+        ) on commit delete rows;
+    end if;
+    delete from pg_temp.rejected;
     if v_claimed < v_valid then
         -- rare: some ids were taken; the taken ones are those whose winner is another row.
         -- Only these rows compare payloads (ingest.payload_conflicts).
@@ -131,7 +160,9 @@ begin
         where c.is_valid
             and (e.batch_id, e.line_no)
             <> (coalesce(nullif(c.src_batch_id, 0), p_batch_id), c.line_no);
-        analyze pg_temp.rejected;
+        -- not analyzed: statistics would make every statement over it plan again (and one
+        -- kept from a small batch could mislead the next); unanalyzed, the planner sizes it
+        -- from its pages, at least 10, which gives hash joins at any size
     end if;
 
     perform ingest.define_batch_events(p_batch_id, v_claimed < v_valid);
@@ -144,6 +175,7 @@ $$;
 
 revoke all on function ingest.accept_checked(bigint) from public;
 revoke all on function ingest.event_columns(bigint) from public;
+revoke all on function ingest.event_columns_of(text) from public;
 revoke all on function ingest.define_batch_events(bigint, boolean) from public;
 revoke all on function ingest.payload_conflicts(bigint, bigint, timestamptz, text, bigint, text,
     bigint, text, numeric, int, text, text, text, text, text, bytea) from public;

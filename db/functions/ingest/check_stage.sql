@@ -2,6 +2,48 @@
 -- source (files, HTTP, Kafka, replay). To add a rule, follow docs/guide-add-a-rule.md.
 -- Repeatable: applied on every migrate after the migrations (see db/functions/README.md).
 
+-- pg_temp.checked, the result of ingest.check_stage: a staged row typed, with the mask of
+-- the rules it breaks, is_valid, is_late and the payload's fingerprint. One of the session's
+-- staging tables (ingest.session_staging): emptied at commit. Its columns are the check's
+-- select list below, in order (a column added there is added here).
+create function ingest.create_checked()
+returns void
+language plpgsql
+security definer
+set search_path = pg_catalog, pg_temp
+as $$
+begin
+    create temp table checked (
+        line_no bigint,
+        src_batch_id bigint,
+        ref_id bigint,
+        schema_version int,
+        mask int,
+        is_valid boolean,
+        event_id uuid,
+        event_time timestamptz,
+        event_type text,
+        user_id bigint,
+        session_id text,
+        product_id bigint,
+        category text,
+        price numeric,
+        quantity int,
+        currency text,
+        device text,
+        traffic_source text,
+        payment_method text,
+        search_query text,
+        email_hash bytea,
+        extra jsonb,
+        is_late boolean,
+        payload_hash bigint
+    ) on commit delete rows;
+end
+$$;
+
+revoke all on function ingest.create_checked() from public;
+
 -- The validation rules of the contract, once: normalises pg_temp.stage into pg_temp.checked
 -- with typed values and a mask of every failed rule (0: valid). Shared by ingest and replay.
 -- The cheap forms below (translate for digits, fixed positions for the ISO shape, a bit mask
@@ -45,7 +87,13 @@ begin
     -- rows of older schema versions get the registry's upgrade rules first (in place: after it
     -- every row has the pipeline's columns, whatever version its file was)
     perform ingest.upgrade_stage();
-    drop table if exists pg_temp.checked;
+    -- the session's table (ingest.session_staging), emptied; made here when a chunk or slice
+    -- path dropped it
+    if to_regclass('pg_temp.checked') is null then
+        perform ingest.create_checked();
+    else
+        delete from pg_temp.checked;
+    end if;
     -- Four steps per row, each computed once ("offset 0": inlined, every reference to a value
     -- would re-run its parsing):
     --   c  the raw value typed where it is already in canonical form (no blanks to trim,
@@ -57,7 +105,7 @@ begin
     --   r  the rules: one bit per rule, from t and y only. A row is valid when no bit is set.
     -- So the cheap casts only make typing faster; which rules a row breaks is decided in one
     -- place (r), for every row.
-    create temp table checked on commit drop as
+    insert into pg_temp.checked
     select
         s.line_no,
         coalesce(s.src_batch_id, 0) as src_batch_id,

@@ -157,6 +157,12 @@ begin
     for v in
         select * from ingest.schema_versions where upgrade <> '{}' order by version
     loop
+        -- a batch of one session holds no row of this version (the usual case): no update to
+        -- plan
+        if v_tables = array['pg_temp.stage']
+            and not exists (select from pg_temp.stage where schema_version = v.version) then
+            continue;
+        end if;
         v_set := '{}';
         for v_rule in select key, value from jsonb_each(v.upgrade) order by key loop
             v_set := v_set || format('%I = %s', v_rule.key,

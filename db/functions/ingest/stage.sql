@@ -1,7 +1,10 @@
 -- The per-batch staging table that COPY (or replay) fills.
 -- Repeatable: applied on every migrate after the migrations (see db/functions/README.md).
 
--- Creates this batch's staging table pg_temp.stage (all text, dropped at commit) for COPY.
+-- Creates the staging table that COPY fills, for one batch. Returns its name.
+-- One session's batch (p_chunk null: files, HTTP, Kafka, replay): pg_temp.stage, one of the
+-- session's staging tables (ingest.session_staging), which live as long as the session and
+-- are emptied at every commit; created again only when the header's shape differs.
 -- A temp table, not an unlogged one: creating and dropping an unlogged table per batch costs
 -- more (its files and init fork), and parallel workers, which a regular table would allow,
 -- cannot run the lateral check query anyway (docs/measurements.md).
@@ -20,30 +23,99 @@ security definer
 set search_path = pg_catalog, pg_temp
 as $$
 declare
-    v_table text := case
-        when p_chunk is null then 'pg_temp.stage'
-        else format('ingest_scratch.%I', format('stage_%s_%s', p_batch_id, p_chunk))
-    end;
+    v_table text := format('ingest_scratch.%I', format('stage_%s_%s', p_batch_id, p_chunk));
 begin
-    perform ingest.drop_temp_stage();
-    execute format(
-        'create %s table %s (
-            line_no bigint, event_id text, event_time text, event_type text, user_id text,
-            session_id text, product_id text, category text, price text, quantity text,
-            currency text, device text, traffic_source text, payment_method text,
-            search_query text, user_email text,
-            schema_version int not null default %s, src_batch_id bigint, ref_id bigint,
-            extra jsonb %s %s
-        ) %s', case when p_chunk is null then 'temp' else 'unlogged' end, v_table,
-        p_schema_version,
-        case when p_extra_json is not null
-            then format('generated always as (%s) stored', p_extra_json) else '' end,
-        coalesce(p_extra, ''), case when p_chunk is null then 'on commit drop' else '' end);
-    execute format('grant insert on %s to pipeline_ingest', v_table);
-    if p_chunk is not null then
-        execute format('create temp view stage as select * from %s', v_table);
+    if p_chunk is null then
+        perform ingest.session_staging(p_schema_version, p_extra, p_extra_json);
+        return 'pg_temp.stage';
     end if;
+    perform ingest.drop_temp_stage();
+    execute format('create unlogged table %s (%s)', v_table,
+        ingest.stage_columns(p_schema_version, p_extra, p_extra_json));
+    execute format('grant insert on %s to pipeline_ingest', v_table);
+    execute format('create temp view stage as select * from %s', v_table);
     return v_table;
+end
+$$;
+
+-- The columns of a staging table (all text, as COPY gives them) for a header's shape.
+create function ingest.stage_columns(p_schema_version int, p_extra text, p_extra_json text)
+returns text
+language sql
+immutable
+set search_path = pg_catalog, pg_temp
+return format(
+    'line_no bigint, event_id text, event_time text, event_type text, user_id text,
+    session_id text, product_id text, category text, price text, quantity text,
+    currency text, device text, traffic_source text, payment_method text,
+    search_query text, user_email text,
+    schema_version int not null default %s, src_batch_id bigint, ref_id bigint,
+    extra jsonb %s %s', p_schema_version,
+    case when p_extra_json is not null
+        then format('generated always as (%s) stored', p_extra_json) else '' end,
+    coalesce(p_extra, ''));
+
+-- The session's staging tables for a batch in one session, empty: pg_temp.stage (the
+-- header's shape), pg_temp.checked (the check's result, ingest.check_stage), pg_temp.rejected
+-- (valid rows that lost to a stored event_id, ingest.accept_checked) and the view
+-- pg_temp.batch_events over them (ingest.define_batch_events). They are created once per
+-- session and header shape, `on commit delete rows`: a batch then creates and drops no table,
+-- and the statements over them keep their plans from batch to batch (creating and dropping
+-- them cost a small batch ~3-4 ms of DDL and as much again in planning: docs/throughput.md).
+-- pipeline.staging (a session setting, undone with the transaction that set it, as the
+-- tables are) holds their oids and the shape; anything else that drops or replaces one of
+-- them (the chunk and slice paths' views, a rebuild's batch_events) makes the next batch
+-- create them again.
+-- The oids of the session's staging tables and view as they are now (see below).
+create function ingest.session_staging_oids()
+returns text
+language sql
+stable
+set search_path = pg_catalog, pg_temp
+return format('%s %s %s %s', to_regclass('pg_temp.stage')::oid,
+    to_regclass('pg_temp.checked')::oid, to_regclass('pg_temp.rejected')::oid,
+    to_regclass('pg_temp.batch_events')::oid);
+
+-- Whether pg_temp.stage, checked, rejected and batch_events are still the session's staging
+-- tables that ingest.session_staging made (nothing dropped or replaced them since).
+create function ingest.session_staging_intact()
+returns boolean
+language sql
+stable
+set search_path = pg_catalog, pg_temp
+return coalesce(starts_with(current_setting('pipeline.staging', true),
+    ingest.session_staging_oids() || ' '), false);
+
+create function ingest.session_staging(p_schema_version int, p_extra text, p_extra_json text)
+returns void
+language plpgsql
+security definer
+set search_path = pg_catalog, pg_temp
+as $$
+declare
+    v_shape text := md5(ingest.stage_columns(p_schema_version, p_extra, p_extra_json));
+begin
+    if ingest.session_staging_oids() || ' ' || v_shape
+        = current_setting('pipeline.staging', true) then
+        -- emptied at every commit; a second batch in one transaction starts empty too
+        delete from pg_temp.stage;
+        delete from pg_temp.checked;
+        delete from pg_temp.rejected;
+        return;
+    end if;
+    perform ingest.drop_temp_stage();
+    drop table if exists pg_temp.checked;
+    drop table if exists pg_temp.rejected;
+    execute format('create temp table stage (%s) on commit delete rows',
+        ingest.stage_columns(p_schema_version, p_extra, p_extra_json));
+    grant insert on pg_temp.stage to pipeline_ingest;
+    perform ingest.create_checked();
+    create temp table rejected (
+        line_no bigint, src_batch_id bigint, is_conflict boolean
+    ) on commit delete rows;
+    perform ingest.define_batch_events(null, true);
+    perform set_config('pipeline.staging', ingest.session_staging_oids() || ' ' || v_shape,
+        false);
 end
 $$;
 
@@ -101,6 +173,11 @@ as $$
 declare
     v_table text;
 begin
+    if ingest.session_staging_intact() then
+        -- a batch of one session, in the session's staging tables: nothing to drop (they
+        -- are emptied at commit), and it had no chunks
+        return;
+    end if;
     perform ingest.drop_temp_stage();
     for v_table in
         select c.relname from pg_class as c
@@ -115,6 +192,10 @@ end
 $$;
 
 revoke all on function ingest.create_stage(bigint, int, text, text, int) from public;
+revoke all on function ingest.stage_columns(int, text, text) from public;
+revoke all on function ingest.session_staging(int, text, text) from public;
+revoke all on function ingest.session_staging_oids() from public;
+revoke all on function ingest.session_staging_intact() from public;
 revoke all on function ingest.on_cluster() from public;
 revoke all on function ingest.drop_temp_stage() from public;
 revoke all on function ingest.drop_stage(bigint) from public;
