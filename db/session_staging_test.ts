@@ -26,7 +26,13 @@ const row = (n: number, over: Record<string, string> = {}) =>
   Object.values(purchaseFields(id(n), at, over)).join(",");
 
 /** One batch through stageBatch in `tx`, as an HTTP request is loaded. */
-async function batch(tx: postgres.TransactionSql, name: string, header: string, rows: string[]) {
+async function batch(
+  tx: postgres.TransactionSql,
+  name: string,
+  header: string,
+  rows: string[],
+  analytics: "inline" | "deferred" = "inline",
+) {
   const body = new TextEncoder().encode([header, ...rows].join("\n") + "\n");
   const scanner = new CsvScanner();
   const head = scanner.push(body);
@@ -42,6 +48,7 @@ async function batch(tx: postgres.TransactionSql, name: string, header: string, 
     })(),
     counted: () => ({ rows: scanner.rows, malformed: scanner.malformed }),
     settings: settings(cfg),
+    analytics,
   });
   const r = staged.result!;
   return {
@@ -111,6 +118,20 @@ Deno.test("a session's staging tables are made once, empty after every batch, re
       [b1.batch_id, [2, 3]],
       [b2.batch_id, [4, 5]],
     ]);
+
+    // a deferred batch, then a deferred analytics round in this session (it puts its own
+    // batch_events in place and drops it): the tables stay, the view is made again
+    const b2d = await sql.begin((tx) =>
+      batch(tx, "http:2d", HEADER, [row(13), row(14)], "deferred")
+    );
+    assertEquals(b2d.counts, [2, 2, 0, 0]);
+    const [{ round }] = await sql`select analytics.apply_deferred() as round`;
+    assertEquals([round.batches, round.events], [1, 2]);
+    const b2e = await sql.begin((tx) => batch(tx, "http:2e", HEADER, [row(15), row(13)]));
+    assertEquals(b2e.counts, [2, 1, 1, 0]);
+    const [{ daily }] = await owner`select sum(events)::int as daily from analytics.rollup_daily`;
+    assertEquals(daily, 2 + 2 + 2 + 1, "every accepted event in the rollups once");
+    assertEquals((await tables(sql)).oids, after1.oids, "the tables outlived the round");
 
     // two batches in one transaction: the second starts from empty tables
     const [b3, b4] = await sql.begin(async (tx) => [
@@ -192,9 +213,10 @@ Deno.test("a session's staging tables are made once, empty after every batch, re
       select (select count(*)::int from core.events) as events,
              (select count(distinct event_id)::int from core.events) as ids,
              (select count(*)::int from quality.dead_letter) as dead`;
-    // events 1..11 less 3 and 7 (invalid) = 9, 20..22 and 30..32, and the file's 40
-    assertEquals(totals, { events: 55, ids: 55, dead: 3 });
-    assert(after1.oids.split(" ").filter(Boolean).length === 4, after1.oids);
+    // events 1..15 less 3 and 7 (invalid) and 12 (not sent) = 12, 20..22 and 30..32, and the
+    // file's 40
+    assertEquals(totals, { events: 58, ids: 58, dead: 3 });
+    assert(after1.oids.split(" ").filter(Boolean).length === 3, after1.oids);
   } finally {
     await sql.end();
     await owner.end();

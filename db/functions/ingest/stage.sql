@@ -63,21 +63,21 @@ return format(
 -- and the statements over them keep their plans from batch to batch (creating and dropping
 -- them cost a small batch ~3-4 ms of DDL and as much again in planning: docs/throughput.md).
 -- pipeline.staging (a session setting, undone with the transaction that set it, as the
--- tables are) holds their oids and the shape; anything else that drops or replaces one of
--- them (the chunk and slice paths' views, a rebuild's batch_events) makes the next batch
--- create them again.
--- The oids of the session's staging tables and view as they are now (see below).
+-- tables are) holds the tables' oids and the shape; anything else that drops or replaces one
+-- of them (the chunk and slice paths' views) makes the next batch create them again. The view
+-- is made again alone when a deferred analytics round or a rebuild, which put a view of their
+-- own under its name, dropped it (ingest.define_batch_events).
+-- The oids of the session's staging tables as they are now (see below).
 create function ingest.session_staging_oids()
 returns text
 language sql
 stable
 set search_path = pg_catalog, pg_temp
-return format('%s %s %s %s', to_regclass('pg_temp.stage')::oid,
-    to_regclass('pg_temp.checked')::oid, to_regclass('pg_temp.rejected')::oid,
-    to_regclass('pg_temp.batch_events')::oid);
+return format('%s %s %s', to_regclass('pg_temp.stage')::oid,
+    to_regclass('pg_temp.checked')::oid, to_regclass('pg_temp.rejected')::oid);
 
--- Whether pg_temp.stage, checked, rejected and batch_events are still the session's staging
--- tables that ingest.session_staging made (nothing dropped or replaced them since).
+-- Whether pg_temp.stage, checked and rejected are still the session's staging tables that
+-- ingest.session_staging made (nothing dropped or replaced them since).
 create function ingest.session_staging_intact()
 returns boolean
 language sql
