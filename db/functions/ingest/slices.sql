@@ -124,7 +124,9 @@ begin
         ' union all ');
     v_mine := format('c.is_valid and ingest.slice_of(c.event_id, %s) = %s', p_slices, p_slice);
 
-    -- the claim: for each id the batch's first line goes in first (ordered by id, then line)
+    -- the claim: for each id the batch's first line goes in first (ordered by id, then line);
+    -- a line not claimed is rejected: its id's winner is another line (stored before, or an
+    -- earlier line of the batch)
     execute format($q$
         with mine as materialized (
             select c.event_id, c.payload_hash, coalesce(nullif(c.src_batch_id, 0), %1$s) as batch_id,
@@ -138,14 +140,23 @@ begin
             from mine
             order by event_id, line_no
             on conflict do nothing
-            returning 1
+            returning batch_id, line_no
         )
-        select (select count(*) from mine), (select count(*) from claimed)$q$,
+        select (select count(*) from mine), (select count(*) from claimed),
+            coalesce((
+                select array_agg(m.line_no order by m.line_no)
+                from mine as m
+                where not exists (
+                    select from claimed as k
+                    where k.batch_id = m.batch_id and k.line_no = m.line_no
+                )
+            ), '{}')$q$,
         p_batch_id, v_all, v_mine)
-    into v_valid, v_claimed;
+    into v_valid, v_claimed, v_rej_lines;
 
-    if v_claimed < v_valid then
-        -- rare: some ids were taken; the taken ones are those whose winner is another row
+    if cardinality(v_rej_lines) > 0 then
+        -- rare: whether each rejected line conflicts with its id's winner (only those lines
+        -- are looked up: a constant array, hashed)
         execute format($q$
             select coalesce(array_agg(c.line_no order by c.line_no), '{}'),
                 coalesce(array_agg(ingest.payload_conflicts(e.payload_hash, c.payload_hash,
@@ -154,10 +165,8 @@ begin
                     c.payment_method, c.search_query, c.email_hash) order by c.line_no), '{}')
             from (%s) as c
             join core.event_ids as e on e.event_id = c.event_id
-            where %s
-                and (e.batch_id, e.line_no)
-                <> (coalesce(nullif(c.src_batch_id, 0), %s), c.line_no)$q$,
-            v_all, v_mine, p_batch_id)
+            where %s and c.line_no = any (%L::bigint[])$q$,
+            v_all, v_mine, v_rej_lines)
         into v_rej_lines, v_rej_conflict;
     end if;
 
