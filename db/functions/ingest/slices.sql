@@ -344,6 +344,14 @@ begin
         and exists (select from core.event_ids as e where e.event_id = v.event_id));
     get diagnostics v_rejected = row_count;
     perform ingest.define_batch_events(p_batch_id, v_rejected > 0);
+    -- the rollups read the batch's events several times: from the chunks once, here, in the
+    -- columns they use (those ingest.deferred_events keeps), then from this narrow table
+    create temp table ahead_events on commit drop as
+    select event_time, event_type, user_id, session_id, product_id, category, quantity,
+        total_amount, price, currency, device, traffic_source
+    from pg_temp.batch_events;
+    drop view pg_temp.batch_events;
+    create temp view batch_events as select * from pg_temp.ahead_events;
     perform pg_advisory_xact_lock(analytics.rollup_lock_key());
     perform analytics.apply_events();
     perform set_config('pipeline.rolled_up_ahead', p_batch_id::text, true);
