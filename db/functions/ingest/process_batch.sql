@@ -16,6 +16,27 @@ end;
 
 revoke all on function ingest.dead_letter_malformed(bigint, text, jsonb) from public;
 
+-- The context ingest.open_batch set for p_batch_id in this transaction ({batch_id, kind,
+-- name, sha256, bytes, started_at}); refuses a batch not opened in it.
+create function ingest.opened_batch(p_batch_id bigint)
+returns jsonb
+language plpgsql
+stable
+set search_path = pg_catalog, pg_temp
+as $$
+declare
+    v_ctx jsonb := nullif(current_setting('pipeline.batch', true), '')::jsonb;
+begin
+    if v_ctx is null or (v_ctx ->> 'batch_id')::bigint is distinct from p_batch_id then
+        raise exception 'batch % was not opened in this transaction', p_batch_id
+            using errcode = '55000', hint = 'call ingest.open_batch first, in the same transaction';
+    end if;
+    return v_ctx;
+end
+$$;
+
+revoke all on function ingest.opened_batch(bigint) from public;
+
 -- The end of every batch, once its events and dead letter rows are in (ingest.finish_batch for
 -- one session, ingest.finish_slices for a file in slices): metrics, schema record, low-validity
 -- alert, analytics, staging cleanup and the ledger's status, in the caller's transaction.
@@ -123,7 +144,7 @@ set work_mem = '256MB'
 set random_page_cost = 1.1
 as $$
 declare
-    v_ctx jsonb := nullif(current_setting('pipeline.batch', true), '')::jsonb;
+    v_ctx jsonb := ingest.opened_batch(p_batch_id);
     v_started timestamptz := clock_timestamp();
     v_staged bigint;
     v_malformed bigint := coalesce(jsonb_array_length(p_malformed), 0);
@@ -133,10 +154,6 @@ declare
     v_reasons jsonb;
     v_invalid_rows jsonb;
 begin
-    if v_ctx is null or (v_ctx ->> 'batch_id')::bigint is distinct from p_batch_id then
-        raise exception 'batch % was not opened in this transaction', p_batch_id
-            using errcode = '55000', hint = 'call ingest.open_batch first, in the same transaction';
-    end if;
     select count(*) into v_staged from pg_temp.stage;
     if v_staged + v_malformed <> p_expected_rows then
         raise exception 'batch % staged % rows (+% malformed) but the client sent %',

@@ -299,16 +299,12 @@ set work_mem = '256MB'
 set random_page_cost = 1.1
 as $$
 declare
-    v_ctx jsonb := nullif(current_setting('pipeline.batch', true), '')::jsonb;
     v_lo uuid;
     v_hi uuid;
     v_stored boolean;
     v_rejected bigint;
 begin
-    if v_ctx is null or (v_ctx ->> 'batch_id')::bigint is distinct from p_batch_id then
-        raise exception 'batch % was not opened in this transaction', p_batch_id
-            using errcode = '55000', hint = 'call ingest.open_batch first, in the same transaction';
-    end if;
+    perform ingest.opened_batch(p_batch_id);
     perform ingest.view_chunks(p_batch_id, p_chunks);
     drop table if exists pg_temp.rejected;
     create temp table rejected (line_no bigint, src_batch_id bigint) on commit drop;
@@ -401,7 +397,7 @@ set timezone = 'UTC'
 set work_mem = '256MB'
 as $$
 declare
-    v_ctx jsonb := nullif(current_setting('pipeline.batch', true), '')::jsonb;
+    v_ctx jsonb := ingest.opened_batch(p_batch_id);
     v_started timestamptz := clock_timestamp();
     v_slices int := jsonb_array_length(p_results);
     v_malformed bigint := coalesce(jsonb_array_length(p_malformed), 0);
@@ -412,10 +408,6 @@ declare
     v_reasons jsonb;
     v_invalid_rows jsonb;
 begin
-    if v_ctx is null or (v_ctx ->> 'batch_id')::bigint is distinct from p_batch_id then
-        raise exception 'batch % was not opened in this transaction', p_batch_id
-            using errcode = '55000', hint = 'call ingest.open_batch first, in the same transaction';
-    end if;
     if v_slices is null or v_slices < 1 or array(
         select (r ->> 'slice')::int from jsonb_array_elements(p_results) as r order by 1
     ) is distinct from array(select generate_series(0, v_slices - 1)) then

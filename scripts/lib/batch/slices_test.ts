@@ -140,6 +140,15 @@ Deno.test("a slice needs its batch's open transaction and a valid number", async
       Error,
       "batch 999999 is not open for chunks",
     );
+    for (
+      const call of ["roll_up_ahead(999999, 1)", "finish_slices(999999, 1, 0, '[]', '{}', 0, '[]')"]
+    ) {
+      await assertRejects(
+        () => db.sql.unsafe(`select ingest.${call}`),
+        Error,
+        "batch 999999 was not opened in this transaction",
+      );
+    }
     await assertRejects(
       () =>
         db.sql.begin(async (tx) => {
