@@ -78,6 +78,7 @@ Deno.test("a session's staging tables are made once, empty after every batch, re
       begin
         v := jsonb_build_object(
           'oids', ingest.session_staging_oids(),
+          'view', to_regclass('pg_temp.batch_events')::oid,
           'intact', ingest.session_staging_intact());
         if to_regclass('pg_temp.stage') is not null then
           v := v || jsonb_build_object('stage', (select count(*) from pg_temp.stage));
@@ -125,12 +126,20 @@ Deno.test("a session's staging tables are made once, empty after every batch, re
       batch(tx, "http:2d", HEADER, [row(13), row(14)], "deferred")
     );
     assertEquals(b2d.counts, [2, 2, 0, 0]);
+    const view = (await tables(sql)).view;
     const [{ round }] = await sql`select analytics.apply_deferred() as round`;
     assertEquals([round.batches, round.events], [1, 2]);
+    assertEquals((await tables(sql)).view, view, "the round read the session's view");
+    // a round in the transaction of a batch (pg_temp.checked holds it) puts a view of its own
+    const [b2r, inTx] = await sql.begin(async (tx) => [
+      await batch(tx, "http:2r", HEADER, [row(16)], "deferred"),
+      (await tx`select analytics.apply_deferred() as round`)[0].round,
+    ]);
+    assertEquals([b2r.counts, inTx.batches, inTx.events], [[1, 1, 0, 0], 1, 1]);
     const b2e = await sql.begin((tx) => batch(tx, "http:2e", HEADER, [row(15), row(13)]));
     assertEquals(b2e.counts, [2, 1, 1, 0]);
     const [{ daily }] = await owner`select sum(events)::int as daily from analytics.rollup_daily`;
-    assertEquals(daily, 2 + 2 + 2 + 1, "every accepted event in the rollups once");
+    assertEquals(daily, 2 + 2 + 2 + 1 + 1, "every accepted event in the rollups once");
     assertEquals((await tables(sql)).oids, after1.oids, "the tables outlived the round");
 
     // two batches in one transaction: the second starts from empty tables
@@ -213,9 +222,9 @@ Deno.test("a session's staging tables are made once, empty after every batch, re
       select (select count(*)::int from core.events) as events,
              (select count(distinct event_id)::int from core.events) as ids,
              (select count(*)::int from quality.dead_letter) as dead`;
-    // events 1..15 less 3 and 7 (invalid) and 12 (not sent) = 12, 20..22 and 30..32, and the
+    // events 1..16 less 3 and 7 (invalid) and 12 (not sent) = 13, 20..22 and 30..32, and the
     // file's 40
-    assertEquals(totals, { events: 58, ids: 58, dead: 3 });
+    assertEquals(totals, { events: 59, ids: 59, dead: 3 });
     assert(after1.oids.split(" ").filter(Boolean).length === 3, after1.oids);
   } finally {
     await sql.end();

@@ -84,6 +84,29 @@ begin
     end if;
     -- the events of batches that committed after the claim above may be taken here already:
     -- either way each queued row is applied once
+    if ingest.session_staging_intact() and to_regclass('pg_temp.claimed_events') is not null
+        and to_regclass('pg_temp.batch_events') is not null
+        and not exists (select from pg_temp.checked) then
+        -- the session's batch_events view reads pg_temp.claimed_events too
+        -- (ingest.define_batch_events): no table or view to make, and the rollups' statements
+        -- keep their plans. (pg_temp.checked is empty: no batch in this transaction.)
+        delete from pg_temp.claimed_events;
+        with claimed as (
+            delete from ingest.deferred_events returning *
+        )
+        insert into pg_temp.claimed_events select * from claimed;
+        get diagnostics v_events = row_count;
+        if v_events > 0 then
+            perform analytics.apply_events();
+        end if;
+        delete from pg_temp.claimed_events;
+        return jsonb_build_object(
+            'batches', coalesce(cardinality(v_ids), 0),
+            'events', v_events,
+            'oldest_queued_at', v_oldest,
+            'ms', round(extract(epoch from clock_timestamp() - v_started)::numeric * 1000, 1)
+        );
+    end if;
     drop table if exists pg_temp.deferred_claimed;
     create temp table deferred_claimed on commit drop as
     select * from ingest.deferred_events with no data;

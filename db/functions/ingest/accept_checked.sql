@@ -61,13 +61,15 @@ set search_path = pg_catalog, pg_temp
 return ingest.event_columns_of(p_batch_id::text);
 
 -- The view pg_temp.batch_events: this batch's new events, i.e. the valid rows of
--- pg_temp.checked (as rows of core.events) but those in pg_temp.rejected. The view is made
--- once per session (it lives with the session's staging tables, ingest.session_staging) and
--- reads the batch from pipeline.events_batch, which this sets (p_batch_id null: the view
--- only); statements over it keep their plans. A batch_events view that exists is this one:
--- whoever puts another view under that name (a rebuild, deferred analytics) drops it again.
--- p_rejected (whether pg_temp.rejected holds rows) is kept for the callers' sake: the view
--- always reads it, and it is empty when nothing was rejected.
+-- pg_temp.checked (as rows of core.events) but those in pg_temp.rejected, and the queued
+-- events a deferred analytics round claimed into pg_temp.claimed_events (analytics.apply_deferred;
+-- empty in a batch). The view is made once per session (it lives with the session's staging
+-- tables, ingest.session_staging) and reads the batch from pipeline.events_batch, which this
+-- sets (p_batch_id null: the view only); statements over it keep their plans, in batches and
+-- in deferred rounds alike. A batch_events view that exists is this one: whoever puts another
+-- view under that name (a rebuild) drops it again. p_rejected (whether pg_temp.rejected holds
+-- rows) is kept for the callers' sake: the view always reads it, and it is empty when nothing
+-- was rejected.
 create function ingest.define_batch_events(p_batch_id bigint, p_rejected boolean)
 returns void
 language plpgsql
@@ -85,6 +87,9 @@ begin
             line_no bigint, src_batch_id bigint, is_conflict boolean
         ) on commit delete rows;
     end if;
+    if to_regclass('pg_temp.claimed_events') is null then
+        create temp table claimed_events (like ingest.deferred_events) on commit delete rows;
+    end if;
     -- (select …): evaluated once per statement, not per row
     execute format($view$
         create temp view batch_events as
@@ -95,6 +100,12 @@ begin
                 select from pg_temp.rejected as r
                 where r.line_no = c.line_no and r.src_batch_id = c.src_batch_id
             )
+        union all
+        select null::uuid, d.event_time, d.event_type, d.user_id, d.session_id, d.product_id,
+            d.category, d.price, d.quantity, d.total_amount, d.currency, d.device,
+            d.traffic_source, null::text, null::text, null::bytea, null::boolean, d.batch_id,
+            null::bigint, null::timestamptz, null::jsonb
+        from pg_temp.claimed_events as d
     $view$, ingest.event_columns_of(
         '(select pg_catalog.current_setting(''pipeline.events_batch'')::bigint)'));
 end
