@@ -130,8 +130,12 @@ const ownerOf = (v: Variant) => {
 
 /** One k6 phase against a running collector: batches of `batch` events at `rate` POST/s. */
 async function phase(variant: Variant, pid: number, batch: number, rate: string, round: number) {
-  const runId = `${run}-${variant.name}-${batch}-${round}`;
-  const summaryFile = join(outDir, `http-${variant.name}-${batch}-${run}-${round}-k6.json`);
+  // the rate too: a sweep runs one batch size at several rates in one round
+  const runId = `${run}-${variant.name}-${batch}-${round}-r${rate}`;
+  const summaryFile = join(
+    outDir,
+    `http-${variant.name}-${batch}-${run}-${round}-r${rate}-k6.json`,
+  );
   const cpu0 = { collector: cpuOf(pid), postgres: postgresCpu(localDataDir) };
   const t0 = performance.now();
   const k6 = await new Deno.Command(values.k6, {
