@@ -52,6 +52,8 @@ export interface Batch {
   /** each message's CSV line number and source (topic/partition@offset), aligned */
   lines: number[];
   readonly sources: string[];
+  /** sources[i], without making the whole list */
+  sourceAt(i: number): string;
   rows: number;
 }
 
@@ -193,12 +195,15 @@ export function buildBatch(
   const out = new Bytes(messages.reduce((n, m) => n + (m.value?.length ?? 0), 64));
   // each record's end in `out`, its field count when written, and its first line (counted
   // from the first record)
-  const ends: number[] = [], widths: number[] = [], firstLines: number[] = [];
+  // (typed arrays of one slot per message: arrays grown by push were much of a batch's garbage)
+  const ends = new Float64Array(messages.length), widths = new Int32Array(messages.length);
+  const firstLines = new Float64Array(messages.length);
+  let nRecords = 0;
   const loaded: Message[] = [];
   const bad: { why: string; message: Message }[] = [];
   let recordLine = 0;
   // per record: 1 = copied by FlatJson
-  const flats: number[] = [];
+  const flats = new Uint8Array(messages.length);
   for (const message of messages) {
     const fmt = formats.get(message.topic) ?? { format: "json" };
     const bytes = message.value ?? new Uint8Array(0);
@@ -236,11 +241,11 @@ export function buildBatch(
       lineCountOf = lineCount(record);
       out.text(record);
     }
-    flats.push(flatOne);
-    ends.push(out.length);
+    flats[nRecords] = flatOne;
+    ends[nRecords] = out.length;
     // a record has one field at least: "{}" before any column is one empty field
-    widths.push(Math.max(1, columns.size));
-    firstLines.push(recordLine);
+    widths[nRecords] = Math.max(1, columns.size);
+    firstLines[nRecords++] = recordLine;
     recordLine += lineCountOf;
     loaded.push(message);
   }
@@ -250,7 +255,8 @@ export function buildBatch(
   const headerLine = csvLine(headerNames);
   const header = encoder.encode(headerLine);
   const first = 1 + lineCount(headerLine);
-  const lines = firstLines.map((l) => first + l);
+  const lines: number[] = new Array(nRecords);
+  for (let r = 0; r < nRecords; r++) lines[r] = first + firstLines[r];
   const malformed: MalformedRow[] = bad.map(({ why, message }, i) => {
     const lineNo = first + recordLine + i;
     lines.push(lineNo);
@@ -258,7 +264,7 @@ export function buildBatch(
   });
   // records written before a column was first seen get its empty fields now
   let pad = 0;
-  for (let r = 0; r < widths.length; r++) pad += width - widths[r];
+  for (let r = 0; r < nRecords; r++) pad += width - widths[r];
   let body: Uint8Array | undefined = out.view();
   // record r without its LF, then a comma per missing field, then the LF
   const record = (into: Uint8Array, at: number, r: number) => {
@@ -277,7 +283,7 @@ export function buildBatch(
     csv = new Uint8Array(header.length + body.length + pad);
     csv.set(header, 0);
     if (pad === 0) csv.set(body, header.length);
-    else for (let r = 0, at = header.length; r < ends.length; r++) at = record(csv, at, r);
+    else for (let r = 0, at = header.length; r < nRecords; r++) at = record(csv, at, r);
     return csv;
   };
   const copy = opts.csvOnly ? undefined : copyReady();
@@ -296,6 +302,10 @@ export function buildBatch(
     get sources() {
       return sources ??= [...loaded.map(sourceOf), ...bad.map(({ message }) => sourceOf(message))];
     },
+    sourceAt(i: number) {
+      if (sources) return sources[i];
+      return sourceOf(i < loaded.length ? loaded[i] : bad[i - loaded.length].message);
+    },
     rows: loaded.length,
   };
 
@@ -313,9 +323,9 @@ export function buildBatch(
     const copies = (r: number) => flats[r] === 1 && width >= 2;
     // (the last record's line has the most digits)
     const prefix = wirePrefixSize(first + recordLine);
-    const records = new Uint8Array(body!.length + pad + ends.length * prefix);
+    const records = new Uint8Array(body!.length + pad + nRecords * prefix);
     let at = 0, rows = 0;
-    for (let r = 0; r < ends.length;) {
+    for (let r = 0; r < nRecords;) {
       if (copies(r)) {
         at = writeWirePrefix(records, at, lines[r]);
         at = record(records, at, r++);
@@ -323,7 +333,7 @@ export function buildBatch(
         continue;
       }
       let end = r + 1;
-      while (end < ends.length && !copies(end)) end++;
+      while (end < nRecords && !copies(end)) end++;
       const run = new Uint8Array(ends[end - 1] - (r === 0 ? 0 : ends[r - 1]) + pad);
       let size = 0;
       for (let k = r; k < end; k++) size = record(run, size, k);

@@ -30,6 +30,14 @@ Deno.test("a batch: union header, one record per message, poison after the recor
   assertEquals(b.rows, 3);
   // lines: records start at 2, 3 (two physical lines), 5; poison rows follow at 6, 7
   assertEquals(b.lines, [2, 3, 5, 6, 7]);
+  // one by one (as kafka_commit's dead-lettered lines take them), then the whole list
+  assertEquals([0, 1, 2, 3, 4].map((i) => b.sourceAt(i)), [
+    "j/0@5",
+    "c/0@9",
+    "j/0@7",
+    "j/0@6",
+    "c/0@10",
+  ]);
   assertEquals(b.sources, ["j/0@5", "c/0@9", "j/0@7", "j/0@6", "c/0@10"]);
   assertEquals(b.malformed.map((m) => [m.lineNo, new TextDecoder().decode(m.raw)]), [
     [6, "{oops"],
