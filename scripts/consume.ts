@@ -36,7 +36,7 @@ the same --group share the partitions.
 Security (environment): KAFKA_SSL=true (TLS, system CAs) or KAFKA_SSL_CA=/path/ca.pem;
 KAFKA_SASL_MECHANISM=plain|scram-sha-256|scram-sha-512 with KAFKA_SASL_USERNAME and
 KAFKA_SASL_PASSWORD. KAFKA_SESSION_TIMEOUT_MS (30000): how soon the group notices a consumer
-that died without leaving. KAFKA_FETCH_AHEAD_MB (32): MiB of messages the process holds
+that died without leaving. KAFKA_FETCH_AHEAD_MB (24): MiB of messages the process holds
 fetched and not loaded yet (shared by its consumers); fetching pauses above it.
 
 A message that is not one event (bad JSON, wrong CSV field count, invalid UTF-8) goes to

@@ -154,7 +154,7 @@ export const variables = {
   // deno task consume (docs/kafka.md#memory): megabytes of message values the process holds
   // fetched and not loaded yet, shared by its --consumers; fetching pauses above it
   KAFKA_FETCH_AHEAD_MB: {
-    default: "32",
+    default: "24",
     schema: z.coerce.number({ error: "KAFKA_FETCH_AHEAD_MB must be a number of megabytes" })
       .min(0.0625, "KAFKA_FETCH_AHEAD_MB must be at least 0.0625 (64 KiB)").max(
         4096,

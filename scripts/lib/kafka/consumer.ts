@@ -31,7 +31,7 @@ export interface ConsumerOptions {
   /**
    * The byte budget of this consumer's hand: bytes of message values fetched and not loaded
    * yet. Fetching pauses at it and resumes when a micro-batch has loaded; a micro-batch holds
-   * half of it at most. Default 16 MiB (deno task consume: KAFKA_FETCH_AHEAD_MB / --consumers).
+   * half of it at most. Default 12 MiB (deno task consume: KAFKA_FETCH_AHEAD_MB / --consumers).
    */
   maxBytesInHand?: number;
   /** no fetch from the broker for this long (and nothing in hand): reconnect (default 15 s) */
@@ -63,7 +63,7 @@ const REJOIN = new Set([
 const FETCH_AHEAD = 3;
 
 /** the byte budget of a consumer's hand when its options give none */
-export const DEFAULT_BYTES_IN_HAND = 16 * 1024 * 1024;
+export const DEFAULT_BYTES_IN_HAND = 12 * 1024 * 1024;
 
 /**
  * The most a fetch request asks for (all its partitions) and per partition, from the budget: a
