@@ -91,6 +91,7 @@ Deno.test("a session's staging tables are made once, empty after every batch, re
         end if;
         return v;
       end $$;
+      alter function public.ingest_test_staging() owner to pipeline_owner;
       grant execute on function public.ingest_test_staging() to pipeline_ingest;`);
 
     // batch 1: the session makes its tables
@@ -229,6 +230,51 @@ Deno.test("a session's staging tables are made once, empty after every batch, re
   } finally {
     await sql.end();
     await owner.end();
+    await db.drop();
+  }
+});
+
+Deno.test("temp objects a session made under the staging names are refused, never used", async () => {
+  const db = await testDb("session_staging_decoys");
+  const sql = connect({ url: db.url, role: cfg.INGEST_ROLE, max: 1 });
+  const fresh = connect({ url: db.url, role: cfg.INGEST_ROLE, max: 1 });
+  const refused = (e: Error) =>
+    assert(/was not made by the pipeline|must be owner/.test(e.message), e.message);
+  try {
+    // a session with its staging tables, whose batch_events view a deferred round inside a
+    // batch's transaction dropped: the session puts a view of its own, with a forged event
+    const b1 = await sql.begin((tx) => batch(tx, "http:d1", HEADER, [row(1)], "deferred"));
+    assertEquals(b1.counts, [1, 1, 0, 0]);
+    await sql.begin(async (tx) => {
+      await batch(tx, "http:d2", HEADER, [row(2)], "deferred");
+      await tx`select analytics.apply_deferred()`;
+      await tx.unsafe(`create temp view batch_events as select * from (values (
+        '0190d000-0000-7000-8000-00000000beef'::uuid, now(), 'purchase', 1::bigint, 'forged',
+        1::bigint, 'books', 1::numeric, 1, 1::numeric, 'USD', null::text, null::text,
+        null::text, null::text, null::bytea, false, 1::bigint, 1::bigint, now(),
+        null::jsonb)) as v`);
+    });
+    const e1 = await sql.begin((tx) => batch(tx, "http:d3", HEADER, [row(3)])).catch((e) =>
+      e as Error
+    );
+    assert(e1 instanceof Error, "the batch refused the session's view");
+    refused(e1);
+
+    // a new session that made its own claimed_events before its first batch
+    await fresh.unsafe(`create temp table claimed_events (like ingest.deferred_events)`).catch(
+      () => fresh.unsafe(`create temp table claimed_events (batch_id bigint)`),
+    );
+    const e2 = await fresh.begin((tx) => batch(tx, "http:d4", HEADER, [row(4)])).catch((e) =>
+      e as Error
+    );
+    assert(e2 instanceof Error, "the batch refused the session's table");
+    refused(e2);
+
+    const ids = await db.sql`select session_id from core.events order by line_no, session_id`;
+    assertEquals(ids.map((r) => r.session_id), ["s-1", "s-1"], "rows 1 and 2 only, nothing forged");
+  } finally {
+    await sql.end();
+    await fresh.end();
     await db.drop();
   }
 });

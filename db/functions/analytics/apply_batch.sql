@@ -84,8 +84,8 @@ begin
     end if;
     -- the events of batches that committed after the claim above may be taken here already:
     -- either way each queued row is applied once
-    if ingest.session_staging_intact() and to_regclass('pg_temp.claimed_events') is not null
-        and to_regclass('pg_temp.batch_events') is not null
+    if ingest.session_staging_intact() and ingest.own_temp('claimed_events') is not null
+        and ingest.own_temp('batch_events') is not null
         and not exists (select from pg_temp.checked) then
         -- the session's batch_events view reads pg_temp.claimed_events too
         -- (ingest.define_batch_events): no table or view to make, and the rollups' statements

@@ -79,15 +79,15 @@ begin
     if p_batch_id is not null then
         perform set_config('pipeline.events_batch', p_batch_id::text, true);
     end if;
-    if to_regclass('pg_temp.batch_events') is not null then
+    if ingest.own_temp('batch_events') is not null then
         return;
     end if;
-    if to_regclass('pg_temp.rejected') is null then
+    if ingest.own_temp('rejected') is null then
         create temp table rejected (
             line_no bigint, src_batch_id bigint, is_conflict boolean
         ) on commit delete rows;
     end if;
-    if to_regclass('pg_temp.claimed_events') is null then
+    if ingest.own_temp('claimed_events') is null then
         create temp table claimed_events (like ingest.deferred_events) on commit delete rows;
     end if;
     -- (select …): evaluated once per statement, not per row
@@ -151,7 +151,7 @@ begin
     select count(*) into v_claimed from claimed;
 
     -- the session's table (ingest.session_staging), or made here (a batch in chunks)
-    if to_regclass('pg_temp.rejected') is null then
+    if ingest.own_temp('rejected') is null then
         create temp table rejected (
             line_no bigint, src_batch_id bigint, is_conflict boolean
         ) on commit delete rows;

@@ -89,7 +89,7 @@ begin
     perform ingest.upgrade_stage();
     -- the session's table (ingest.session_staging), emptied; made here when a chunk or slice
     -- path dropped it
-    if to_regclass('pg_temp.checked') is null then
+    if ingest.own_temp('checked') is null then
         perform ingest.create_checked();
     else
         delete from pg_temp.checked;

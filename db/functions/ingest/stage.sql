@@ -67,14 +67,37 @@ return format(
 -- of them (the chunk and slice paths' views) makes the next batch create them again. The view
 -- is made again alone when a deferred analytics round or a rebuild, which put a view of their
 -- own under its name, dropped it (ingest.define_batch_events).
+-- The oid of the session's temp relation p_name, null when there is none. Refuses one the
+-- caller's role (the pipeline's owner, in its SECURITY DEFINER functions) does not own: a
+-- session may create temp objects of its own under these names, and the pipeline must never
+-- read or write them as its own.
+create function ingest.own_temp(p_name text)
+returns oid
+language plpgsql
+stable
+set search_path = pg_catalog, pg_temp
+as $$
+declare
+    v oid := to_regclass('pg_temp.' || quote_ident(p_name));
+begin
+    if v is not null and (select c.relowner from pg_class as c where c.oid = v)
+        is distinct from (select r.oid from pg_roles as r where r.rolname = current_user) then
+        raise exception 'pg_temp.% in this session was not made by the pipeline', p_name
+            using errcode = '42501',
+            hint = 'drop it, or load from a session that did not create it';
+    end if;
+    return v;
+end
+$$;
+
 -- The oids of the session's staging tables as they are now (see below).
 create function ingest.session_staging_oids()
 returns text
 language sql
 stable
 set search_path = pg_catalog, pg_temp
-return format('%s %s %s', to_regclass('pg_temp.stage')::oid,
-    to_regclass('pg_temp.checked')::oid, to_regclass('pg_temp.rejected')::oid);
+return format('%s %s %s', ingest.own_temp('stage'), ingest.own_temp('checked'),
+    ingest.own_temp('rejected'));
 
 -- Whether pg_temp.stage, checked and rejected are still the session's staging tables that
 -- ingest.session_staging made (nothing dropped or replaced them since).
@@ -195,6 +218,7 @@ revoke all on function ingest.create_stage(bigint, int, text, text, int) from pu
 revoke all on function ingest.stage_columns(int, text, text) from public;
 revoke all on function ingest.session_staging(int, text, text) from public;
 revoke all on function ingest.session_staging_oids() from public;
+revoke all on function ingest.own_temp(text) from public;
 revoke all on function ingest.session_staging_intact() from public;
 revoke all on function ingest.on_cluster() from public;
 revoke all on function ingest.drop_temp_stage() from public;
