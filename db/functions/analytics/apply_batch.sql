@@ -58,6 +58,7 @@ declare
     v_oldest timestamptz;
     v_events bigint := 0;
     v_rebuild boolean := false;
+    v_fast boolean := false;
 begin
     perform pg_advisory_xact_lock(analytics.rollup_lock_key());
 
@@ -84,9 +85,12 @@ begin
     end if;
     -- the events of batches that committed after the claim above may be taken here already:
     -- either way each queued row is applied once
+    -- (two steps: a statement that names pg_temp.checked fails where there is none)
     if ingest.session_staging_intact() and ingest.own_temp('claimed_events') is not null
-        and ingest.own_temp('batch_events') is not null
-        and not exists (select from pg_temp.checked) then
+        and ingest.own_temp('batch_events') is not null then
+        v_fast := not exists (select from pg_temp.checked);
+    end if;
+    if v_fast then
         -- the session's batch_events view reads pg_temp.claimed_events too
         -- (ingest.define_batch_events): no table or view to make, and the rollups' statements
         -- keep their plans. (pg_temp.checked is empty: no batch in this transaction.)
