@@ -55,18 +55,6 @@ return format(
         then format('generated always as (%s) stored', p_extra_json) else '' end,
     coalesce(p_extra, ''));
 
--- The session's staging tables for a batch in one session, empty: pg_temp.stage (the
--- header's shape), pg_temp.checked (the check's result, ingest.check_stage), pg_temp.rejected
--- (valid rows that lost to a stored event_id, ingest.accept_checked) and the view
--- pg_temp.batch_events over them (ingest.define_batch_events). They are created once per
--- session and header shape, `on commit delete rows`: a batch then creates and drops no table,
--- and the statements over them keep their plans from batch to batch (creating and dropping
--- them cost a small batch ~3-4 ms of DDL and as much again in planning: docs/throughput.md).
--- pipeline.staging (a session setting, undone with the transaction that set it, as the
--- tables are) holds the tables' oids and the shape; anything else that drops or replaces one
--- of them (the chunk and slice paths' views) makes the next batch create them again. The view
--- is made again alone when a deferred analytics round or a rebuild, which put a view of their
--- own under its name, dropped it (ingest.define_batch_events).
 -- The oid of the session's temp relation p_name, null when there is none. Refuses one the
 -- caller's role (the pipeline's owner, in its SECURITY DEFINER functions) does not own: a
 -- session may create temp objects of its own under these names, and the pipeline must never
@@ -109,6 +97,18 @@ set search_path = pg_catalog, pg_temp
 return coalesce(starts_with(current_setting('pipeline.staging', true),
     ingest.session_staging_oids() || ' '), false);
 
+-- The session's staging tables for a batch in one session, empty: pg_temp.stage (the
+-- header's shape), pg_temp.checked (the check's result, ingest.check_stage), pg_temp.rejected
+-- (valid rows that lost to a stored event_id, ingest.accept_checked) and the view
+-- pg_temp.batch_events over them (ingest.define_batch_events). They are created once per
+-- session and header shape, `on commit delete rows`: a batch then creates and drops no table,
+-- and the statements over them keep their plans from batch to batch (creating and dropping
+-- them cost a small batch ~3-4 ms of DDL and as much again in planning: docs/throughput.md).
+-- pipeline.staging (a session setting, undone with the transaction that set it, as the
+-- tables are) holds the tables' oids and the shape; anything else that drops or replaces one
+-- of them (the chunk and slice paths' views) makes the next batch create them again. The view
+-- is made again alone when a deferred analytics round or a rebuild, which put a view of their
+-- own under its name, dropped it (ingest.define_batch_events).
 create function ingest.session_staging(p_schema_version int, p_extra text, p_extra_json text)
 returns void
 language plpgsql
