@@ -17,7 +17,13 @@ export async function loadDemo(
   const load = async (d: string, m: Manifest, cfg: typeof backfill) => {
     for (const f of m.files) {
       const r = await loadSource(sql, await fileSource(`${d}/${f.name}`), f.name, cfg);
-      if (r.outcome !== "loaded") throw new Error(`${f.name} was not loaded: ${r.outcome}`);
+      // at night a minute may hold nothing (a file of its header alone: empty) or a single
+      // re-sent event whose file has the same bytes as the one it was first sent in (a
+      // duplicate file): the ingester files both so, and they add no event
+      const repeated = (f.rows === 0 && r.outcome === "empty") || r.outcome === "duplicate_file";
+      if (r.outcome !== "loaded" && !repeated) {
+        throw new Error(`${f.name} was not loaded: ${r.outcome} (${f.rows} rows)`);
+      }
     }
   };
   for (const run of historyRuns(o, now, `${dir}/history`)) {
