@@ -18,10 +18,8 @@ import { join } from "node:path";
 import { parseArgs } from "node:util";
 import { config } from "../scripts/lib/common/config.ts";
 import { connect } from "../scripts/lib/common/db.ts";
-import { loadFile, settings } from "../scripts/lib/batch/mod.ts";
-import { testDb } from "../scripts/lib/testing/testdb.ts";
-import { generate } from "../scripts/lib/generator/generate.ts";
 import { cpuOf, localDataDir, postgresCpu } from "./cpu.ts";
+import { filePathCost, healthy } from "./yardstick.ts";
 
 const { values } = parseArgs({
   args: Deno.args,
@@ -64,57 +62,23 @@ const variants: Variant[] = (values.variant ?? ["default:"]).map((v) => {
   return { name, env };
 });
 
-async function healthy(): Promise<boolean> {
-  try {
-    const r = await fetch(`${base}/health`);
-    await r.body?.cancel();
-    return r.ok;
-  } catch {
-    return false;
-  }
-}
-
-if (await healthy()) {
+if (await healthy(base)) {
   console.error(`error: something already answers on ${base}: stop it (this bench starts its own)`);
   Deno.exit(2);
 }
 
 /** The file path on a generated file in a database of its own on this cluster: CPU a row. */
 async function filePath(seed: number) {
-  const dir = await Deno.makeTempDir({ prefix: "bench_http_" });
-  const manifest = await generate({
-    files: 1,
-    events: Number(values["file-rows"]),
+  const f = await filePathCost(
+    cfg,
+    Number(values["file-rows"]),
     seed,
-    outDir: dir,
-  });
-  const db = await testDb(`bench_http_files_${run}_${seed}`);
-  const ingest = connect({ url: db.url, role: cfg.INGEST_ROLE, max: 2 });
-  try {
-    const c0 = { self: cpuOf(Deno.pid), postgres: postgresCpu(localDataDir) };
-    const t0 = performance.now();
-    await loadFile(ingest, join(dir, manifest.files[0].name), settings(cfg));
-    const seconds = (performance.now() - t0) / 1000;
-    const c1 = { self: cpuOf(Deno.pid), postgres: postgresCpu(localDataDir) };
-    const rows = manifest.totals.rows;
-    const f = {
-      rows,
-      seconds: Math.round(seconds * 10) / 10,
-      cpu_us_per_row: {
-        loader: us(c1.self - c0.self, rows),
-        postgres: us(c1.postgres - c0.postgres, rows),
-        total: us(c1.self - c0.self + c1.postgres - c0.postgres, rows),
-      },
-    };
-    say(
-      `file path: ${rows} rows in ${f.seconds} s; CPU a row: loader ${f.cpu_us_per_row.loader} µs + PostgreSQL ${f.cpu_us_per_row.postgres} µs = ${f.cpu_us_per_row.total} µs`,
-    );
-    return f;
-  } finally {
-    await ingest.end();
-    await db.drop();
-    await Deno.remove(dir, { recursive: true });
-  }
+    `bench_http_files_${run}_${seed}`,
+  );
+  say(
+    `file path: ${f.rows} rows in ${f.seconds} s; CPU a row: loader ${f.cpu_us_per_row.loader} µs + PostgreSQL ${f.cpu_us_per_row.postgres} µs = ${f.cpu_us_per_row.total} µs`,
+  );
+  return f;
 }
 
 const ownerRole = Deno.env.get("OWNER_ROLE") ?? "pipeline_owner";
@@ -221,10 +185,10 @@ async function http(variant: Variant, round: number) {
     stderr: "inherit",
   }).spawn();
   try {
-    for (let i = 0; i < 150 && !await healthy(); i++) {
+    for (let i = 0; i < 150 && !await healthy(base); i++) {
       await new Promise((r) => setTimeout(r, 200));
     }
-    if (!await healthy()) throw new Error("deno task serve did not come up");
+    if (!await healthy(base)) throw new Error("deno task serve did not come up");
     if (values.sweep) {
       const out = [];
       for (

@@ -7,10 +7,8 @@ import { join } from "node:path";
 import { parseArgs } from "node:util";
 import { config } from "../scripts/lib/common/config.ts";
 import { connect } from "../scripts/lib/common/db.ts";
-import { loadFile, settings } from "../scripts/lib/batch/mod.ts";
-import { testDb } from "../scripts/lib/testing/testdb.ts";
-import { generate } from "../scripts/lib/generator/generate.ts";
 import { cpuOf, localDataDir, postgresCpu as clusterCpu } from "../bench/cpu.ts";
+import { filePathCost, healthy } from "../bench/yardstick.ts";
 
 const postgresCpu = () => clusterCpu(localDataDir);
 
@@ -30,17 +28,7 @@ const base = `http://127.0.0.1:${values.port}`;
 const run = `${Date.now()}`;
 const say = (s: string) => console.log(`load-browser: ${s}`);
 
-async function healthy(): Promise<boolean> {
-  try {
-    const r = await fetch(`${base}/health`);
-    await r.body?.cancel();
-    return r.ok;
-  } catch {
-    return false;
-  }
-}
-
-if (await healthy()) {
+if (await healthy(base)) {
   console.error(
     `error: something already answers on ${base}: stop it (this run starts its own collector)`,
   );
@@ -59,8 +47,8 @@ const serve = new Deno.Command(Deno.execPath(), {
   stdout: "null",
   stderr: "inherit",
 }).spawn();
-for (let i = 0; i < 150 && !await healthy(); i++) await new Promise((r) => setTimeout(r, 200));
-if (!await healthy()) {
+for (let i = 0; i < 150 && !await healthy(base); i++) await new Promise((r) => setTimeout(r, 200));
+if (!await healthy(base)) {
   console.error("error: deno task serve did not come up");
   Deno.exit(1);
 }
@@ -163,31 +151,13 @@ try {
 }
 
 // the file path on the same machine in the same run: generated rows, loaded in this process
-const rows = Number(values["file-rows"]);
-const dir = await Deno.makeTempDir({ prefix: "load_browser_" });
-const manifest = await generate({ files: 1, events: rows, seed: 3030, outDir: dir });
-const fileDb = await testDb(`load_browser_files_${run}`);
-const ingest = connect({ url: fileDb.url, role: cfg.INGEST_ROLE, max: 2 });
-const c0 = { self: cpuOf(Deno.pid), postgres: postgresCpu() };
-const f0 = performance.now();
-await loadFile(ingest, join(dir, manifest.files[0].name), settings(cfg));
-const fileSeconds = (performance.now() - f0) / 1000;
-const c1 = { self: cpuOf(Deno.pid), postgres: postgresCpu() };
-await ingest.end();
-await fileDb.drop();
-await Deno.remove(dir, { recursive: true });
-const fileRows = manifest.totals.rows;
-const perRow = (ms: number) => Math.round(ms * 1000 / fileRows * 10) / 10;
-const file = {
-  rows: fileRows,
-  seconds: Math.round(fileSeconds * 10) / 10,
-  rows_per_s: Math.round(fileRows / fileSeconds),
-  cpu_us_per_row: {
-    loader: perRow(c1.self - c0.self),
-    postgres: perRow(c1.postgres - c0.postgres),
-    total: perRow(c1.self - c0.self + c1.postgres - c0.postgres),
-  },
-};
+const file = await filePathCost(
+  cfg,
+  Number(values["file-rows"]),
+  3030,
+  `load_browser_files_${run}`,
+);
+const fileRows = file.rows;
 say(
   `file path: ${fileRows} rows in ${file.seconds} s (${file.rows_per_s}/s); CPU a row: loader ${file.cpu_us_per_row.loader} µs + PostgreSQL ${file.cpu_us_per_row.postgres} µs = ${file.cpu_us_per_row.total} µs`,
 );
