@@ -55,8 +55,14 @@ server_home() {
   [[ "$(id -u)" == "0" ]] || return 0
   local user="${PG_OS_USER:-postgres}"
   id "$user" >/dev/null 2>&1 || return 0
-  if runuser -u "$user" -- test -x "$ROOT" 2>/dev/null; then return 0; fi
-  PG_HOME_IN_USE="${PG_HOME:-/var/lib/ecommerce-pipeline/$(printf '%s' "$ROOT" | sha256sum | cut -c1-16)}"
+  local home="${PG_HOME:-/var/lib/ecommerce-pipeline/$(printf '%s' "$ROOT" | sha256sum | cut -c1-16)}"
+  # a cluster made in PG_HOME stays there: `up` makes the checkout itself traversable after
+  # deciding, which must not send the next command to an empty .data/
+  if runuser -u "$user" -- test -x "$ROOT" 2>/dev/null &&
+    { [[ -f "$PGDATA_DIR/PG_VERSION" ]] || [[ ! -f "$home/postgres/PG_VERSION" ]]; }; then
+    return 0
+  fi
+  PG_HOME_IN_USE="$home"
   DATA="$PG_HOME_IN_USE"
   PGDATA_DIR="$DATA/postgres"
   PGLOG="$DATA/postgres.log"

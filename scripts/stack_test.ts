@@ -292,3 +292,34 @@ Deno.test("as root, a checkout under a mode-700 directory runs its embedded serv
     await Deno.remove(home, { recursive: true }).catch(() => {});
   }
 });
+
+Deno.test("as root, a checkout that is itself mode 700 keeps its server where the first make up put it", async () => {
+  if (Deno.uid() !== 0) {
+    console.warn("skipped: only root runs the embedded server as another OS user");
+    return;
+  }
+  const { outer, repo, home } = await privateCheckout();
+  // (mktemp -d makes such a checkout: its parent can be traversed, it cannot)
+  await Deno.chmod(outer, 0o755);
+  await Deno.chmod(repo, 0o700);
+  const env = {
+    PATH: Deno.env.get("PATH")!,
+    PGPORT: String(freePort()),
+    PIPELINE_DB: "embedded",
+    PG_HOME: home,
+  };
+  try {
+    const up = await stack(["up"], env, repo);
+    assertEquals(up.code, 0, up.stderr);
+    assert(new RegExp(`cannot traverse ${repo}.*live in ${home}`).test(up.stderr), up.stderr);
+    // up made the checkout traversable for the server; the second up still finds it running
+    const again = await stack(["up"], env, repo);
+    assertEquals(again.code, 0, again.stderr);
+    assert(/PostgreSQL already running/.test(again.stderr), again.stderr);
+    assert((await Deno.stat(join(home, "postgres", "PG_VERSION"))).isFile);
+  } finally {
+    await stack(["reset"], env, repo);
+    await Deno.remove(outer, { recursive: true });
+    await Deno.remove(home, { recursive: true }).catch(() => {});
+  }
+});
